@@ -1,0 +1,51 @@
+"""The interface every training backend implements, and the registry that names them.
+
+Backends are imported lazily so the synthetic study never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from flops_fit.corpus import CorpusSplit
+
+#: backend name -> "module:Class"
+BACKENDS: dict[str, str] = {
+    "synthetic": "flops_fit.backends.synthetic:SyntheticBackend",
+    "torch": "flops_fit.backends.torch_backend:TorchBackend",
+}
+
+
+@dataclass
+class RunContext:
+    """What a backend gets besides the plan record and its parameters."""
+
+    seed: int
+    corpus: CorpusSplit | None = None  # train / held-out tokens, for backends that need data
+    checkpoint_dir: Path | None = None  # a folder this run may use for a resumable checkpoint
+    show_progress: bool = True
+
+
+@runtime_checkable
+class TrainingBackend(Protocol):
+    name: str
+    needs_corpus: bool
+
+    def validate_params(self, params: dict[str, Any]) -> None:
+        """Raise ValueError naming `params:<section>.<key>` for bad parameters (before any run)."""
+
+    def train(self, record: dict[str, Any], params: dict[str, Any], ctx: RunContext) -> dict:
+        """Train one planned run; return at least final_loss, train_loss, actual_flops and
+        tokens_seen (extra metrics are kept in the result record). Raise on failure."""
+
+
+def get_backend(name: str) -> TrainingBackend:
+    if name not in BACKENDS:
+        raise ValueError(
+            f"params:training.backend must be one of {sorted(BACKENDS)}, got {name!r}"
+        )
+    module_name, cls_name = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module_name), cls_name)()
