@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from flops_fit.flops import check_formula, training_flops_per_token
-from flops_fit.shapes import ModelShape, ShapeFamily, non_embedding_params, shape_for_target, total_params
+from flops_fit.shapes import (
+    ModelShape,
+    ShapeFamily,
+    non_embedding_params,
+    shape_for_target,
+    total_params,
+)
 from flops_fit.shapes import embedding_params as embedding_param_count
 
 log = logging.getLogger(__name__)
