@@ -59,6 +59,18 @@ RESULT_FIELDS: tuple[str, ...] = (
 
 RUN_STATUSES = ("completed", "failed")
 
+#: Fields the training executor adds to every `runs` record besides RESULT_FIELDS: which seed
+#: replica of the planned run it is (partition `<experiment_id>` for 0, `<experiment_id>-r<k>`
+#: for k >= 1) and how many attempts the invocation that wrote it made.
+EXECUTION_FIELDS: tuple[str, ...] = ("replica", "attempts")
+
+#: Columns the `results` table adds when it aggregates the seed replicas of one experiment_id.
+REPLICA_AGGREGATE_FIELDS: tuple[str, ...] = (
+    "num_replicas",
+    "num_replicas_completed",
+    "final_loss_std",
+)
+
 
 class SchemaError(ValueError):
     """A record or table does not follow the data contract; the message names the field."""

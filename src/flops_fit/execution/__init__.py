@@ -1,0 +1,42 @@
+"""Executing a sweep: pending runs, seeds, executors, result records and the results tables.
+
+Framework-free: the training pipeline's nodes are thin adapters over these functions, and a
+notebook user can call them directly (`prepare_training(plan, {}, params).records()`).
+"""
+
+from flops_fit.execution.config import DaskConfig, TrainingConfig, TrainingConfigError
+from flops_fit.execution.executors import DaskExecutor, ExecutionError, RunJob, SequentialExecutor
+from flops_fit.execution.records import build_result_record
+from flops_fit.execution.results import collect_records, results_table, run_results_table
+from flops_fit.execution.run import run_task
+from flops_fit.execution.stream import RunStream
+from flops_fit.execution.tasks import (
+    RunTask,
+    expand_plan,
+    partition_key,
+    run_seed,
+    select_pending,
+)
+from flops_fit.execution.training import prepare_training
+
+__all__ = [
+    "DaskConfig",
+    "DaskExecutor",
+    "ExecutionError",
+    "RunJob",
+    "RunStream",
+    "RunTask",
+    "SequentialExecutor",
+    "TrainingConfig",
+    "TrainingConfigError",
+    "build_result_record",
+    "collect_records",
+    "expand_plan",
+    "partition_key",
+    "prepare_training",
+    "results_table",
+    "run_results_table",
+    "run_seed",
+    "run_task",
+    "select_pending",
+]

@@ -1,0 +1,90 @@
+"""Run one task safely: whatever the backend does, the caller gets a result record back.
+
+This function is what executors ship to a Dask worker, so it takes plain, picklable arguments
+and looks the backend up by name in the worker's own process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from flops_fit.backends.base import RunContext, get_backend
+from flops_fit.corpus import CorpusSplit
+from flops_fit.execution.records import build_result_record, check_metrics, utc_now
+from flops_fit.execution.tasks import RunTask
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 4000
+
+
+def format_error(exc: BaseException) -> str:
+    """`Type: message` plus the innermost frames, short enough for a CSV cell."""
+    head = f"{type(exc).__name__}: {exc}".strip()
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = "; ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames)
+    text = f"{head} [at {where}]" if where else head
+    return text[:MAX_ERROR_CHARS]
+
+
+def run_task(
+    task: RunTask,
+    backend_name: str,
+    backend_params: dict[str, Any],
+    corpus: CorpusSplit | None = None,
+    checkpoint_root: str | None = None,
+    show_progress: bool = False,
+    attempt: int = 1,
+) -> dict[str, Any]:
+    """Train one run; exceptions and non-finite losses become a `failed` record, never a raise."""
+    started_at = utc_now()
+    start = time.perf_counter()
+    metrics: dict[str, Any] | None = None
+    error: str | None = None
+    try:
+        backend = get_backend(backend_name)
+        ctx = RunContext(
+            seed=task.seed,
+            corpus=corpus,
+            checkpoint_dir=Path(checkpoint_root) / task.partition_key if checkpoint_root else None,
+            show_progress=show_progress,
+        )
+        metrics = backend.train(dict(task.record), backend_params, ctx)
+        error = check_metrics(metrics)
+    except Exception as exc:  # the sweep goes on; the record says what happened
+        error = format_error(exc)
+    wall = time.perf_counter() - start
+    return build_result_record(
+        task.record,
+        replica=task.replica,
+        seed=task.seed,
+        backend=backend_name,
+        status="failed" if error else "completed",
+        metrics=metrics if isinstance(metrics, dict) else None,
+        error_message=error,
+        started_at=started_at,
+        finished_at=utc_now(),
+        wall_time_seconds=wall,
+        attempts=attempt,
+    )
+
+
+def failed_record(task: RunTask, backend_name: str, error: str, attempt: int) -> dict[str, Any]:
+    """The record of a run that never reported back (e.g. its Dask worker died)."""
+    now = utc_now()
+    return build_result_record(
+        task.record,
+        replica=task.replica,
+        seed=task.seed,
+        backend=backend_name,
+        status="failed",
+        error_message=error[:MAX_ERROR_CHARS],
+        started_at=None,
+        finished_at=now,
+        wall_time_seconds=None,
+        attempts=attempt,
+    )

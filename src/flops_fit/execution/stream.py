@@ -1,0 +1,120 @@
+"""RunStream: the pending runs of a sweep as a lazy mapping {partition key: result record}.
+
+Nothing runs when the stream is built. Runs execute while a consumer iterates `items()`,
+which yields `(partition_key, record)` in COMPLETION order, one pair the moment its run ends.
+`flops_fit.datasets.RunPartitionsDataset.save` is that consumer: it writes each pair to its own
+file before asking for the next, so every finished run is on disk while the others still run.
+
+Other consumers work too, just without per-run persistence: `stream[key]` is a load function
+(as in a loaded PartitionedDataset) that runs the whole stream first, and `copy.deepcopy(stream)`
+(what a MemoryDataset does on save) runs it and returns a plain dict of records.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from flops_fit.execution.executors import RunJob
+from flops_fit.execution.tasks import RunTask
+
+log = logging.getLogger(__name__)
+
+
+class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
+    def __init__(
+        self, tasks: list[RunTask], executor: Any, job: RunJob, show_progress: bool = True
+    ):
+        self._tasks = {t.partition_key: t for t in tasks}
+        self._executor = executor
+        self._job = job
+        self._show_progress = show_progress
+        self._records: dict[str, dict[str, Any]] = {}  # finished, in completion order
+
+    # -- Mapping: the keys are the pending partition keys, in plan order -------------------
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks)
+
+    def __getitem__(self, key: str) -> Callable[[], dict[str, Any]]:
+        if key not in self._tasks:
+            raise KeyError(key)
+        return lambda: self.records()[key]
+
+    def __repr__(self) -> str:
+        return (
+            f"RunStream({len(self._tasks)} runs, {len(self._records)} finished, "
+            f"executor={getattr(self._executor, 'name', self._executor)!r})"
+        )
+
+    # -- lazy execution ---------------------------------------------------------------------
+    @property
+    def tasks(self) -> list[RunTask]:
+        return list(self._tasks.values())
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:  # type: ignore[override]
+        """Run what has not run yet; yield (partition key, record) as each run finishes."""
+        yield from list(self._records.items())
+        todo = [t for k, t in self._tasks.items() if k not in self._records]
+        if not todo:
+            return
+        from tqdm.auto import tqdm
+
+        log.info(
+            "Training %d run(s) with the '%s' backend on the %s executor",
+            len(todo),
+            self._job.backend_name,
+            getattr(self._executor, "name", "?"),
+        )
+        start = time.perf_counter()
+        failed = 0
+        bar = tqdm(
+            total=len(todo),
+            desc="training runs",
+            unit="run",
+            file=sys.stderr,
+            disable=not self._show_progress,
+            mininterval=0.5,
+            dynamic_ncols=True,
+        )
+        try:
+            for record in self._executor.run(todo, self._job):
+                key = _key_of(record)
+                self._records[key] = record
+                if record["status"] != "completed":
+                    failed += 1
+                    bar.set_postfix(failed=failed, refresh=False)
+                bar.update(1)
+                yield key, record
+        finally:
+            bar.close()
+            done = sum(1 for t in todo if t.partition_key in self._records)
+            log.info(
+                "Finished %d of %d run(s) in %.1f s: %d completed, %d failed",
+                done,
+                len(todo),
+                time.perf_counter() - start,
+                done - failed,
+                failed,
+            )
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """Run everything (if not yet) and return {partition key: record}."""
+        for _ in self.items():
+            pass
+        return dict(self._records)
+
+    def __deepcopy__(self, memo: dict) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(self.records(), memo)
+
+
+def _key_of(record: dict[str, Any]) -> str:
+    from flops_fit.execution.tasks import partition_key
+
+    return partition_key(record["experiment_id"], int(record.get("replica", 0)))

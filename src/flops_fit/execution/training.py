@@ -1,0 +1,77 @@
+"""The training stage as plain functions: validate, choose pending runs, return a RunStream.
+
+    stream = prepare_training(plan, existing_runs, {"backend": "synthetic"})
+    records = stream.records()          # or hand it to RunPartitionsDataset.save
+
+Everything that can be wrong (the plan, the backend or executor name, the backend's
+parameters, the corpus) raises here, before any run starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flops_fit.backends.base import get_backend
+from flops_fit.corpus import prepare_corpus
+from flops_fit.execution.config import TrainingConfig
+from flops_fit.execution.executors import RunJob, make_executor
+from flops_fit.execution.stream import RunStream
+from flops_fit.execution.tasks import expand_plan, select_pending
+from flops_fit.schema import validate_plan
+
+log = logging.getLogger(__name__)
+
+
+def backend_section(config: TrainingConfig, sections: Mapping[str, Any] | None) -> tuple[str, Any]:
+    """(`params:` name, values) of the backend's own parameters.
+
+    The synthetic backend reads `params:training.synthetic`; any other backend reads the
+    top-level section given for it in `sections`, e.g. {"torch": params:torch_backend}.
+    """
+    if config.backend == "synthetic":
+        return "training.synthetic", config.synthetic
+    sections = sections or {}
+    name = f"{config.backend}_backend"
+    return name, dict(sections.get(config.backend) or {})
+
+
+def prepare_training(
+    plan: Any,
+    existing_runs: Mapping[str, Any] | None,
+    training_params: Mapping[str, Any] | None,
+    backend_sections: Mapping[str, Any] | None = None,
+    corpus_text: str | bytes | None = None,
+    corpus_params: Mapping[str, Any] | None = None,
+    client: Any = None,
+) -> RunStream:
+    """Validate everything, pick the pending runs, and return them as a lazy RunStream."""
+    config = TrainingConfig.from_params(dict(training_params or {}))
+    records = validate_plan(plan)
+    backend = get_backend(config.backend)
+    section, backend_params = backend_section(config, backend_sections)
+    backend.validate_params(backend_params)
+    executor = make_executor(config, client=client)
+
+    tasks = expand_plan(records, config.seeds, config.seed)
+    pending, report = select_pending(tasks, existing_runs, config.backend, config.max_retries)
+    for key, why in report.problems:
+        log.warning("Stored run %s is not usable and will be run again: %s", key, why)
+    log.info("Training: %s", report.summary())
+
+    corpus = None
+    if backend.needs_corpus and pending:
+        if corpus_params is None:
+            raise ValueError(f"the '{config.backend}' backend needs params:corpus")
+        corpus = prepare_corpus(corpus_text, dict(corpus_params))
+
+    job = RunJob(
+        backend_name=config.backend,
+        backend_params=backend_params,
+        corpus=corpus,
+        checkpoint_root=config.checkpoint_dir,
+        show_progress=config.show_progress and config.executor == "sequential",
+    )
+    log.debug("Backend parameters (params:%s): %s", section, backend_params)
+    return RunStream(pending, executor, job, show_progress=config.show_progress)

@@ -1,0 +1,66 @@
+"""Training nodes: thin adapters over the framework-free `flops_fit.execution`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from flops_fit.execution import (
+    RunStream,
+    TrainingConfig,
+    collect_records,
+    prepare_training,
+    results_table,
+    run_results_table,
+)
+from flops_fit.schema import validate_plan
+
+log = logging.getLogger(__name__)
+
+
+def train_pending_runs(
+    sweep_plan: list[dict[str, Any]],
+    existing_runs: Mapping[str, Any],
+    corpus: str,
+    training_params: dict[str, Any],
+    torch_backend_params: dict[str, Any],
+    corpus_params: dict[str, Any],
+) -> RunStream:
+    """Validate, choose the runs still to do, and return them as a lazy RunStream.
+
+    The runs execute while the `runs` dataset saves the stream: each record is written to its
+    own file the moment its run ends (see flops_fit.datasets.run_store).
+    """
+    return prepare_training(
+        sweep_plan,
+        existing_runs,
+        training_params,
+        backend_sections={"torch": torch_backend_params},
+        corpus_text=corpus,
+        corpus_params=corpus_params,
+    )
+
+
+def tabulate_results(
+    sweep_plan: list[dict[str, Any]], runs: Mapping[str, Any], training_params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`results` (one row per experiment_id) and `run_results` (one row per replica) from every
+    stored run of the current plan, whichever invocation trained it."""
+    config = TrainingConfig.from_params(training_params)
+    plan = validate_plan(sweep_plan)
+    records, _ = collect_records(runs, plan, config.seeds, config.backend)
+    plan_fields = {k for r in plan for k in r}
+    results = results_table(records, plan_fields)
+    done = int((results["status"] == "completed").sum()) if len(results) else 0
+    missing = len(plan) - len(results)
+    log.info(
+        "Results: %d of %d planned runs completed, %d failed, %d without a result",
+        done,
+        len(plan),
+        len(results) - done,
+        missing,
+    )
+    return results, run_results_table(records)
