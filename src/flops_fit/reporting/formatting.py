@@ -1,0 +1,104 @@
+"""Human-readable numbers for figures and reports: 1.2B parameters, 3.4e22 FLOPs, 1.93 nats.
+
+Every function accepts None or NaN and returns "n/a" for it, so a template never has to check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+MISSING = "n/a"
+
+_COUNT_SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+
+
+def as_float(value: Any) -> float | None:
+    """A finite float, or None for None, NaN, inf, empty strings and anything unparseable."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _trim(text: str) -> str:
+    """'1.50' -> '1.5', '2.00' -> '2'; leaves integers and exponents alone."""
+    if "." in text and "e" not in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def format_sig(value: Any, digits: int = 3) -> str:
+    """A plain number to `digits` significant figures: 0.3412 -> '0.341', 406.4 -> '406'."""
+    x = as_float(value)
+    if x is None:
+        return MISSING
+    if x == 0:
+        return "0"
+    x = round_sig(x, digits)
+    magnitude = math.floor(math.log10(abs(x)))
+    if magnitude >= 6 or magnitude <= -4:
+        return format_sci(x, digits)
+    decimals = max(digits - 1 - magnitude, 0)
+    return _trim(f"{x:.{decimals}f}")
+
+
+def format_sci(value: Any, digits: int = 2) -> str:
+    """Scientific notation without '+' or leading zeros: 3.4e22, 1e24, 2.5e-3."""
+    x = as_float(value)
+    if x is None:
+        return MISSING
+    if x == 0:
+        return "0"
+    mantissa, exponent = f"{x:.{max(digits - 1, 0)}e}".split("e")
+    return f"{_trim(mantissa)}e{int(exponent)}"
+
+
+def format_flops(value: Any) -> str:
+    """A compute budget: 1e24, 3.2e22 (two significant figures are what people quote)."""
+    return format_sci(value, 2)
+
+
+def format_count(value: Any, digits: int = 3) -> str:
+    """Parameters or tokens: 1.23B, 36.2B, 412M, 8.5K, 850; beyond 1000T in scientific notation."""
+    x = as_float(value)
+    if x is None:
+        return MISSING
+    sign = "-" if x < 0 else ""
+    x = abs(x)
+    if x >= 1e15:
+        return sign + format_sci(x, digits)
+    for scale, suffix in _COUNT_SUFFIXES:
+        # Round first: 999.96M is quoted as 1B, not 1000M.
+        scaled = round_sig(x / scale, digits)
+        if scaled >= 1:
+            return sign + format_sig(scaled, digits) + suffix
+    return sign + format_sig(x, digits)
+
+
+def round_sig(x: float, digits: int) -> float:
+    if x == 0:
+        return 0.0
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def format_percent(value: Any, digits: int = 2) -> str:
+    """A relative error given as a fraction: 0.0123 -> '1.2%'."""
+    x = as_float(value)
+    if x is None:
+        return MISSING
+    return f"{format_sig(100 * x, digits)}%"
+
+
+def format_interval(bounds: Sequence[Any] | None, fmt=format_sig, sep: str = " – ") -> str:
+    """'[lo – hi]' in the given number format, or 'n/a' when either end is missing."""
+    if bounds is None or len(bounds) != 2:
+        return MISSING
+    lo, hi = as_float(bounds[0]), as_float(bounds[1])
+    if lo is None or hi is None:
+        return MISSING
+    return f"{fmt(lo)}{sep}{fmt(hi)}"

@@ -1,0 +1,201 @@
+"""Reading the analysis outputs defensively: every figure and the report accept None, empty
+tables, unfitted approaches (nulls) and stray types, and say what is missing instead of failing.
+
+The schemas are docs/INTERFACES.md ("Analysis outputs", "Result record"). The science (budget
+grouping, the parametric surface, its optimum) is imported from `flops_fit.fitting`, the one
+place that computes it; see `analysis_api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flops_fit.reporting import analysis_api
+from flops_fit.reporting.formatting import as_float
+
+APPROACHES: tuple[str, ...] = ("approach_1", "approach_2", "approach_3")
+APPROACH_NAMES: dict[str, str] = {
+    "approach_1": "Approach 1",
+    "approach_2": "Approach 2",
+    "approach_3": "Approach 3",
+}
+APPROACH_METHODS: dict[str, str] = {
+    "approach_1": "lowest loss per budget",
+    "approach_2": "IsoFLOP parabolas",
+    "approach_3": "parametric fit of L(N, D)",
+}
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies, and from viridis.
+APPROACH_COLOURS: dict[str, str] = {
+    "approach_1": "#0072B2",
+    "approach_2": "#E69F00",
+    "approach_3": "#CC3311",
+}
+LAW_KEYS: tuple[str, ...] = ("n_opt", "d_opt", "l_opt")
+SURFACE_KEYS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
+
+RESULT_COLUMNS = ("experiment_id", "compute_budget", "model_size", "num_tokens", "final_loss",
+                  "status", "error_message")
+OPTIMAL_COLUMNS = ("approach", "compute_budget", "model_size", "num_tokens", "loss",
+                   "tokens_per_param", "used_in_fit", "reason")
+CURVE_COLUMNS = ("approach", "compute_budget", "model_size", "model_size_lo", "model_size_hi",
+                 "num_tokens", "num_tokens_lo", "num_tokens_hi", "loss", "loss_lo", "loss_hi")
+PREDICTION_COLUMNS = ("approach", "compute_budget", "model_size", "model_size_lo",
+                      "model_size_hi", "num_tokens", "num_tokens_lo", "num_tokens_hi",
+                      "tokens_per_param", "tokens_per_param_lo", "tokens_per_param_hi",
+                      "loss", "loss_lo", "loss_hi")
+_TEXT_COLUMNS = {"experiment_id", "status", "error_message", "approach", "reason", "budget_id"}
+
+
+def _frame(data: Any, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A DataFrame with at least `columns` (missing ones filled with NaN), numbers as floats."""
+    if data is None:
+        df = pd.DataFrame()
+    elif isinstance(data, pd.DataFrame):
+        df = data.copy()
+    else:
+        df = pd.DataFrame(data)
+    for col in columns:
+        if col not in df.columns:
+            df[col] = np.nan
+    for col in df.columns:
+        if col in columns and col not in _TEXT_COLUMNS and col != "used_in_fit":
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df.reset_index(drop=True)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    x = as_float(value)
+    return bool(x) if x is not None else False
+
+
+def _text(series: pd.Series) -> pd.Series:
+    return series.astype(object).where(series.notna(), "").astype(str)
+
+
+def runs_frame(runs: Any) -> pd.DataFrame:
+    """A table of runs (`analysis_runs`, or a `results`-shaped table), one row per experiment.
+
+    `completed` marks rows with a usable loss; `budget` is each run's budget as analysis groups
+    them (kept when the table already carries it, as `analysis_runs` does).
+    """
+    df = _frame(runs, RESULT_COLUMNS)
+    df["experiment_id"] = _text(df["experiment_id"])
+    df["status"] = _text(df["status"]).str.lower()
+    df["error_message"] = _text(df["error_message"])
+    df["completed"] = (df["status"] == "completed") & np.isfinite(df["final_loss"].astype(float))
+    if "budget" in df.columns:
+        df["budget"] = pd.to_numeric(df["budget"], errors="coerce")
+    if not len(df):
+        df["budget"] = pd.Series(dtype=float)
+    elif "budget" not in df.columns or df["budget"].isna().all():
+        df = analysis_api.assign_budgets(df)
+    return df
+
+
+def optimal_frame(optimal_points: Any) -> pd.DataFrame:
+    df = _frame(optimal_points, OPTIMAL_COLUMNS + ("parabola_c2", "parabola_c1", "parabola_c0",
+                                                   "log10_n_min", "log10_n_max"))
+    df["approach"] = _text(df["approach"])
+    df["reason"] = _text(df["reason"])
+    df["used_in_fit"] = [_as_bool(v) for v in df["used_in_fit"]] if len(df) else []
+    missing_ratio = df["tokens_per_param"].isna()
+    df.loc[missing_ratio, "tokens_per_param"] = (
+        df.loc[missing_ratio, "num_tokens"] / df.loc[missing_ratio, "model_size"]
+    )
+    return df
+
+
+def curves_frame(curves: Any) -> pd.DataFrame:
+    df = _frame(curves, CURVE_COLUMNS)
+    df["approach"] = _text(df["approach"])
+    return df.sort_values(["approach", "compute_budget"]).reset_index(drop=True)
+
+
+def predictions_frame(predictions: Any) -> pd.DataFrame:
+    df = _frame(predictions, PREDICTION_COLUMNS)
+    df["approach"] = _text(df["approach"])
+    return df.sort_values(["compute_budget", "approach"]).reset_index(drop=True)
+
+
+def laws_dict(scaling_laws: Any) -> dict[str, Any]:
+    return dict(scaling_laws) if isinstance(scaling_laws, Mapping) else {}
+
+
+def section(laws: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = laws.get(key)
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def law(laws: Mapping[str, Any], approach: str, key: str) -> dict[str, Any] | None:
+    """A fitted power law y = coefficient · C^exponent, or None when it was not fitted."""
+    entry = section(laws, approach).get(key)
+    if not isinstance(entry, Mapping):
+        return None
+    coefficient, exponent = as_float(entry.get("coefficient")), as_float(entry.get("exponent"))
+    if coefficient is None or exponent is None or coefficient <= 0:
+        return None
+    interval = entry.get("interval") if isinstance(entry.get("interval"), Mapping) else {}
+    return {
+        "coefficient": coefficient,
+        "exponent": exponent,
+        "r2": as_float(entry.get("r2")),
+        "coefficient_interval": _pair(interval.get("coefficient")),
+        "exponent_interval": _pair(interval.get("exponent")),
+    }
+
+
+def _pair(value: Any) -> list[float | None] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        lo, hi = as_float(value[0]), as_float(value[1])
+        if lo is not None and hi is not None:
+            return [lo, hi]
+    return None
+
+
+def evaluate_law(fitted: Mapping[str, Any], budget: float) -> float:
+    return float(fitted["coefficient"] * budget ** fitted["exponent"])
+
+
+def surface(laws: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Approach 3 section when its surface parameters are all finite, else None."""
+    a3 = section(laws, "approach_3")
+    if all(as_float(a3.get(k)) is not None for k in SURFACE_KEYS):
+        return a3
+    return None
+
+
+def approach_warnings(laws: Mapping[str, Any], approach: str) -> list[str]:
+    return [str(w) for w in section(laws, approach).get("warnings") or []]
+
+
+def excluded_runs(laws: Mapping[str, Any], runs: pd.DataFrame | None = None) -> dict[str, str]:
+    """experiment_id -> why analysis left a completed run out of the fits: the `excluded_runs`
+    of scaling_laws, plus completed runs whose `used_in_fit` is false in the run table."""
+    out: dict[str, str] = {}
+    for item in laws.get("excluded_runs") or []:
+        if isinstance(item, Mapping) and item.get("experiment_id") is not None:
+            out[str(item["experiment_id"])] = str(item.get("reason") or "no reason given")
+    if runs is not None and "used_in_fit" in runs.columns and len(runs):
+        left_out = runs["completed"] & ~runs["used_in_fit"].map(_as_bool)
+        reasons = runs["reason"] if "reason" in runs.columns else pd.Series("", index=runs.index)
+        for eid, why in zip(runs.loc[left_out, "experiment_id"], reasons[left_out], strict=True):
+            text = str(why) if isinstance(why, str) and why.strip() else "left out by analysis"
+            out.setdefault(str(eid), text)
+    return out
+
+
+def held_out_budget(laws: Mapping[str, Any]) -> float | None:
+    return as_float(section(laws, "extrapolation_check").get("held_out_budget"))
+
+
+def target_budgets(laws: Mapping[str, Any]) -> list[float]:
+    values = section(laws, "meta").get("target_budgets") or []
+    return sorted(x for x in (as_float(v) for v in values) if x is not None)

@@ -1,0 +1,37 @@
+import math
+
+import pytest
+
+from flops_fit.reporting.formatting import (
+    format_count,
+    format_flops,
+    format_interval,
+    format_percent,
+    format_sig,
+)
+
+
+@pytest.mark.parametrize("value, text", [
+    (1.234e9, "1.23B"), (36.2e9, "36.2B"), (999.96e6, "1B"), (412e6, "412M"), (8500, "8.5K"),
+    (850, "850"), (4.6e12, "4.6T"), (2e15, "2e15"), (-3e6, "-3M"), (None, "n/a"),
+    (math.nan, "n/a"), ("junk", "n/a"),
+])
+def test_counts_read_like_people_write_them(value, text):
+    assert format_count(value) == text
+
+
+@pytest.mark.parametrize("value, text", [
+    (1e24, "1e24"), (3.16e22, "3.2e22"), (4.6e17, "4.6e17"), (2.5e-3, "2.5e-3"), (math.inf, "n/a"),
+])
+def test_flops_in_scientific_notation(value, text):
+    assert format_flops(value) == text
+
+
+def test_significant_figures_percent_and_intervals():
+    assert [format_sig(v) for v in (0.3412, 406.4, 4642.0, 1.0, 0.0)] == [
+        "0.341", "406", "4640", "1", "0"]
+    assert format_sig(4642.0, 2) == "4600"
+    assert format_percent(-0.0536) == "-5.4%"
+    assert format_interval([1.2e9, 3.4e9], format_count) == "1.2B – 3.4B"
+    assert format_interval([1.0, None]) == "n/a"
+    assert format_interval(None) == "n/a"
