@@ -1,0 +1,81 @@
+"""A catalog dataset for runs trained elsewhere: a CSV or a JSON list of runs, read as a table.
+
+Used by `conf/imported/catalog_analysis.yml` for `results`, with
+`filepath: ${runtime_params:runs_path,""}`. The table keeps the file's own column names (the
+analysis maps them with `analysis.columns`) and records the file path in `df.attrs["source"]`
+so that every error about the table names the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+
+
+class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
+    """Read-only: `.csv` (or `.tsv`) with a header row, or `.json` holding a list of objects
+    (or an object with the list under "runs")."""
+
+    def __init__(
+        self,
+        filepath: str = "",
+        load_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = str(filepath or "")
+        self._load_args = dict(load_args or {})
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "load_args": self._load_args}
+
+    def load(self) -> pd.DataFrame:
+        if not self._filepath:
+            raise DatasetError(
+                "no runs file given: run `kedro run --pipelines analysis,reporting --env imported "
+                "--params runs_path=/abs/path/runs.csv` (a CSV with a header row, or a JSON list "
+                "of runs)"
+            )
+        path = Path(self._filepath).expanduser()
+        if not path.is_file():
+            raise DatasetError(f"runs file {path} does not exist (runs_path)")
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            with path.open(encoding="utf-8") as fh:
+                try:
+                    data = json.load(fh)
+                except json.JSONDecodeError as exc:
+                    raise DatasetError(f"{path}: not valid JSON: {exc}") from exc
+            if isinstance(data, dict):
+                data = next(
+                    (
+                        data[k]
+                        for k in ("runs", "results", "records", "data")
+                        if isinstance(data.get(k), list)
+                    ),
+                    None,
+                )
+            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+                raise DatasetError(
+                    f"{path}: expected a JSON list of run objects "
+                    "(or an object with the list under 'runs')"
+                )
+            df = pd.DataFrame.from_records(data)
+        else:
+            sep = "\t" if suffix == ".tsv" else ","
+            try:
+                df = pd.read_csv(path, **{"sep": sep, **self._load_args})
+            except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+                raise DatasetError(f"{path}: cannot be read as a table: {exc}") from exc
+        df.attrs["source"] = str(path)
+        return df
+
+    def save(self, data: pd.DataFrame) -> None:
+        raise DatasetError("RunsFileDataset is read-only: it reads runs trained elsewhere")
+
+    def _exists(self) -> bool:
+        return bool(self._filepath) and Path(self._filepath).expanduser().is_file()

@@ -1,0 +1,103 @@
+"""The analysis nodes, called directly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from flops_fit.fitting.analysis import AnalysisConfigError
+from flops_fit.fitting.runs import RunsTableError
+from flops_fit.fitting.synthetic import CHINCHILLA_TRUTH, synthetic_results
+from flops_fit.pipelines.analysis import nodes
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def base_params() -> dict:
+    with (PROJECT_ROOT / "conf" / "base" / "parameters_analysis.yml").open() as fh:
+        return yaml.safe_load(fh)["analysis"]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    params = base_params()
+    params["bootstrap"]["draws"] = 300
+    results = synthetic_results(noise=0.01, seed=3)
+    runs, summary = nodes.prepare_analysis_runs(results, params)
+    isoflop = nodes.fit_isoflop_power_laws(runs, params)
+    surface = nodes.fit_parametric_loss_surface(runs, params)
+    return params, runs, summary, isoflop, surface
+
+
+def test_prepare_analysis_runs_keeps_the_results_column_names(fitted):
+    _, runs, summary, _, _ = fitted
+    for col in (
+        "experiment_id",
+        "compute_budget",
+        "model_size",
+        "num_tokens",
+        "final_loss",
+        "status",
+        "budget_id",
+        "budget",
+        "used_in_fit",
+        "reason",
+    ):
+        assert col in runs.columns
+    assert summary["n_runs"] == summary["n_runs_used"] == 45
+
+
+def test_isoflop_node_returns_both_approaches(fitted):
+    *_, isoflop, _ = fitted
+    for approach in ("approach_1", "approach_2"):
+        laws = isoflop[approach]["laws"]
+        assert set(laws) == {"n_opt", "d_opt", "l_opt"}
+        assert laws["n_opt"]["interval"]["exponent"][0] < laws["n_opt"]["exponent"]
+
+
+def test_surface_node_recovers_the_truth_within_its_interval(fitted):
+    *_, surface = fitted
+    a_truth = CHINCHILLA_TRUTH["beta"] / (CHINCHILLA_TRUTH["alpha"] + CHINCHILLA_TRUTH["beta"])
+    a_draws = surface["draws"]["a"]
+    lo, hi = np.nanpercentile(a_draws, [2.5, 97.5])
+    assert lo <= a_truth <= hi
+
+
+def test_downstream_nodes(fitted):
+    params, runs, summary, isoflop, surface = fitted
+    check = nodes.check_extrapolation_to_largest_budget(runs, params)
+    assert check["held_out_budget"] == 1e21
+    assert abs(check["approach_3"]["n_opt_rel_error"]) < 0.5
+    points = nodes.tabulate_optimal_points(runs, isoflop, surface)
+    assert set(points["approach"]) == {"approach_1", "approach_2", "approach_3"}
+    assert len(points) == 15
+    predictions, curves = nodes.predict_target_budgets(isoflop, surface, runs, params)
+    assert len(predictions) == 15 and len(curves) == 3 * params["curve_points"]
+    laws = nodes.summarise_scaling_laws(summary, runs, isoflop, surface, check, predictions, params)
+    json.dumps(laws, allow_nan=False)
+    assert laws["meta"]["bootstrap"] == {"draws": 300, "seed": 0, "resample": "runs"}
+
+
+def test_prepare_rejects_bad_tables_with_named_errors():
+    params = base_params()
+    bad = synthetic_results(budgets=(1e17, 1e18), sizes_per_budget=5)
+    with pytest.raises(RunsTableError, match="span 2 compute budget"):
+        nodes.prepare_analysis_runs(bad, params)
+    bad = synthetic_results(sizes_per_budget=5).drop(columns=["final_loss"])
+    with pytest.raises(RunsTableError, match="no column for loss"):
+        nodes.prepare_analysis_runs(bad, params)
+
+
+def test_invalid_parameters_name_the_key():
+    params = base_params()
+    params["bootstrap"]["resample"] = "experiments"
+    with pytest.raises(AnalysisConfigError, match="analysis.bootstrap.resample"):
+        nodes.prepare_analysis_runs(synthetic_results(), params)
+    params = base_params()
+    params["target_budgets"] = [1e21, -1]
+    with pytest.raises(AnalysisConfigError, match="analysis.target_budgets"):
+        nodes.prepare_analysis_runs(synthetic_results(), params)
