@@ -7,6 +7,7 @@ always a typo that would otherwise be silently ignored (soft merging keeps the b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -99,17 +100,39 @@ def check_parameter_keys(
                     f"unknown parameter '{key}' in {path}{_suggest(key, base)}"
                 )
     sections = {k.split(".")[0] for k in base}
-    for key in flatten_keys(_nest_dotted(runtime_params or {})):
-        # Top-level runtime params that no parameters file declares (data_root, runs_path) feed
-        # the catalog's ${runtime_params:...} resolver; only keys inside a known section are
-        # parameters of ours.
-        if key.split(".")[0] in sections and not _is_known(key, base, open_maps):
-            problems.append(f"unknown parameter '{key}' given with --params{_suggest(key, base)}")
+    resolved = runtime_param_names(conf_root)
+    for key, value in flatten_keys(_nest_dotted(runtime_params or {})).items():
+        parts = key.split(".")
+        if parts[0] in sections:
+            if not _is_known(key, base, open_maps):
+                problems.append(
+                    f"unknown parameter '{key}' given with --params{_suggest(key, base)}"
+                )
+        elif not (isinstance(value, Mapping) and value) and not any(  # name the leaves only
+            ".".join(parts[:i]) in resolved for i in range(1, len(parts) + 1)
+        ):
+            # Keys outside our sections are fine only where a config file reads them through
+            # ${runtime_params:...} (data_root, runs_path); `planing.x` or `data_roto` are typos.
+            problems.append(
+                f"unknown parameter '{key}' given with --params{_suggest(key, [*base, *resolved])}"
+            )
     if problems:
         raise ParameterKeyError(
             "; ".join(problems)
             + f". Known keys are declared in {conf_root / base_env}/parameters*.yml."
         )
+
+
+_RUNTIME_PARAM = re.compile(r"\$\{\s*runtime_params:\s*([A-Za-z0-9_.\-]+)")
+
+
+def runtime_param_names(conf_root: Path) -> set[str]:
+    """Names that some config file under `conf_root` reads with ${runtime_params:NAME,...}."""
+    names: set[str] = set()
+    for path in Path(conf_root).rglob("*.y*ml"):
+        if path.is_file():
+            names.update(_RUNTIME_PARAM.findall(path.read_text(encoding="utf-8")))
+    return names
 
 
 def _nest_dotted(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,9 @@ This module is the one place that knows the schemas (DESIGN.md, "Data contracts"
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 from flops_fit.shapes import SHAPE_FIELDS
@@ -40,6 +42,16 @@ REQUIRED_PLAN_FIELDS: tuple[str, ...] = (
     "batch_size",
     "num_steps",
     "flops_formula",
+)
+
+#: Required plan fields that must hold a positive, finite number.
+POSITIVE_PLAN_FIELDS: tuple[str, ...] = (
+    "compute_budget",
+    "model_size",
+    "num_tokens",
+    *SHAPE_FIELDS,
+    "batch_size",
+    "num_steps",
 )
 
 #: Fields training adds to the plan record to make a result record.
@@ -90,8 +102,25 @@ def validate_plan(plan: Any, source: str = "sweep_plan") -> list[dict[str, Any]]
             ident = record.get("experiment_id", f"#{i}")
             raise SchemaError(f"{source}[{i}] ({ident}) is missing field(s) {missing}")
         eid = str(record["experiment_id"])
+        for field in POSITIVE_PLAN_FIELDS:
+            if not _is_positive_number(record[field]):
+                raise SchemaError(
+                    f"{source}[{i}] ({eid}): field '{field}' must be a positive number, "
+                    f"got {record[field]!r}"
+                )
         if eid in seen:
             raise SchemaError(f"{source}[{i}]: duplicate experiment_id {eid!r}")
         seen.add(eid)
         records.append(dict(record))
+    if not records:
+        raise SchemaError(
+            f"{source} holds no runs: run the planning pipeline (kedro run --pipelines planning)"
+        )
     return records
+
+
+def _is_positive_number(value: Any) -> bool:
+    """True for a finite number > 0 (numpy scalars included); False for text, bools, NaN."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return False
+    return math.isfinite(float(value)) and float(value) > 0

@@ -31,6 +31,19 @@ def _strip(record):
             SchemaError,
             r"sweep_plan\[0\].*num_tokens",
         ),
+        (lambda p: [], SYNTH, SchemaError, r"sweep_plan holds no runs"),
+        (
+            lambda p: [p[0], {**p[1], "model_size": "big"}],
+            SYNTH,
+            SchemaError,
+            r"sweep_plan\[1\] \(.+\): field 'model_size' must be a positive number, got 'big'",
+        ),
+        (
+            lambda p: [{**p[0], "num_tokens": -5}],
+            SYNTH,
+            SchemaError,
+            r"sweep_plan\[0\] \(.+\): field 'num_tokens' must be a positive number, got -5",
+        ),
         (lambda p: p, {**SYNTH, "backend": "jax"}, ValueError, r"params:training\.backend"),
         (
             lambda p: p,

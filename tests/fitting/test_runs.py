@@ -88,7 +88,7 @@ def test_negative_value_names_column_row_and_file():
     with pytest.raises(
         RunsTableError,
         match=r"chin\.csv: column 'loss' \(loss\) must be "
-        r"positive; row 3",
+        r"positive; row 3 .* holds -1\.0$",
     ):
         normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
 
@@ -112,6 +112,20 @@ def test_fewer_than_three_budgets_is_an_error_naming_the_column_and_file():
         r"budget\(s\).*'Training FLOP'.*at least 3",
     ):
         check_enough_budgets(runs, 3, "chin.csv")
+
+
+def test_too_few_budgets_says_which_runs_were_left_out_and_why():
+    """Every run failed: the error says so instead of only blaming the budgets."""
+    df = _chinchilla_like()
+    df["status"] = "failed"
+    df["error_message"] = "RuntimeError: CUDA out of memory"
+    runs = select_runs(assign_budgets(normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")))
+    with pytest.raises(RunsTableError) as err:
+        check_enough_budgets(runs, 3, "chin.csv")
+    n = len(df)
+    assert "span 0 compute budget(s) (none)" in str(err.value)
+    assert f"{n} of {n} runs are left out: {n} status failed " in str(err.value)
+    assert "CUDA out of memory" in str(err.value)
 
 
 def test_unknown_role_and_bad_filter_are_errors():

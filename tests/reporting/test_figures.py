@@ -134,6 +134,20 @@ def test_scaling_laws_no_data():
     assert "run the analysis pipeline" in _is_no_data(figures.scaling_laws(None, None, None))
 
 
+def test_scaling_laws_with_curves_but_a_header_only_optimal_points_csv(study, tmp_path):
+    """optimal_points.csv with its header and no rows (read back by the catalog) still draws."""
+    path = tmp_path / "optimal_points.csv"
+    study["optimal_points"].head(0).to_csv(path, index=False)
+    empty = pd.read_csv(path)
+    for fig in (
+        figures.scaling_laws(empty, study["scaling_law_curves"], study["scaling_laws"]),
+        figures.tokens_per_param(empty, study["scaling_law_curves"], None),
+        figures.isoflop_curves(study["analysis_runs"], empty, study["scaling_laws"]),
+    ):
+        assert isinstance(fig, Figure)
+        fig.savefig(io.BytesIO(), format="png", dpi=30)
+
+
 # ---- 3. tokens per parameter -----------------------------------------------------------------
 
 

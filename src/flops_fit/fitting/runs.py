@@ -76,6 +76,11 @@ def _rows(index: Sequence[int], source_kind: str) -> str:
     return f"row{'s' if len(index) > 1 else ''} {shown}{more}{where}"
 
 
+def _shown(value: Any) -> str:
+    """A cell as the user wrote it: 'big', -1.5 (not numpy's np.float64(-1.5))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _to_frame(table: Any, source: str) -> pd.DataFrame:
     if isinstance(table, pd.DataFrame):
         return table.reset_index(drop=True)
@@ -100,17 +105,17 @@ def _numeric(
     present = raw.notna() & (raw.astype(str).str.strip() != "")
     not_number = np.flatnonzero((present & values.isna()).to_numpy())
     if len(not_number):
-        examples = ", ".join(repr(raw.iloc[i]) for i in not_number[:3])
+        examples = ", ".join(_shown(raw.iloc[i]) for i in not_number[:3])
         raise RunsTableError(
             f"{source}: column '{column}' ({canonical}) has non-numeric values at "
             f"{_rows(not_number, kind)}: {examples}"
         )
     negative = np.flatnonzero((values <= 0).to_numpy())
     if len(negative):
-        examples = ", ".join(repr(raw.iloc[i]) for i in negative[:3])
+        examples = ", ".join(_shown(raw.iloc[i]) for i in negative[:3])
         raise RunsTableError(
             f"{source}: column '{column}' ({canonical}) must be positive; "
-            f"{_rows(negative, kind)} hold {examples}"
+            f"{_rows(negative, kind)} {'hold' if len(negative) > 1 else 'holds'} {examples}"
         )
     if not allow_missing:
         missing = np.flatnonzero((~present).to_numpy())
@@ -247,7 +252,24 @@ def check_enough_budgets(runs: pd.DataFrame, minimum: int, source: str) -> None:
             f"{source}: the usable runs span {count} compute budget(s) ({budgets or 'none'}), "
             f"grouped from column '{column}'; at least {minimum} are needed to fit a scaling "
             f"law. Add runs at more budgets, or check analysis.budgets.gap_dex"
+            + _left_out_summary(runs)
         )
+
+
+def _left_out_summary(runs: pd.DataFrame) -> str:
+    """'. 57 of 57 runs are left out: 57 status failed (e.g. ...)' -- empty when none are."""
+    if "reason" not in runs.columns or "used_in_fit" not in runs.columns:
+        return ""
+    reasons = runs.loc[~runs["used_in_fit"].astype(bool), "reason"].astype(str)
+    if reasons.empty:
+        return ""
+    kinds = reasons.str.split(":", n=1).str[0].str.split("(", n=1).str[0].str.strip()
+    parts = []
+    for kind, count in kinds.value_counts().items():
+        example = reasons[kinds == kind].iloc[0]
+        parts.append(f"{count} {kind} (e.g. {example[:160]!r})" if example != kind
+                     else f"{count} {kind}")
+    return f". {len(reasons)} of {len(runs)} runs are left out: " + "; ".join(parts)
 
 
 def select_runs(

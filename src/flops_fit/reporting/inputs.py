@@ -105,7 +105,9 @@ def optimal_frame(optimal_points: Any) -> pd.DataFrame:
                                                    "log10_n_min", "log10_n_max"))
     df["approach"] = _text(df["approach"])
     df["reason"] = _text(df["reason"])
-    df["used_in_fit"] = [_as_bool(v) for v in df["used_in_fit"]] if len(df) else []
+    # dtype bool even with no rows: an empty object column would index columns, not rows
+    df["used_in_fit"] = pd.Series([_as_bool(v) for v in df["used_in_fit"]], index=df.index,
+                                  dtype=bool)
     missing_ratio = df["tokens_per_param"].isna()
     df.loc[missing_ratio, "tokens_per_param"] = (
         df.loc[missing_ratio, "num_tokens"] / df.loc[missing_ratio, "model_size"]

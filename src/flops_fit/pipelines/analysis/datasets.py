@@ -34,15 +34,23 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
         return {"filepath": self._filepath, "load_args": self._load_args}
 
     def load(self) -> pd.DataFrame:
-        if not self._filepath:
-            raise DatasetError(
-                "no runs file given: run `kedro run --pipelines analysis,reporting --env imported "
-                "--params runs_path=/abs/path/runs.csv` (a CSV with a header row, or a JSON list "
-                "of runs)"
-            )
         path = Path(self._filepath).expanduser()
+        # Kedro turns an empty relative `filepath` into the project folder, so a missing
+        # runs_path arrives here as a directory.
+        if not self._filepath or path.is_dir():
+            given = f" (runs_path is empty or a folder: {path})" if self._filepath else ""
+            raise DatasetError(
+                f"no runs file given{given}: run `kedro run --pipelines analysis,reporting "
+                "--env imported --params runs_path=/abs/path/runs.csv` (a CSV with a header "
+                "row, or a JSON list of runs)"
+            )
         if not path.is_file():
             raise DatasetError(f"runs file {path} does not exist (runs_path)")
+        if not path.read_bytes().strip():
+            raise DatasetError(
+                f"runs file {path} is empty (runs_path): expected a CSV with a header row, "
+                "or a JSON list of runs"
+            )
         suffix = path.suffix.lower()
         if suffix == ".json":
             with path.open(encoding="utf-8") as fh:
