@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,13 @@ def _int(section: str, key: str, value: Any, minimum: int) -> int:
             f"params:{section}.{key} must be an integer >= {minimum}, got {value!r}"
         )
     return int(value)
+
+
+def _n_workers(section: str, value: Any) -> int:
+    """`auto` (or null): one single-threaded worker per core."""
+    if value is None or value == "auto":
+        return max(1, os.cpu_count() or 1)
+    return _int(section, "n_workers", value, 1)
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class DaskConfig:
                 f"params:{section}.wait_for_workers_seconds must be a positive number, got {wait!r}"
             )
         return cls(
-            n_workers=_int(section, "n_workers", p.get("n_workers", 2), 1),
+            n_workers=_n_workers(section, p.get("n_workers", "auto")),
             scheduler_address=address.strip() if address else None,
             retries=_int(section, "retries", p.get("retries", 1), 0),
             dashboard_address=dashboard,

@@ -134,6 +134,9 @@ class DaskExecutor:
             k: os.environ.get(k, str(threads))
             for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
         }
+        # Read by OpenMP once, when torch loads: idle OpenMP threads must sleep, not spin on the
+        # cores the other single-threaded workers are using.
+        env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
         log.info("Starting a Dask LocalCluster with %d worker process(es)", cfg.n_workers)
         # Worker processes import distributed afresh, which turns its loggers up to INFO; give
         # them this process's level before they spawn.
@@ -208,7 +211,9 @@ class DaskExecutor:
                 submitted[future.key] = (task, attempt)
                 return future
 
-            pending = as_completed([submit(t, 1) for t in tasks])
+            # Longest runs first, so the sweep does not end with one worker busy and the rest idle.
+            by_cost = sorted(tasks, key=_planned_cost, reverse=True)
+            pending = as_completed([submit(t, 1) for t in by_cost])
             for future in pending:
                 task, attempt = submitted.pop(future.key)
                 if future.status == "finished":
@@ -253,3 +258,10 @@ def make_executor(config: TrainingConfig, client: Any = None):
             ) from exc
         return DaskExecutor(config.dask, client=client)
     return SequentialExecutor()
+
+
+def _planned_cost(task: RunTask) -> float:
+    try:
+        return float(task.record.get("planned_flops") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0

@@ -1,0 +1,1 @@
+"""The u-μP GPT and one training run (framework-free; imports torch)."""

@@ -1,0 +1,79 @@
+"""u-μP's AdamW and the learning-rate schedule of one run.
+
+Per-tensor learning rates come from `unit_scaling.optim.lr_scale_func_adam` (the reference
+implementation of u-μP's Adam rules), applied to each parameter's `mup_type` tag:
+  hidden weights   η · fan_in^-1/2 · L^-1/2   (inside the residual stack of L blocks)
+  embedding        η · d_model^-1/2            (u-μP's embedding rule: its fan-in is d_model)
+  norm gains       η · L^-1/2 (block norms), η (final norm)
+  head ("output")  η
+Weight decay is decoupled and LR-independent ("independent weight decay", as in
+`unit_scaling.optim`): each step multiplies a weight by 1 - λ·s(t), where s(t) is the schedule
+factor, whatever its learning rate. Norm gains are not decayed.
+
+Parameters that share a learning rate share a parameter group, so the `foreach`/`fused` AdamW
+kernels can update them together (`unit_scaling.optim.AdamW` makes one group per tensor).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from unit_scaling.optim import lr_scale_func_adam
+from unit_scaling.parameter import has_parameter_data
+
+
+def umup_param_groups(
+    model: torch.nn.Module, lr: float, weight_decay: float
+) -> list[dict[str, Any]]:
+    """Parameter groups with u-μP's per-tensor learning rates and independent weight decay.
+
+    Each group carries `base_lr` (its peak learning rate); the schedule sets
+    `lr = base_lr · factor(step)`.
+    """
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not has_parameter_data(p):
+            raise ValueError(f"parameter {name} carries no u-μP tag (mup_type)")
+        group_lr = lr * lr_scale_func_adam(p)
+        decay = 0.0 if p.mup_type in ("norm", "bias") else weight_decay
+        # torch's AdamW multiplies by (1 - lr·wd): dividing by the peak LR makes it lr-free.
+        groups.setdefault((group_lr, decay / group_lr), []).append(p)
+    return [
+        {"params": params, "lr": group_lr, "base_lr": group_lr, "weight_decay": wd}
+        for (group_lr, wd), params in groups.items()
+    ]
+
+
+def build_optimizer(
+    model: torch.nn.Module,
+    *,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+    device_type: str,
+) -> torch.optim.AdamW:
+    groups = umup_param_groups(model, lr, weight_decay)
+    impl = {"fused": True} if device_type == "cuda" else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **impl)
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """Linear warm-up to 1 over `warmup_steps`, then cosine decay to `min_lr_ratio` at the end."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps + 1) / decay_steps)
+    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def warmup_steps_for(total_steps: int, warmup_fraction: float, max_warmup_steps: int) -> int:
+    """Warm-up length of a run: a fraction of its own length, at most `max_warmup_steps`."""
+    return max(1, min(max_warmup_steps, int(round(warmup_fraction * total_steps))))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
