@@ -12,7 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from flops_fit.reporting import figures
-from flops_fit.reporting.formatting import format_count
+from flops_fit.reporting.formatting import format_count, format_interval
 from flops_fit.reporting.report import render_html, render_markdown, summarise_study
 
 
@@ -167,3 +167,22 @@ def test_runs_left_out_by_analysis_come_from_the_run_table(study):
     assert excluded["experiment_id"] == "c2.2e18-n6"
     assert excluded["reason"] == "loss 1.6x the IsoFLOP parabola (outlier)"
     assert summary["inventory"]["failed"] == 2 and summary["inventory"]["excluded"] == 1
+
+
+def test_tokens_per_param_interval_is_reported(study):
+    """The headline and both predictions tables show D/N with its bootstrap interval."""
+    summary = _summary(study)
+    row = _prediction(study, "approach_3", 1e24)
+    head = summary["headline"]
+    assert head["tokens_per_param_interval"] == pytest.approx(
+        [row.tokens_per_param_lo, row.tokens_per_param_hi])
+    shown = format_interval([row.tokens_per_param_lo, row.tokens_per_param_hi])
+    md = render_markdown(summary)
+    headline_row = next(line for line in md.splitlines() if line.startswith("| tokens per param"))
+    assert shown in headline_row
+    assert "| D/N | 95% interval |" in md
+    assert shown in render_html(summary).split('id="laws"')[0]
+    # a headline read off the curves has no D/N interval, and still renders
+    curve_summary = _summary(study, headline_budget=3e23)
+    assert curve_summary["headline"]["tokens_per_param_interval"] is None
+    render_html(curve_summary), render_markdown(curve_summary)

@@ -579,6 +579,9 @@ def _num(x) -> float | None:
 def extrapolation_check(runs: pd.DataFrame, cfg: AnalysisConfig) -> dict[str, Any]:
     """Leave the largest budget out, refit every approach, predict its optimum; report errors.
 
+    The held-out budget is the largest with `min_runs_per_budget` runs; every approach is
+    refitted on the budgets below it only.
+
     The held-out budget's "actual" optimum is, for Approach 1, its lowest-loss run; for
     Approaches 2 and 3, its IsoFLOP parabola vertex when valid, else its lowest-loss run
     (`actual_from` says which).
@@ -596,7 +599,9 @@ def extrapolation_check(runs: pd.DataFrame, cfg: AnalysisConfig) -> dict[str, An
             out[approach] = _empty_check("not enough budgets")
         return out
     held = usable[-1]
-    rest = [g for g in groups if g.budget_id != held.budget_id]
+    # Only budgets BELOW the held-out one: a larger budget with too few runs for Approaches
+    # 1-2 must not inform Approach 3, or the check would interpolate, not extrapolate.
+    rest = [g for g in groups if g.budget < held.budget]
     out["held_out_budget"] = held.budget
     a1_actual = approach1_point(held)
     a2_actual = approach2_point(held)
@@ -634,7 +639,8 @@ def extrapolation_check(runs: pd.DataFrame, cfg: AnalysisConfig) -> dict[str, An
             out[approach] = _check_entry(
                 float(l_law(held.budget)), float(n_law(held.budget)), actual, actual_from, len(pts)
             )
-        used_rest = runs[runs["used_in_fit"] & (runs["budget_id"] != held.budget_id)]
+        rest_ids = [g.budget_id for g in rest]
+        used_rest = runs[runs["used_in_fit"] & runs["budget_id"].isin(rest_ids).fillna(False)]
         try:
             fit = fit_parametric(
                 used_rest["model_size"].to_numpy(float),
@@ -938,7 +944,9 @@ def _surface_section(surface: dict[str, Any], level: float) -> dict[str, Any]:
     }
 
 
-def _agreement(name: str, values: dict[str, Any], intervals: dict[str, Any]) -> dict[str, Any]:
+def _agreement(
+    name: str, values: dict[str, Any], intervals: dict[str, Any], level: float = 0.95
+) -> dict[str, Any]:
     have = {
         k: iv
         for k, iv in intervals.items()
@@ -956,7 +964,10 @@ def _agreement(name: str, values: dict[str, Any], intervals: dict[str, Any]) -> 
     agree = bool(lo <= hi)
     names = ", ".join(sorted(have))
     if agree:
-        message = f"{name}: {names} agree (their 95% intervals overlap on [{lo:.4g}, {hi:.4g}])"
+        message = (
+            f"{name}: {names} agree (their {100 * level:.3g}% intervals overlap on "
+            f"[{lo:.4g}, {hi:.4g}])"
+        )
     else:
         parts = "; ".join(f"{k} [{iv[0]:.4g}, {iv[1]:.4g}]" for k, iv in sorted(have.items()))
         message = f"{name}: the approaches DISAGREE, intervals do not all overlap: {parts}"
@@ -1014,14 +1025,14 @@ def summarise(
             ivs[approach] = doc[approach][law_key]["interval"]["exponent"]
         values["approach_3"] = doc["approach_3"][surf_key]
         ivs["approach_3"] = doc["approach_3"]["intervals"][surf_key]
-        agreement[name] = _agreement(name, values, ivs)
+        agreement[name] = _agreement(name, values, ivs, level)
     top = max(cfg.target_budgets)
     rows = predictions[np.isclose(predictions["compute_budget"], top)]
     values = {r.approach: r.model_size for r in rows.itertuples()}
     ivs = {r.approach: [r.model_size_lo, r.model_size_hi] for r in rows.itertuples()}
     ivs = {k: (v if all(np.isfinite(x) for x in v) else None) for k, v in ivs.items()}
     agreement["n_opt_at_largest_target"] = {
-        **_agreement(f"N_opt at {top:.3g} FLOPs", values, ivs),
+        **_agreement(f"N_opt at {top:.3g} FLOPs", values, ivs, level),
         "compute_budget": top,
     }
     doc["agreement"] = agreement

@@ -154,6 +154,7 @@ def _headline(laws, preds, curves, optima, budget, preferred, confidence, notes)
                      "predicted target budgets nor inside the fitted curves' range, so it is "
                      "given without an interval.")
     head.update(values)
+    head.setdefault("tokens_per_param_interval", None)  # curves and bare laws carry none
     head["source"] = source
 
     fitted = optima.loc[optima["used_in_fit"] & (optima["approach"] == approach),
