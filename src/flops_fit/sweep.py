@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from flops_fit.flops import check_formula, training_flops_per_token
+from flops_fit.flops import check_formula, training_flops, training_flops_per_token
 from flops_fit.shapes import (
     ModelShape,
     ShapeFamily,
@@ -281,7 +281,7 @@ def plan_budget(cfg: PlanningConfig, budget: float, corpus_train_tokens: int | N
             "flops_formula": cfg.flops_formula,
             "flops_per_token": int(fpt),
             "planned_flops": planned,
-            "flops_6nd": 6.0 * n * tokens,
+            "flops_6nd": training_flops(shape, tokens, "6nd"),
             "embedding_params": embedding_param_count(shape),
             "total_params": total_params(shape),
             "corpus_epochs": (tokens / corpus_train_tokens) if corpus_train_tokens else None,
