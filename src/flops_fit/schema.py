@@ -30,6 +30,7 @@ PLAN_FIELDS: tuple[str, ...] = (
     "embedding_params",
     "total_params",
     "corpus_epochs",
+    "max_epochs",
 )
 
 #: What training needs from a plan record; anything else is carried along untouched.

@@ -285,6 +285,7 @@ def plan_budget(cfg: PlanningConfig, budget: float, corpus_train_tokens: int | N
             "embedding_params": embedding_param_count(shape),
             "total_params": total_params(shape),
             "corpus_epochs": (tokens / corpus_train_tokens) if corpus_train_tokens else None,
+            "max_epochs": cfg.max_epochs,
         })
     return records, dropped
 

@@ -174,9 +174,9 @@ def test_run_beyond_max_epochs_fails_before_training():
     tiny = CorpusSplit(
         train=np.arange(2000, dtype=np.uint8), heldout=np.arange(2000, dtype=np.uint8)
     )
-    cfg = TorchConfig.from_params({**FAST, "max_epochs": 1, "eval": {"heldout_tokens": 64}})
+    cfg = TorchConfig.from_params({**FAST, "eval": {"heldout_tokens": 64}})
     with pytest.raises(DataError, match="epochs"):
-        train_run(SHAPE, num_steps=10, batch_size=4, corpus=tiny, config=cfg)
+        train_run(SHAPE, num_steps=10, batch_size=4, corpus=tiny, config=cfg, max_epochs=1)
 
 
 def test_corpus_split_and_evaluation_windows_never_overlap_training_text():

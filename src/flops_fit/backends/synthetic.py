@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from flops_fit.backends.base import RunContext
+from flops_fit.fitting.parametric import CHINCHILLA_APPROACH_3, parametric_loss
 from flops_fit.flops import training_flops
 from flops_fit.shapes import ModelShape
 
@@ -28,11 +29,7 @@ SECTION = "training.synthetic"
 
 #: parameter -> default (Chinchilla's fitted constants, 1% multiplicative noise, no failures)
 DEFAULTS: dict[str, float] = {
-    "E": 1.69,
-    "A": 406.4,
-    "B": 410.7,
-    "alpha": 0.34,
-    "beta": 0.28,
+    **CHINCHILLA_APPROACH_3,
     "noise_sigma": 0.01,
     "failure_fraction": 0.0,
     "divergence_fraction": 0.0,
@@ -46,8 +43,7 @@ class SyntheticFailure(RuntimeError):
 
 def true_loss(n: float, d: float, params: dict[str, Any]) -> float:
     """The noiseless loss surface E + A/N^alpha + B/D^beta."""
-    p = {**DEFAULTS, **params}
-    return float(p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"])
+    return float(parametric_loss(n, d, {**DEFAULTS, **params}))
 
 
 def _number(key: str, value: Any) -> float:

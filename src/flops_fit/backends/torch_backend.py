@@ -59,6 +59,8 @@ class TorchBackend:
             config=config,
             seed=int(ctx.seed),
             flops_formula=check_formula(str(record.get("flops_formula", "full"))),
+            # The plan's own limit: the corpus may have changed since the plan was made.
+            max_epochs=record.get("max_epochs"),
             checkpoint_dir=ctx.checkpoint_dir,
             show_progress=ctx.show_progress,
             name=eid,

@@ -65,6 +65,12 @@ def _p(params: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
+#: Hoffmann et al. (2022), Approach 3: the synthetic backend's default truth.
+CHINCHILLA_APPROACH_3: dict[str, float] = {
+    "E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28,
+}
+
+
 def parametric_loss(model_size: Any, num_tokens: Any, params: Mapping[str, Any]) -> np.ndarray:
     """L(N, D) = E + A / N^alpha + B / D^beta (elementwise; `params` holds E, A, B, alpha, beta)."""
     n = np.asarray(model_size, dtype=float)

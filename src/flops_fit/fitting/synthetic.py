@@ -13,10 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flops_fit.fitting.parametric import optimal_allocation, parametric_loss
-
-#: Hoffmann et al. (2022) Approach 3 (the synthetic backend's defaults)
-CHINCHILLA_TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+from flops_fit.fitting.parametric import (
+    CHINCHILLA_APPROACH_3 as CHINCHILLA_TRUTH,
+)
+from flops_fit.fitting.parametric import (
+    optimal_allocation,
+    parametric_loss,
+)
 
 
 def synthetic_results(

@@ -47,7 +47,6 @@ class TorchConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     umup: UMuPConfig = field(default_factory=UMuPConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    max_epochs: float | None = 4.0  # fail a run that would see the training split more often
     train_loss_ema: float = 0.95  # smoothing of the reported training loss
     checkpoint_every_minutes: float | None = 5.0  # null: never checkpoint on time
     checkpoint_every_steps: int | None = None  # also checkpoint every k steps (tests, debugging)
@@ -77,8 +76,6 @@ class TorchConfig:
         for key in ("compile", "keep_checkpoints"):
             if key in params:
                 kw[key] = _bool(f"{SECTION}.{key}", params[key])
-        if "max_epochs" in params:
-            kw["max_epochs"] = _opt_pos(f"{SECTION}.max_epochs", params["max_epochs"])
         if "train_loss_ema" in params:
             v = _num(f"{SECTION}.train_loss_ema", params["train_loss_ema"])
             if not 0 <= v < 1:

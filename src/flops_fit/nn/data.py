@@ -38,7 +38,7 @@ def check_epochs(
     if max_epochs is not None and epochs > max_epochs:
         raise DataError(
             f"{run_name} needs {num_tokens} training tokens = {epochs:.2f} epochs of the "
-            f"{train_tokens}-token training corpus, above params:torch_backend.data.max_epochs "
+            f"{train_tokens}-token training corpus, above params:planning.max_epochs "
             f"({max_epochs:g}); use a larger corpus or a smaller budget"
         )
     if epochs > 1:

@@ -89,6 +89,7 @@ def train_run(
     config: TorchConfig | None = None,
     seed: int = 0,
     flops_formula: str = "full",
+    max_epochs: float | None = None,
     checkpoint_dir: Path | str | None = None,
     show_progress: bool = False,
     name: str = "run",
@@ -108,7 +109,7 @@ def train_run(
     tokens_per_step = batch_size * T
     num_tokens = num_steps * tokens_per_step
     train_tokens = int(corpus.train.size)
-    epochs = check_epochs(num_tokens, train_tokens, cfg.max_epochs, name)
+    epochs = check_epochs(num_tokens, train_tokens, max_epochs, name)
 
     device = runtime.resolve_device(cfg.device)
     dtype = runtime.resolve_dtype(cfg.precision, device)
