@@ -33,8 +33,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# Every benchmark in full, even after one fails; the target fails if any did.
 bench: $(STAMP)
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@failed=""; for b in benchmarks/bench_*.py; do echo "== $$b"; \
+		$(BIN)/python $$b || failed="$$failed $$b"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED benchmarks:$$failed" >&2; exit 1; fi
 
 viz: $(STAMP)
 	$(BIN)/kedro viz run --host 127.0.0.1 --port 4141

@@ -15,8 +15,15 @@ Prints tokens/s and MFU per shape of the default sweep (conf/base/parameters_pla
 smallest and largest shapes, and the sweep-wide MFU weighted by each run's time (total FLOPs ÷
 Σ run FLOPs / MFU of its shape), with the predicted training wall time of the sweep.
 
-    python benchmarks/bench_training_mfu.py [--workers 2] [--seconds 4] [--env base]
+The parameters are the environment's own (Kedro's config loader, validated by the project's
+parameter models); the trainer runs on the CPU, one thread per worker, without checkpoints.
+
+    python benchmarks/bench_training_mfu.py [--workers N] [--seconds 4] [--env base]
                                             [--batch-size B] [--json out.json]
+    python benchmarks/bench_training_mfu.py --quick   # seconds: 1 worker, the 2 smallest shapes
+
+A worker that raises or dies ends the benchmark at once with its traceback or exit code and exit
+status 1 (benchmarks/_harness.py); `--fail-worker raise|exit` makes worker 0 fail on purpose.
 """
 
 from __future__ import annotations
@@ -28,50 +35,75 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch, in every wo
 import argparse  # noqa: E402
 import heapq  # noqa: E402
 import json  # noqa: E402
-import multiprocessing as mp  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _harness import CTX, FAIL_MODES, exit_on_failure, run_workers  # noqa: E402
+
 TARGET_MFU = 0.5
+EVAL_TOKENS = 512  # held-out tokens per measured run: the evaluation is not what is measured
 
 
-def load_yaml_section(env: str, filename: str, key: str) -> dict:
-    import yaml
+@dataclass(frozen=True)
+class Settings:
+    """How hard each worker measures: the full benchmark, or `--quick` (seconds, same code)."""
 
-    def deep_merge(a: dict, b: dict) -> dict:
-        for k, v in b.items():
-            a[k] = (
-                deep_merge(a.get(k, {}), v)
-                if isinstance(v, dict) and isinstance(a.get(k), dict)
-                else v
-            )
-        return a
-
-    merged: dict = {}
-    for e in ("base", env) if env != "base" else ("base",):
-        path = ROOT / "conf" / e / filename
-        if path.is_file():
-            merged = deep_merge(merged, (yaml.safe_load(path.read_text()) or {}).get(key, {}))
-    return merged
+    seconds: float  # of training per shape and worker
+    min_steps: int  # optimiser steps per shape at least
+    peak_size: int  # n of the n×n float32 matmul that measures the peak
+    peak_seconds: float  # per peak measurement (best of 3)
 
 
-def planned_runs(env: str, batch_size: int | None = None) -> tuple[list[dict], int]:
+FULL = Settings(seconds=4.0, min_steps=8, peak_size=2048, peak_seconds=0.6)
+QUICK = Settings(seconds=0.1, min_steps=3, peak_size=512, peak_seconds=0.1)
+QUICK_SHAPES = 2  # the smallest shapes of the sweep
+QUICK_WORKERS = 1
+
+
+def load_parameters(env: str) -> dict:
+    """`params:` of a conf environment, merged as `kedro run --env` merges them."""
+    from kedro.config import OmegaConfigLoader
+
+    from flops_fit.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(
+        conf_source=str(ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}
+    )
+    return loader["parameters"]
+
+
+def planned_runs(params: dict, batch_size: int | None = None) -> tuple[list[dict], int]:
     from flops_fit.corpus import prepare_corpus
     from flops_fit.datasets.package_corpus import PackageCorpusDataset
-    from flops_fit.sweep import PlanningConfig, plan_sweep
+    from flops_fit.parameters.corpus import CorpusConfig
+    from flops_fit.parameters.planning import PlanningConfig
+    from flops_fit.sweep import plan_sweep
 
-    corpus_params = load_yaml_section(env, "parameters_corpus.yml", "corpus")
+    corpus_params = CorpusConfig.from_params(params.get("corpus")).model_dump()
     split = prepare_corpus(PackageCorpusDataset().load(), corpus_params)
-    planning = load_yaml_section(env, "parameters_planning.yml", "planning")
+    planning = dict(params.get("planning") or {})
     if batch_size:
         planning["batch_size"] = batch_size
     cfg = PlanningConfig.from_params(planning)
     records, _ = plan_sweep(cfg, int(split.train.size) if cfg.max_epochs else None)
     return records, int(split.train.size)
+
+
+def trainer_config(params: dict):
+    """(the environment's `params:torch_backend`, the same on the CPU, one thread, no
+    checkpoints and a short held-out evaluation: what the workers measure)."""
+    from flops_fit.parameters.torch_backend import TorchConfig
+
+    study = TorchConfig.from_params(params.get("torch_backend"))
+    section = study.model_dump()
+    section.update(device="cpu", num_threads=1, checkpoint_every_minutes=None)
+    section["eval"]["heldout_tokens"] = EVAL_TOKENS
+    return study, TorchConfig.from_params(section)
 
 
 def matmul_peak(seconds: float = 0.6, n: int = 2048) -> float:
@@ -89,13 +121,12 @@ def matmul_peak(seconds: float = 0.6, n: int = 2048) -> float:
     return best
 
 
-def worker(rank: int, shapes: list[dict], seconds: float, barrier, queue) -> None:
+def worker(rank: int, shapes: list[dict], cfg, settings: Settings, barrier) -> list[dict]:
     import numpy as np
     import torch
 
     from flops_fit.corpus import CorpusSplit
     from flops_fit.flops import training_flops_per_token
-    from flops_fit.nn.config import TorchConfig
     from flops_fit.nn.runtime import tune_cpu_allocator
     from flops_fit.nn.train import train_run
     from flops_fit.shapes import ModelShape
@@ -107,22 +138,17 @@ def worker(rank: int, shapes: list[dict], seconds: float, barrier, queue) -> Non
         train=rng.integers(0, 256, 2_000_000, dtype=np.uint8),
         heldout=rng.integers(0, 256, 200_000, dtype=np.uint8),
     )
-    cfg = TorchConfig.from_params(
-        {
-            "device": "cpu",
-            "eval": {"heldout_tokens": 512},
-            "checkpoint_every_minutes": None,
-            "max_epochs": None,
-        }
-    )
     results = []
     for item in shapes:
         shape = ModelShape.from_record(item)
         batch = item["batch_size"]
         fpt = training_flops_per_token(shape, "full")
-        steps = max(8, int(seconds * 30e9 / (fpt * batch * shape.context_length)))
-        barrier.wait()
-        before = matmul_peak()
+        steps = max(
+            settings.min_steps,
+            int(settings.seconds * 30e9 / (fpt * batch * shape.context_length)),
+        )
+        barrier.wait()  # every worker busy while any is measured
+        before = matmul_peak(settings.peak_seconds, settings.peak_size)
         out = train_run(
             shape,
             num_steps=steps,
@@ -132,11 +158,11 @@ def worker(rank: int, shapes: list[dict], seconds: float, barrier, queue) -> Non
             seed=rank,
             name="bench",
         )
-        after = matmul_peak()
+        after = matmul_peak(settings.peak_seconds, settings.peak_size)
         results.append(
             {"tokens_per_second": out["tokens_per_second"], "peak": (before + after) / 2}
         )
-    queue.put({"rank": rank, "results": results})
+    return results
 
 
 def causal_flops_per_token(shape) -> float:
@@ -156,47 +182,87 @@ def lpt_makespan(durations: list[float], workers: int) -> float:
     return max(loads)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per shape and worker")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"seconds: {QUICK_WORKERS} worker(s), the {QUICK_SHAPES} smallest shapes, tiny timings "
+        "(exercises the code, measures nothing)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"worker processes (default: one per core; {QUICK_WORKERS} with --quick)",
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="per shape and worker")
     parser.add_argument("--env", default="base", help="conf environment to plan the sweep from")
     parser.add_argument("--batch-size", type=int, default=None, help="override planning.batch_size")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="give up (exit 1) when the workers take longer than this many seconds",
+    )
+    parser.add_argument(
+        "--fail-worker",
+        choices=FAIL_MODES,
+        default=None,
+        help="make worker 0 raise or exit on purpose (tests the failure path)",
+    )
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    if args.seconds is not None:
+        settings = replace(settings, seconds=args.seconds)
+    workers = args.workers or (QUICK_WORKERS if args.quick else os.cpu_count() or 1)
 
     from flops_fit.flops import training_flops_per_token
     from flops_fit.shapes import ModelShape
 
-    records, train_tokens = planned_runs(args.env, args.batch_size)
+    params = load_parameters(args.env)
+    study_cfg, cfg = trainer_config(params)
+    records, train_tokens = planned_runs(params, args.batch_size)
+
+    def shape_key(r: dict) -> tuple:
+        return (*ModelShape.from_record(r).to_dict().values(), r["batch_size"])
+
     shapes: dict[tuple, dict] = {}
     for r in records:
-        key = (*ModelShape.from_record(r).to_dict().values(), r["batch_size"])
-        shapes.setdefault(key, r)
+        shapes.setdefault(shape_key(r), r)
     order = sorted(shapes.values(), key=lambda r: r["model_size"])
+    if args.quick:
+        order = order[:QUICK_SHAPES]
+        measured = {shape_key(r) for r in order}
+        records = [r for r in records if shape_key(r) in measured]
+        print(
+            f"QUICK mode: the {len(order)} smallest shapes and their runs only, tiny timings; "
+            "the numbers below are not a measurement"
+        )
     print(
         f"default sweep ({args.env}): {len(records)} runs, {len(order)} shapes, "
-        f"{sum(r['planned_flops'] for r in records):.3g} FLOPs; {args.workers} worker "
-        f"process(es) x 1 thread, all busy; ~{args.seconds:g} s per shape"
+        f"{sum(r['planned_flops'] for r in records):.3g} FLOPs; {workers} worker "
+        f"process(es) x 1 thread, all busy; ~{settings.seconds:g} s per shape",
+        flush=True,
     )
 
-    ctx = mp.get_context("spawn")
-    barrier, queue = ctx.Barrier(args.workers), ctx.Queue()
-    procs = [
-        ctx.Process(target=worker, args=(i, order, args.seconds, barrier, queue))
-        for i in range(args.workers)
-    ]
+    timeout = args.timeout or 60 + len(order) * (10 * settings.seconds + 30)
+    # The barrier's own timeout only frees workers orphaned by a killed parent.
+    barrier = CTX.Barrier(workers, timeout=timeout)
     t0 = time.perf_counter()
-    for p in procs:
-        p.start()
-    outs = [queue.get() for _ in procs]
-    for p in procs:
-        p.join()
+    outs = run_workers(
+        worker,
+        [(order, cfg, settings, barrier)] * workers,
+        timeout=timeout,
+        fail=args.fail_worker,
+    )
     bench_wall = time.perf_counter() - t0
 
+    n = settings.peak_size
     print(
-        "peak: fp32 2048² matmul, 1 thread per worker, all workers busy, timed just before and "
-        "after each shape's training\n"
+        f"peak: fp32 {n}x{n} matmul, 1 thread per worker, all workers busy, timed just before "
+        "and after each shape's training\n"
     )
     header = (
         f"{'shape':<16}{'N':>9}{'batch':>6}{'tokens/s':>11}{'GFLOP/s':>9}{'peak':>7}"
@@ -209,8 +275,8 @@ def main() -> None:
     table = []
     for i, r in enumerate(order):
         shape = ModelShape.from_record(r)
-        tps = sum(o["results"][i]["tokens_per_second"] for o in outs) / len(outs)
-        peak = sum(o["results"][i]["peak"] for o in outs) / len(outs)
+        tps = sum(o[i]["tokens_per_second"] for o in outs) / len(outs)
+        peak = sum(o[i]["peak"] for o in outs) / len(outs)
         fps = tps * training_flops_per_token(shape, "full")
         row = {
             "d_model": shape.d_model,
@@ -233,18 +299,18 @@ def main() -> None:
 
     # every planned run at the measured rate of its shape
     def of_shape(table: dict[int, float], r: dict) -> float:
-        key = (*ModelShape.from_record(r).to_dict().values(), r["batch_size"])
-        return table[id(shapes[key])]
+        return table[id(shapes[shape_key(r)])]
 
     def shape_rate(r: dict) -> float:
         return of_shape(rate, r)
 
     times = [r["num_tokens"] / shape_rate(r) for r in records]
-    evals = [65536 / (3 * shape_rate(r)) for r in records]  # forward-only held-out pass
+    eval_tokens = study_cfg.eval.heldout_tokens  # the study's held-out pass, forward only
+    evals = [eval_tokens / (3 * shape_rate(r)) for r in records]
     total_flops = sum(r["planned_flops"] for r in records)
     # time-weighted: total FLOPs over the time each run would take at its shape's MFU
     sweep_mfu = total_flops / sum(r["planned_flops"] / of_shape(mfu_of, r) for r in records)
-    makespan = lpt_makespan([t + e for t, e in zip(times, evals, strict=True)], args.workers)
+    makespan = lpt_makespan([t + e for t, e in zip(times, evals, strict=True)], workers)
     small, large = table[0], table[-1]
     print()
     print(f"smallest shape (N={small['model_size']}): MFU {small['mfu']:.2f}")
@@ -255,7 +321,7 @@ def main() -> None:
         f"({sweep_mfu / TARGET_MFU:.2f}x the {TARGET_MFU} target: {verdict})"
     )
     print(
-        f"predicted training wall time on {args.workers} worker(s): {makespan:.0f} s "
+        f"predicted training wall time on {workers} worker(s): {makespan:.0f} s "
         f"(runs {sum(times):.0f} s + held-out evaluation {sum(evals):.0f} s of worker time; "
         f"longest-first schedule); corpus: {train_tokens} training tokens"
     )
@@ -267,12 +333,14 @@ def main() -> None:
                     "shapes": table,
                     "sweep_mfu": sweep_mfu,
                     "predicted_wall_seconds": makespan,
-                    "workers": args.workers,
+                    "workers": workers,
                 },
                 indent=2,
             )
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_failure():
+        sys.exit(main())

@@ -7,16 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flops_fit.flops import training_flops_per_token
+from flops_fit.parameters.base import ParameterError
+from flops_fit.parameters.planning import ComputeBudgets, PlanningConfig
 from flops_fit.schema import PLAN_FIELDS
 from flops_fit.shapes import ModelShape, non_embedding_params
-from flops_fit.sweep import (
-    PlanningConfig,
-    PlanningError,
-    budget_tag,
-    compute_budgets_from_params,
-    plan_sweep,
-    target_sizes,
-)
+from flops_fit.sweep import PlanningError, budget_tag, plan_sweep
 
 from .conftest import PROJECT_ROOT
 
@@ -40,6 +35,10 @@ def mock_like_params() -> dict:
     return p
 
 
+def compute_budgets_from_params(spec):
+    return ComputeBudgets.from_params(spec).budgets()
+
+
 def test_explicit_and_log_spaced_budgets():
     assert compute_budgets_from_params({"values": [1e12, 3e11]}) == (3e11, 1e12)
     assert compute_budgets_from_params({"values": None, "min": 1e18, "max": 1e20, "num": 3}) == (
@@ -49,35 +48,38 @@ def test_explicit_and_log_spaced_budgets():
 @pytest.mark.parametrize(
     "spec, match",
     [
-        ({"values": [1e12, -1.0]}, r"compute_budgets.values\[1\]"),
-        ({"values": [0]}, r"compute_budgets.values\[0\]"),
+        ({"values": [1e12, -1.0]}, r"compute_budgets.values.1: "),
+        ({"values": [0]}, r"compute_budgets.values.0: "),
         ({"values": None, "min": 1e20, "max": 1e18, "num": 3}, "min .* is above max"),
         ({"values": None, "min": 1e18, "max": 1e20, "num": 0}, "compute_budgets.num"),
-        ({"values": None, "min": 1e18, "max": 1e20, "num": 3, "step": 2}, "unknown key"),
+        ({"values": None, "min": 1e18, "max": 1e20, "num": 3, "step": 2},
+         "unknown parameter 'planning.compute_budgets.step'"),
     ],
 )
 def test_bad_budgets_name_the_parameter(spec, match):
-    with pytest.raises(PlanningError, match=match):
+    with pytest.raises(ParameterError, match=match):
         compute_budgets_from_params(spec)
 
 
 def test_fewer_than_three_sizes_is_an_error():
     p = base_params()
     p["model_sizes"]["num"] = 2
-    with pytest.raises(PlanningError, match=r"model_sizes.num is 2"):
+    with pytest.raises(ParameterError, match=r"model_sizes.num: an IsoFLOP profile needs at "
+                       r"least 3 sizes per budget .*, got 2"):
         PlanningConfig.from_params(p)
 
 
 def test_unknown_key_is_an_error():
     p = base_params()
     p["batchsize"] = 3
-    with pytest.raises(PlanningError, match=r"unknown key\(s\) \['batchsize'\] in params:planning"):
+    with pytest.raises(ParameterError, match=r"unknown parameter 'planning.batchsize' "
+                       r"\(did you mean 'planning.batch_size'\?\)"):
         PlanningConfig.from_params(p)
 
 
 def test_power_law_sizes_are_centred():
     cfg = PlanningConfig.from_params(mock_like_params())
-    sizes = target_sizes(cfg, 1e19)
+    sizes = cfg.model_sizes.targets(1e19)
     centre = 0.5987 * 1e19**0.4516
     assert math.sqrt(sizes[0] * sizes[-1]) == pytest.approx(centre)
     assert sizes[-1] / sizes[0] == pytest.approx(64.0)

@@ -6,16 +6,19 @@ would cost more parameters and FLOPs in the embedding and head than the model it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from flops_fit.parameters.corpus import CorpusConfig
+
 BYTE_VOCAB_SIZE = 256
 
 
 class CorpusError(ValueError):
-    """The corpus is empty, too small for the split, or the split parameters are invalid."""
+    """The corpus is empty or too small for the split."""
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,8 @@ def split_corpus(tokens: np.ndarray, heldout_fraction: float, block_size: int) -
 
     Interleaving (rather than holding out the tail) makes the held-out set sample every source
     of the corpus; blocks are contiguous and disjoint, so no held-out byte is ever trained on.
+    `params:corpus` (flops_fit.parameters.corpus) bounds the fraction and the block size.
     """
-    if not 0 < heldout_fraction < 0.5:
-        raise CorpusError(
-            f"params:corpus.heldout_fraction must be in (0, 0.5), got {heldout_fraction!r}"
-        )
-    if not isinstance(block_size, int) or block_size < 1:
-        raise CorpusError(f"params:corpus.block_size must be a positive integer, got {block_size!r}")
     tokens = np.asarray(tokens, dtype=np.uint8)
     n_blocks = len(tokens) // block_size
     every = max(2, int(round(1.0 / heldout_fraction)))
@@ -58,14 +56,11 @@ def split_corpus(tokens: np.ndarray, heldout_fraction: float, block_size: int) -
     return CorpusSplit(train=usable[~is_heldout].ravel(), heldout=usable[is_heldout].ravel())
 
 
-def prepare_corpus(text: str | bytes, params: dict[str, Any]) -> CorpusSplit:
+def prepare_corpus(text: str | bytes, params: CorpusConfig | Mapping[str, Any]) -> CorpusSplit:
     if text is None or len(text) == 0:
         raise CorpusError("the corpus is empty: check the `corpus` entry of the catalog")
-    tokenizer = params.get("tokenizer", "bytes")
-    if tokenizer != "bytes":
-        raise CorpusError(f"params:corpus.tokenizer must be 'bytes', got {tokenizer!r}")
-    return split_corpus(encode_bytes(text), float(params["heldout_fraction"]),
-                        int(params["block_size"]))
+    cfg = CorpusConfig.from_params(params)  # tokenizer: bytes is the only choice
+    return split_corpus(encode_bytes(text), cfg.heldout_fraction, cfg.block_size)
 
 
 def corpus_summary(split: CorpusSplit) -> dict[str, Any]:

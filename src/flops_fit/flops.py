@@ -12,10 +12,24 @@ at large widths the two agree.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flops_fit.shapes import ModelShape, non_embedding_params
 
 FLOPS_FORMULAS = ("full", "6nd")
 BACKWARD_FACTOR = 2  # backward ≈ 2 × forward for matmuls (grad wrt inputs and wrt weights)
+#: C = 6·N·D: 2 FLOPs per parameter per token forward, times (1 + BACKWARD_FACTOR)
+FLOPS_PER_PARAM_TOKEN = 2 * (1 + BACKWARD_FACTOR)
+
+
+def compute_6nd(model_size: Any, num_tokens: Any) -> Any:
+    """C = 6·N·D (elementwise for arrays and Series)."""
+    return FLOPS_PER_PARAM_TOKEN * model_size * num_tokens
+
+
+def tokens_6nd(compute: Any, model_size: Any) -> Any:
+    """D = C / (6·N), the inverse of `compute_6nd` (elementwise)."""
+    return compute / (FLOPS_PER_PARAM_TOKEN * model_size)
 
 
 def check_formula(formula: str) -> str:
@@ -35,7 +49,7 @@ def forward_flops_per_token(shape: ModelShape) -> int:
 def training_flops_per_token(shape: ModelShape, formula: str = "full") -> int:
     """FLOPs to train on one token (forward + backward)."""
     if check_formula(formula) == "6nd":
-        return 6 * non_embedding_params(shape)
+        return FLOPS_PER_PARAM_TOKEN * non_embedding_params(shape)
     return (1 + BACKWARD_FACTOR) * forward_flops_per_token(shape)
 
 

@@ -72,6 +72,79 @@ RESULT_FIELDS: tuple[str, ...] = (
 
 RUN_STATUSES = ("completed", "failed")
 
+#: What analysis reads from a runs table, by role; `analysis.columns` maps each role to a column.
+RUN_COLUMN_ROLES: tuple[str, ...] = (
+    "experiment_id",
+    "model_size",  # N
+    "num_tokens",  # D
+    "compute",  # C of each run
+    "compute_budget",  # the planned budget, used to group runs when present
+    "loss",
+    "status",
+    "error_message",
+)
+
+#: `analysis_runs`: the columns every analysis runs table starts with (the source's own columns
+#: follow; analysis adds `budget_id`, `budget`, `reason` and `used_in_fit`).
+ANALYSIS_RUN_COLUMNS: tuple[str, ...] = (
+    "experiment_id",
+    "compute_budget",
+    "model_size",
+    "num_tokens",
+    "compute",
+    "final_loss",
+    "status",
+    "error_message",
+)
+
+#: The three fitting approaches, in the order every table and figure lists them.
+APPROACHES: tuple[str, ...] = ("approach_1", "approach_2", "approach_3")
+ISOFLOP_APPROACHES: tuple[str, ...] = ("approach_1", "approach_2")
+
+#: The power laws fitted through the per-budget optima: law key -> the optimum's column.
+LAW_COLUMNS: dict[str, str] = {"n_opt": "model_size", "d_opt": "num_tokens", "l_opt": "loss"}
+#: Approach 3's surface parameters and the closed-form allocation constants derived from them.
+SURFACE_KEYS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta", "a", "b", "G")
+
+#: `optimal_points`: per budget per approach, the optimum and whether the power laws used it.
+OPTIMAL_POINT_COLUMNS: tuple[str, ...] = (
+    "approach",
+    "compute_budget",
+    "model_size",
+    "num_tokens",
+    "loss",
+    "tokens_per_param",
+    "used_in_fit",
+    "reason",
+    "parabola_c2",
+    "parabola_c1",
+    "parabola_c0",
+    "log10_n_min",
+    "log10_n_max",
+)
+#: `predictions`: N_opt, D_opt, D/N and the loss with intervals at the target budgets.
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "approach",
+    "compute_budget",
+    "model_size",
+    "model_size_lo",
+    "model_size_hi",
+    "num_tokens",
+    "num_tokens_lo",
+    "num_tokens_hi",
+    "tokens_per_param",
+    "tokens_per_param_lo",
+    "tokens_per_param_hi",
+    "loss",
+    "loss_lo",
+    "loss_hi",
+)
+#: `scaling_law_curves`: the fitted laws with their bands on a grid of budgets (the prediction
+#: columns without tokens per parameter).
+CURVE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in PREDICTION_COLUMNS if not c.startswith("tokens_per_param")
+)
+
 #: Fields the training executor adds to every `runs` record besides RESULT_FIELDS: which seed
 #: replica of the planned run it is (partition `<experiment_id>` for 0, `<experiment_id>-r<k>`
 #: for k >= 1) and how many attempts the invocation that wrote it made.

@@ -19,6 +19,10 @@ from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from flops_fit.parameters.base import PositiveInt, PositiveNumber
+
 
 @dataclass(frozen=True, order=True)
 class ModelShape:
@@ -78,35 +82,32 @@ def total_params(shape: ModelShape) -> int:
     return non_embedding_params(shape) + embedding_params(shape)
 
 
-@dataclass(frozen=True)
-class ShapeFamily:
-    """Rules that turn a width into a full shape; depth follows width by an aspect ratio."""
+class ShapeFamily(BaseModel):
+    """Rules that turn a width into a full shape; depth follows width by an aspect ratio.
 
-    vocab_size: int = 256
-    context_length: int = 128
-    head_dim: int = 32
-    ffn_multiplier: float = 8 / 3
-    ffn_multiple: int = 16
-    width_multiple: int = 16
-    min_width: int = 16
-    max_width: int = 1024
-    aspect_ratio: float = 32.0
-    max_layers: int = 32
+    This is `params:planning.model_family`; defaults equal conf/base/parameters_planning.yml.
+    """
 
-    def __post_init__(self) -> None:
-        for name in ("vocab_size", "context_length", "head_dim", "ffn_multiple",
-                     "width_multiple", "min_width", "max_width", "max_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"model_family.{name} must be a positive integer, got {value!r}")
-        if self.ffn_multiplier <= 0 or self.aspect_ratio <= 0:
-            raise ValueError("model_family.ffn_multiplier and aspect_ratio must be positive")
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    vocab_size: PositiveInt = 256
+    context_length: PositiveInt = 128
+    head_dim: PositiveInt = 32
+    ffn_multiplier: PositiveNumber = 8 / 3  # SwiGLU hidden width = 8/3 d_model, rounded up
+    ffn_multiple: PositiveInt = 16
+    width_multiple: PositiveInt = 8
+    min_width: PositiveInt = 8
+    max_width: PositiveInt = 1024
+    aspect_ratio: PositiveNumber = 32.0  # preferred d_model / num_layers
+    max_layers: PositiveInt = 32
+
+    @model_validator(mode="after")
+    def _widths(self) -> ShapeFamily:
         if self.min_width > self.max_width:
-            raise ValueError(
-                f"model_family.min_width ({self.min_width}) is above max_width ({self.max_width})"
-            )
+            raise ValueError(f"min_width ({self.min_width}) is above max_width ({self.max_width})")
         if self.min_width % 2 or self.width_multiple % 2:
-            raise ValueError("model_family.min_width and width_multiple must be even")
+            raise ValueError("min_width and width_multiple must be even")
+        return self
 
     def num_heads(self, d_model: int) -> int:
         heads = max(1, d_model // self.head_dim)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flops_fit.backends.base import BACKENDS, RunContext
+from flops_fit.execution.records import build_result_record
 from flops_fit.flops import training_flops
 from flops_fit.shapes import ModelShape
 from flops_fit.sweep import PlanningConfig, plan_sweep
@@ -68,9 +69,10 @@ def _loss(record: dict[str, Any]) -> float:
 class _Base:
     needs_corpus = False
 
-    def validate_params(self, params: dict[str, Any]) -> None:
-        if params.get("invalid"):
+    def validate_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
+        if (params or {}).get("invalid"):
             raise ValueError("params:test_backend.invalid must be false")
+        return params or {}
 
 
 class FlakyBackend(_Base):
@@ -155,3 +157,16 @@ class RegisterTestBackends(WorkerPlugin):
     def setup(self, worker=None):
         for name in TEST_BACKENDS:
             register(name)
+
+
+def result_record(task, status="completed", backend="synthetic", loss=3.0):
+    """A stored record of `task` as the executor would write it."""
+    return build_result_record(
+        task.record,
+        replica=task.replica,
+        seed=task.seed,
+        backend=backend,
+        status=status,
+        metrics={"final_loss": loss, "train_loss": loss, "actual_flops": 1.0, "tokens_seen": 1},
+        error_message=None if status == "completed" else "boom",
+    )

@@ -7,7 +7,7 @@ import pytest
 from flops_fit.execution import collect_records, prepare_training, results_table, run_results_table
 from flops_fit.schema import PLAN_FIELDS, REPLICA_AGGREGATE_FIELDS, RESULT_FIELDS
 
-SYNTH = {"backend": "synthetic", "show_progress": False}
+SYNTH = {"backend": "synthetic", "executor": "sequential", "show_progress": False}
 
 
 def test_one_row_per_experiment_with_replicas_aggregated(plan):

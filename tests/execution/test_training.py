@@ -8,11 +8,12 @@ import json
 import pytest
 
 from flops_fit.datasets.run_store import RunPartitionsDataset
-from flops_fit.execution import RunStream, TrainingConfigError, prepare_training, run_task
+from flops_fit.execution import RunStream, prepare_training, run_task
 from flops_fit.execution.tasks import expand_plan, partition_key
+from flops_fit.parameters.base import ParameterError
 from flops_fit.schema import SchemaError
 
-SYNTH = {"backend": "synthetic", "show_progress": False}
+SYNTH = {"backend": "synthetic", "executor": "sequential", "show_progress": False}
 TIMING = ("wall_time_seconds", "started_at", "finished_at")
 
 
@@ -48,20 +49,20 @@ def _strip(record):
         (
             lambda p: p,
             {**SYNTH, "executor": "ray"},
-            TrainingConfigError,
+            ParameterError,
             r"params:training\.executor",
         ),
-        (lambda p: p, {**SYNTH, "seeds": 0}, TrainingConfigError, r"params:training\.seeds"),
+        (lambda p: p, {**SYNTH, "seeds": 0}, ParameterError, r"params:training\.seeds"),
         (
             lambda p: p,
             {**SYNTH, "max_retries": -1},
-            TrainingConfigError,
+            ParameterError,
             r"params:training\.max_retries",
         ),
         (
             lambda p: p,
             {**SYNTH, "dask": {"n_workers": 0}},
-            TrainingConfigError,
+            ParameterError,
             r"params:training\.dask\.n_workers",
         ),
         (
@@ -70,7 +71,12 @@ def _strip(record):
             ValueError,
             r"params:training\.synthetic\.beta",
         ),
-        (lambda p: p, {**SYNTH, "executer": "dask"}, TrainingConfigError, "executer"),
+        (
+            lambda p: p,
+            {**SYNTH, "executer": "dask"},
+            ParameterError,
+            r"unknown parameter 'training\.executer' \(did you mean 'training\.executor'\?\)",
+        ),
     ],
 )
 def test_bad_input_fails_before_any_run(plan, plan_edit, params, error, match, monkeypatch):
@@ -137,7 +143,7 @@ def test_exceptions_and_nan_become_failed_records_and_the_sweep_goes_on(plan):
 
 def test_failed_runs_are_retried_within_and_across_invocations(plan, test_backends, tmp_path):
     eid = plan[0]["experiment_id"]
-    params = {"backend": "flaky", "show_progress": False, "max_retries": 1}
+    params = {"backend": "flaky", "executor": "sequential", "show_progress": False, "max_retries": 1}
     backend = {"flaky": {"counter_dir": str(tmp_path / "calls"), "fail_times": {eid: 3}}}
     first = prepare_training(plan[:2], {}, params, backend).records()
     assert first[eid]["status"] == "failed" and first[eid]["attempts"] == 2
@@ -167,7 +173,8 @@ def test_run_task_never_raises(plan, test_backends, tmp_path):
 
 def test_each_run_is_on_disk_before_the_next_starts(plan, test_backends, tmp_path):
     runs = tmp_path / "runs"
-    params = {"backend": "probe", "show_progress": False, "checkpoint_dir": str(tmp_path / "ckpt")}
+    params = {"backend": "probe", "executor": "sequential", "show_progress": False,
+              "checkpoint_dir": str(tmp_path / "ckpt")}
     stream = prepare_training(plan[:5], {}, params, {"probe": {"runs_dir": str(runs)}})
     RunPartitionsDataset(path=str(runs)).save(stream)
     stored = RunPartitionsDataset(path=str(runs)).load()
@@ -202,7 +209,7 @@ def test_corpus_is_prepared_only_for_backends_that_need_it(plan, test_backends):
     records = prepare_training(
         plan[:1],
         {},
-        {"backend": "corpus_probe", "show_progress": False},
+        {"backend": "corpus_probe", "executor": "sequential", "show_progress": False},
         corpus_text=text,
         corpus_params=corpus_params,
     ).records()
@@ -213,5 +220,6 @@ def test_corpus_is_prepared_only_for_backends_that_need_it(plan, test_backends):
     prepare_training(plan[:1], {}, SYNTH, corpus_text="", corpus_params=corpus_params).records()
     with pytest.raises(ValueError, match="corpus"):
         prepare_training(
-            plan[:1], {}, {"backend": "corpus_probe"}, corpus_text="", corpus_params=corpus_params
+            plan[:1], {}, {"backend": "corpus_probe", "executor": "sequential"}, corpus_text="",
+            corpus_params=corpus_params,
         )

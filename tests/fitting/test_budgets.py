@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flops_fit.fitting.budgets import assign_budgets, budget_table, cluster_log_budgets
+from flops_fit.parameters.analysis import BudgetGrouping
 
 
 def _runs(budgets, per_budget=5, jitter=0.0, seed=0, planned=True):
@@ -55,7 +56,7 @@ def test_budgets_straddling_a_rounding_boundary_stay_together():
 
 def test_wide_chain_is_cut_by_max_width():
     values = np.geomspace(1e18, 1e19, 40)  # gaps of 0.026 dex chain across a decade
-    labels = cluster_log_budgets(values, gap_dex=0.05, max_width_dex=0.2)
+    labels = cluster_log_budgets(values, BudgetGrouping(gap_dex=0.05, max_width_dex=0.2))
     assert labels.max() >= 4
     spans = [np.ptp(np.log10(values[labels == k])) for k in np.unique(labels)]
     assert max(spans) <= 0.2 + 1e-12
@@ -92,3 +93,11 @@ def test_grouping_is_invariant_to_two_percent_jitter(
     assert exact["budget_id"].tolist() == jittered["budget_id"].tolist()
     assert jittered.groupby("budget_id")["true_budget"].nunique().eq(1).all()
     assert jittered["budget_id"].nunique() == n_budgets
+
+
+def test_no_max_width_chains_close_budgets():
+    values = np.geomspace(1e18, 1e19, 40)
+    assert cluster_log_budgets(values, BudgetGrouping(max_width_dex=None)).max() == 0
+    close = _runs([1e17, 1.1e17], planned=False)  # 0.04 dex apart
+    assert assign_budgets(close)["budget_id"].nunique() == 1
+    assert assign_budgets(close, BudgetGrouping(gap_dex=0.03))["budget_id"].nunique() == 2

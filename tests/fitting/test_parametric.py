@@ -1,36 +1,25 @@
-"""Approach 3: recovery of a known surface, the closed-form optimum, and the 4,500-start
-reference recipe reached or beaten."""
+"""Approach 3's fit: recovery of a known surface, the 4,500-start reference recipe reached or
+beaten, weights, and the bootstrap."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import minimize_scalar
 
+from flops_fit.fitting.objective import theta_to_params
 from flops_fit.fitting.parametric import (
     ParametricFitError,
+    SurfaceDraws,
     bootstrap_parametric,
     fit_parametric,
-    optimal_allocation,
-    parametric_loss,
-    theta_to_params,
 )
 from flops_fit.fitting.reference import fit_parametric_reference, reference_starts
-from flops_fit.fitting.synthetic import CHINCHILLA_TRUTH, synthetic_results
-from flops_fit.fitting.threads import blas_thread_counts, limit_blas_threads
-
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
-CHINCHILLA_CSV = REFERENCE_DIR / "epochai_chinchilla_svg_extracted_data.csv"
-needs_chinchilla = pytest.mark.skipif(
-    not CHINCHILLA_CSV.is_file(),
-    reason=f"reference data not found at {CHINCHILLA_CSV.resolve()} (CI places shared/ beside "
-    "the clone)",
-)
+from flops_fit.fitting.synthetic import synthetic_results
+from flops_fit.parameters.analysis import BootstrapParams
+from tests.fitting.tables import CHINCHILLA_CSV, needs_chinchilla
 
 
 def chinchilla_runs(every: int = 1):
@@ -56,19 +45,6 @@ def test_noise_free_surface_is_recovered_to_1e_4(E, A, B, alpha, beta):
     for key, value in truth.items():
         assert getattr(fit, key) == pytest.approx(value, rel=1e-4), key
     assert fit.objective < 1e-12
-
-
-def test_optimal_allocation_is_the_minimum_along_the_isoflop_line():
-    for c in (1e19, 1e22, 1e25):
-        n_opt, d_opt = optimal_allocation(c, CHINCHILLA_TRUTH)
-        assert 6 * n_opt * d_opt == pytest.approx(c)
-        res = minimize_scalar(
-            lambda x, c=c: parametric_loss(10**x, c / (6 * 10**x), CHINCHILLA_TRUTH),
-            bounds=(5, 14),
-            method="bounded",
-            options={"xatol": 1e-10},
-        )
-        assert np.log10(n_opt) == pytest.approx(res.x, abs=1e-6)
 
 
 def test_too_few_runs_is_an_error():
@@ -130,20 +106,13 @@ def test_bootstrap_is_seeded_and_starts_from_the_fit():
     w = np.stack(
         [np.bincount(rng.integers(0, len(df), len(df)), minlength=len(df)) for _ in range(40)]
     ).astype(float)
-    a = bootstrap_parametric(fit, *args, w, seed=5)
-    b = bootstrap_parametric(fit, *args, w, seed=5)
-    assert np.array_equal(a["theta"], b["theta"])
-    ones = bootstrap_parametric(fit, *args, np.ones((2, len(df))), extra_starts=0)
-    assert np.allclose(theta_to_params(ones["theta"])["alpha"], fit.alpha, rtol=1e-6)
+    a = bootstrap_parametric(fit, *args, w, BootstrapParams(seed=5))
+    b = bootstrap_parametric(fit, *args, w, BootstrapParams(seed=5))
+    assert isinstance(a, SurfaceDraws)
+    assert np.array_equal(a.theta, b.theta)
+    ones = bootstrap_parametric(fit, *args, np.ones((2, len(df))), BootstrapParams(extra_starts=0))
+    assert np.allclose(theta_to_params(ones.theta)["alpha"], fit.alpha, rtol=1e-6)
     # each draw's fit is a minimum of its own weighted objective: no worse than the full fit
     full_f = np.array([fit_parametric(*args, weights=row).objective for row in w[:3]])
-    assert np.all(a["objective"][:3] <= full_f * (1 + 1e-6))
+    assert np.all(a.objective[:3] <= full_f * (1 + 1e-6))
 
-
-def test_blas_threads_are_limited_and_restored():
-    before = blas_thread_counts()
-    with limit_blas_threads(1) as what:
-        assert "limited to 1" in what or "not limited" in what
-        if before:
-            assert set(blas_thread_counts().values()) == {1}
-    assert blas_thread_counts() == before

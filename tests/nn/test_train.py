@@ -12,9 +12,10 @@ from flops_fit.backends import RunContext, get_backend
 from flops_fit.corpus import CorpusSplit, split_corpus
 from flops_fit.flops import training_flops_per_token
 from flops_fit.nn.checkpoint import checkpoint_path
-from flops_fit.nn.config import TorchConfig, TorchConfigError
 from flops_fit.nn.data import DataError, TrainBatches, check_epochs, heldout_windows
 from flops_fit.nn.train import train_run
+from flops_fit.parameters.base import ParameterError
+from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.shapes import ModelShape, non_embedding_params
 
 SHAPE = ModelShape(
@@ -45,7 +46,8 @@ def test_backend_is_registered_and_sets_omp_policy():
     assert backend.name == "torch" and backend.needs_corpus
     assert os.environ["OMP_WAIT_POLICY"].upper() == "PASSIVE"
     backend.validate_params(FAST)
-    with pytest.raises(ValueError, match=r"\['lrr'\] in params:torch_backend\.optimizer"):
+    with pytest.raises(ValueError, match=r"unknown parameter 'torch_backend\.optimizer\.lrr' "
+                       r"\(did you mean 'torch_backend\.optimizer\.lr'\?\)"):
         backend.validate_params({"optimizer": {"lrr": 1.0}})
 
 
@@ -212,13 +214,13 @@ def test_heldout_set_is_fixed_and_spans_the_real_corpus(corpus_split):
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(TorchConfigError, match=r"torch_backend\.device"):
+    with pytest.raises(ParameterError, match=r"torch_backend\.device"):
         TorchConfig.from_params({"device": "tpu"})
-    with pytest.raises(TorchConfigError, match=r"torch_backend\.eval\.heldout_tokens"):
+    with pytest.raises(ParameterError, match=r"torch_backend\.eval\.heldout_tokens"):
         TorchConfig.from_params({"eval": {"heldout_tokens": 0}})
-    with pytest.raises(TorchConfigError, match=r"unknown key\(s\) \['colour'\]"):
+    with pytest.raises(ParameterError, match=r"unknown parameter 'torch_backend\.colour'"):
         TorchConfig.from_params({"colour": "red"})
-    with pytest.raises(TorchConfigError, match=r"optimizer\.betas"):
+    with pytest.raises(ParameterError, match=r"optimizer\.betas"):
         TorchConfig.from_params({"optimizer": {"betas": [0.9]}})
 
 

@@ -1,4 +1,4 @@
-"""A small, fully known study in the shape of the analysis outputs (docs/INTERFACES.md).
+"""A small, fully known study in the shape of the analysis outputs (`flops_fit.schema`).
 
 Losses come from Chinchilla's fitted surface L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022)
 with 0.4% multiplicative noise, on 7 budgets from 1e17 to 1e21 FLOPs with 9 sizes each. Two runs

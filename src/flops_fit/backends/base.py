@@ -34,10 +34,12 @@ class TrainingBackend(Protocol):
     name: str
     needs_corpus: bool
 
-    def validate_params(self, params: dict[str, Any]) -> None:
-        """Raise ValueError naming `params:<section>.<key>` for bad parameters (before any run)."""
+    def validate_params(self, params: Any) -> Any:
+        """The backend's parameters validated (e.g. its typed model), before any run; raise
+        ValueError naming `params:<section>.<key>` for a bad one. What it returns is what
+        `train` gets (it is pickled to Dask workers)."""
 
-    def train(self, record: dict[str, Any], params: dict[str, Any], ctx: RunContext) -> dict:
+    def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
         """Train one planned run; return at least final_loss, train_loss, actual_flops and
         tokens_seen (extra metrics are kept in the result record). Raise on failure."""
 

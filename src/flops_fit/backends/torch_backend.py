@@ -18,7 +18,7 @@ from typing import Any  # noqa: E402
 
 from flops_fit.backends.base import RunContext  # noqa: E402
 from flops_fit.flops import check_formula  # noqa: E402
-from flops_fit.nn.config import TorchConfig  # noqa: E402  (imports torch)
+from flops_fit.parameters.torch_backend import TorchConfig  # noqa: E402
 from flops_fit.shapes import ModelShape  # noqa: E402
 
 
@@ -28,10 +28,10 @@ class TorchBackend:
     name = "torch"
     needs_corpus = True
 
-    def validate_params(self, params: dict[str, Any]) -> None:
-        TorchConfig.from_params(params)
+    def validate_params(self, params: Any) -> TorchConfig:
+        return TorchConfig.from_params(params)
 
-    def train(self, record: dict[str, Any], params: dict[str, Any], ctx: RunContext) -> dict:
+    def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
         from flops_fit.nn.train import train_run
 
         config = TorchConfig.from_params(params)

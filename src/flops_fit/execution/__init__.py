@@ -4,7 +4,6 @@ Framework-free: the training pipeline's nodes are thin adapters over these funct
 notebook user can call them directly (`prepare_training(plan, {}, params).records()`).
 """
 
-from flops_fit.execution.config import DaskConfig, TrainingConfig, TrainingConfigError
 from flops_fit.execution.executors import DaskExecutor, ExecutionError, RunJob, SequentialExecutor
 from flops_fit.execution.records import build_result_record
 from flops_fit.execution.results import collect_records, results_table, run_results_table
@@ -20,15 +19,12 @@ from flops_fit.execution.tasks import (
 from flops_fit.execution.training import prepare_training
 
 __all__ = [
-    "DaskConfig",
     "DaskExecutor",
     "ExecutionError",
     "RunJob",
     "RunStream",
     "RunTask",
     "SequentialExecutor",
-    "TrainingConfig",
-    "TrainingConfigError",
     "build_result_record",
     "collect_records",
     "expand_plan",

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flops_fit.corpus import CorpusSplit
-from flops_fit.execution.config import DaskConfig, TrainingConfig
 from flops_fit.execution.run import failed_record, run_task
 from flops_fit.execution.tasks import RunTask
+from flops_fit.parameters.training import DaskParams, TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,11 @@ class DaskExecutor:
 
     name = "dask"
 
-    def __init__(self, config: DaskConfig, client: Any = None):
+    def __init__(
+        self, config: DaskParams, scheduler_address: str | None = None, client: Any = None
+    ):
         self.config = config
+        self.scheduler_address = scheduler_address
         self._client = client  # an existing distributed.Client (notebooks, tests); not closed
 
     @contextmanager
@@ -115,13 +118,14 @@ class DaskExecutor:
             yield self._client
             return
         cfg = self.config
-        if cfg.scheduler_address:
-            log.info("Connecting to the Dask scheduler at %s", cfg.scheduler_address)
+        address = self.scheduler_address
+        if address:
+            log.info("Connecting to the Dask scheduler at %s", address)
             try:
-                client = Client(cfg.scheduler_address, timeout=cfg.wait_for_workers_seconds)
+                client = Client(address, timeout=cfg.wait_for_workers_seconds)
             except OSError as exc:
                 raise ExecutionError(
-                    f"cannot reach the Dask scheduler at {cfg.scheduler_address} "
+                    f"cannot reach the Dask scheduler at {address} "
                     f"(params:training.scheduler_address): {exc}"
                 ) from exc
             try:
@@ -129,7 +133,7 @@ class DaskExecutor:
             finally:
                 client.close()
             return
-        threads = max(1, (os.cpu_count() or 1) // cfg.n_workers)
+        threads = max(1, (os.cpu_count() or 1) // cfg.workers)
         env = {
             k: os.environ.get(k, str(threads))
             for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -137,7 +141,7 @@ class DaskExecutor:
         # Read by OpenMP once, when torch loads: idle OpenMP threads must sleep, not spin on the
         # cores the other single-threaded workers are using.
         env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
-        log.info("Starting a Dask LocalCluster with %d worker process(es)", cfg.n_workers)
+        log.info("Starting a Dask LocalCluster with %d worker process(es)", cfg.workers)
         # Worker processes import distributed afresh, which turns its loggers up to INFO; give
         # them this process's level before they spawn.
         level = logging.getLevelName(logging.getLogger("distributed").getEffectiveLevel())
@@ -148,7 +152,7 @@ class DaskExecutor:
         }
         with dask.config.set(spawn_env):
             cluster = LocalCluster(
-                n_workers=cfg.n_workers,
+                n_workers=cfg.workers,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=cfg.dashboard_address,
@@ -188,7 +192,7 @@ class DaskExecutor:
 
         with self._connect() as client:
             self._check_workers(client, job.backend_name)
-            if self.config.scheduler_address or self.config.dashboard_address:
+            if self.scheduler_address or self.config.dashboard_address:
                 log.info("Dask dashboard: %s", client.dashboard_link)
             corpus = client.scatter(job.corpus, broadcast=True) if job.corpus is not None else None
             submitted: dict[str, tuple[RunTask, int]] = {}
@@ -256,7 +260,7 @@ def make_executor(config: TrainingConfig, client: Any = None):
                 "params:training.executor is 'dask' but dask.distributed is not installed "
                 "(pip install 'dask[distributed]')"
             ) from exc
-        return DaskExecutor(config.dask, client=client)
+        return DaskExecutor(config.dask, config.scheduler_address, client=client)
     return SequentialExecutor()
 
 

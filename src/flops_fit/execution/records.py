@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from flops_fit.jsonsafe import json_safe
 from flops_fit.schema import EXECUTION_FIELDS, RESULT_FIELDS, RUN_STATUSES
 
 #: What a backend's `train` must return.
@@ -21,21 +22,6 @@ REQUIRED_METRICS: tuple[str, ...] = ("final_loss", "train_loss", "actual_flops",
 def utc_now() -> str:
     """ISO-8601 UTC timestamp with milliseconds, e.g. 2026-05-01T12:00:00.123+00:00."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def json_safe(value: Any) -> Any:
-    """Python scalars for numpy/torch scalars; None for NaN/inf; containers recursively."""
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
-        value = value.item()
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return str(value)
 
 
 def is_finite_number(value: Any) -> bool:

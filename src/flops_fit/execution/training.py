@@ -15,10 +15,10 @@ from typing import Any
 
 from flops_fit.backends.base import get_backend
 from flops_fit.corpus import prepare_corpus
-from flops_fit.execution.config import TrainingConfig
 from flops_fit.execution.executors import RunJob, make_executor
 from flops_fit.execution.stream import RunStream
 from flops_fit.execution.tasks import expand_plan, select_pending
+from flops_fit.parameters.training import TrainingConfig
 from flops_fit.schema import validate_plan
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ def backend_section(config: TrainingConfig, sections: Mapping[str, Any] | None) 
     if config.backend == "synthetic":
         return "training.synthetic", config.synthetic
     sections = sections or {}
-    name = f"{config.backend}_backend"
-    return name, dict(sections.get(config.backend) or {})
+    return f"{config.backend}_backend", sections.get(config.backend)
 
 
 def prepare_training(
@@ -47,11 +46,11 @@ def prepare_training(
     client: Any = None,
 ) -> RunStream:
     """Validate everything, pick the pending runs, and return them as a lazy RunStream."""
-    config = TrainingConfig.from_params(dict(training_params or {}))
+    config = TrainingConfig.from_params(training_params)
     records = validate_plan(plan)
     backend = get_backend(config.backend)
     section, backend_params = backend_section(config, backend_sections)
-    backend.validate_params(backend_params)
+    backend_params = backend.validate_params(backend_params)
     executor = make_executor(config, client=client)
 
     tasks = expand_plan(records, config.seeds, config.seed)
@@ -64,7 +63,7 @@ def prepare_training(
     if backend.needs_corpus and pending:
         if corpus_params is None:
             raise ValueError(f"the '{config.backend}' backend needs params:corpus")
-        corpus = prepare_corpus(corpus_text, dict(corpus_params))
+        corpus = prepare_corpus(corpus_text, corpus_params)
 
     job = RunJob(
         backend_name=config.backend,

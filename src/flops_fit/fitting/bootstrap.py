@@ -1,6 +1,7 @@
 """Bootstrap resampling shared by every approach, and percentile intervals.
 
-A draw is a row of resampling counts, one per run of the analysis runs table:
+A draw is a row of resampling counts, one per run of the analysis runs table
+(`params:analysis.bootstrap`):
 
 - `resample: runs` (default): n runs drawn with replacement from the n used runs;
 - `resample: budgets`: whole budgets drawn with replacement; each run counts as often as its
@@ -12,19 +13,22 @@ not used in the fits always get count 0.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Literal
 
-RESAMPLE_MODES = ("runs", "budgets")
+import numpy as np
+import pandas as pd
+
+from flops_fit.parameters.analysis import BootstrapParams
 
 
 def resample_weights(
-    used: np.ndarray, budget_ids: np.ndarray, draws: int, seed: int, mode: str = "runs"
+    used: np.ndarray,
+    budget_ids: np.ndarray,
+    draws: int,
+    seed: int,
+    mode: Literal["runs", "budgets"],
 ) -> np.ndarray:
     """Counts (draws, n_rows) for the rows of the runs table; unused rows get 0."""
-    if mode not in RESAMPLE_MODES:
-        raise ValueError(
-            f"analysis.bootstrap.resample must be one of {RESAMPLE_MODES}, got {mode!r}"
-        )
     used = np.asarray(used, dtype=bool)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
     n_rows = used.size
@@ -46,7 +50,21 @@ def resample_weights(
     return weights
 
 
-def interval(samples, level: float = 0.95) -> list[float | None]:
+def run_weights(runs: pd.DataFrame, bootstrap: BootstrapParams) -> np.ndarray | None:
+    """The draws (draws, len(runs)) for an analysis runs table; None when the bootstrap is off."""
+    if not bootstrap.active:
+        return None
+    budget_ids = runs["budget_id"].fillna(-1).to_numpy(dtype=int)
+    return resample_weights(
+        runs["used_in_fit"].to_numpy(bool),
+        budget_ids,
+        bootstrap.draws,
+        bootstrap.seed,
+        bootstrap.resample,
+    )
+
+
+def interval(samples, level: float) -> list[float | None]:
     """Central percentile interval of the finite samples; [None, None] if fewer than 10."""
     x = np.asarray(samples, dtype=float)
     x = x[np.isfinite(x)]
@@ -57,7 +75,7 @@ def interval(samples, level: float = 0.95) -> list[float | None]:
     return [float(lo), float(hi)]
 
 
-def intervals_columns(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def intervals_columns(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of each column of samples (B, m), NaN-aware; NaN with < 10 finite."""
     x = np.asarray(samples, dtype=float)
     tail = 50.0 * (1.0 - level)

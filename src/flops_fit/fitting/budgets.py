@@ -8,7 +8,8 @@ continuous spread of digitised runs is cut into budgets instead of chained into 
 rounding to a number of decimals: rounding cuts straight through a budget whose runs scatter
 around a boundary (1.04e19 and 0.96e19 round apart), clustering does not. With the defaults,
 planned budgets a factor of 1.26 or more apart and runs within +-2 % of them are grouped
-exactly as planned, whatever the jitter.
+exactly as planned, whatever the jitter. The thresholds are `params:analysis.budgets`
+(`BudgetGrouping`; its defaults are conf/base's).
 
 Each budget's representative C (`budget`) is the planned value when all its runs share one,
 else the geometric mean of its runs' keys.
@@ -19,24 +20,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-DEFAULT_GAP_DEX = 0.05  # a factor of 1.12
-DEFAULT_MAX_WIDTH_DEX = 0.2  # a factor of 1.58
+from flops_fit.flops import compute_6nd
+from flops_fit.parameters.analysis import BudgetGrouping
+
 BUDGET_KEY_COLUMNS = ("compute_budget", "compute", "planned_flops", "flops_6nd")
 
 
-def cluster_log_budgets(
-    values: np.ndarray,
-    gap_dex: float = DEFAULT_GAP_DEX,
-    max_width_dex: float | None = DEFAULT_MAX_WIDTH_DEX,
-) -> np.ndarray:
+def cluster_log_budgets(values: np.ndarray, grouping: BudgetGrouping | None = None) -> np.ndarray:
     """Cluster labels 0..k-1 (in increasing C) for positive finite `values`; -1 for the rest."""
+    grouping = grouping or BudgetGrouping()
+    gap_dex, max_width_dex = grouping.gap_dex, grouping.max_width_dex
     values = np.asarray(values, dtype=float)
     labels = np.full(values.shape, -1, dtype=int)
     ok = np.isfinite(values) & (values > 0)
     if not ok.any():
         return labels
-    if gap_dex <= 0:
-        raise ValueError(f"gap_dex must be positive, got {gap_dex}")
     idx = np.flatnonzero(ok)
     logs = np.log10(values[idx])
     order = np.argsort(logs, kind="stable")
@@ -63,26 +61,21 @@ def budget_keys(df: pd.DataFrame) -> pd.Series:
             fill = key.isna() & np.isfinite(vals) & (vals > 0)
             key[fill] = vals[fill]
     if {"model_size", "num_tokens"} <= set(df.columns):
-        c6 = (
-            6.0
-            * pd.to_numeric(df["model_size"], errors="coerce").astype(float)
-            * pd.to_numeric(df["num_tokens"], errors="coerce").astype(float)
+        c6 = compute_6nd(
+            pd.to_numeric(df["model_size"], errors="coerce").astype(float),
+            pd.to_numeric(df["num_tokens"], errors="coerce").astype(float),
         )
         fill = key.isna() & np.isfinite(c6) & (c6 > 0)
         key[fill] = c6[fill]
     return key
 
 
-def assign_budgets(
-    df: pd.DataFrame,
-    gap_dex: float = DEFAULT_GAP_DEX,
-    max_width_dex: float | None = DEFAULT_MAX_WIDTH_DEX,
-) -> pd.DataFrame:
+def assign_budgets(df: pd.DataFrame, grouping: BudgetGrouping | None = None) -> pd.DataFrame:
     """A copy of `df` with `budget_id` (0 = smallest budget; <NA> where no C is known) and
     `budget` (the group's representative C, NaN where unknown)."""
     out = df.copy()
     keys = budget_keys(out)
-    labels = cluster_log_budgets(keys.to_numpy(), gap_dex, max_width_dex)
+    labels = cluster_log_budgets(keys.to_numpy(), grouping)
     rep = np.full(len(out), np.nan)
     planned = (
         pd.to_numeric(out["compute_budget"], errors="coerce").astype(float).to_numpy()

@@ -17,13 +17,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from flops_fit.fitting.parametric import (
-    HUBER_DELTA,
-    ParametricFit,
-    _Data,
-    batched_objective,
-    objective_and_gradient,
-)
+from flops_fit.fitting.objective import RunData, batched_objective, objective_and_gradient
+from flops_fit.fitting.parametric import ParametricFit
+from flops_fit.parameters.analysis import Approach3Params
 
 REFERENCE_GRID = {
     "alpha": np.arange(0.0, 2.5, 0.5),
@@ -53,13 +49,15 @@ def fit_parametric_reference(
     *,
     analytic_gradient: bool = False,
     every: int = 1,
-    delta: float = HUBER_DELTA,
+    delta: float | None = None,
 ) -> tuple[ParametricFit, dict[str, Any]]:
     """Best of L-BFGS-B runs from the grid starts (every `every`-th start when > 1).
 
+    `delta` defaults to `analysis.approach_3.huber_delta`'s default (the paper's 1e-3).
     Returns the fit and a report: starts run, seconds, the objectives of all starts.
     """
-    data = _Data.from_arrays(model_size, num_tokens, loss)
+    delta = Approach3Params().huber_delta if delta is None else delta
+    data = RunData.from_arrays(model_size, num_tokens, loss)
     starts = reference_starts()[::every]
 
     def plain(theta):

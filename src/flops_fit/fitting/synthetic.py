@@ -13,13 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flops_fit.fitting.parametric import (
-    CHINCHILLA_APPROACH_3 as CHINCHILLA_TRUTH,
-)
-from flops_fit.fitting.parametric import (
-    optimal_allocation,
-    parametric_loss,
-)
+from flops_fit.fitting.surface import CHINCHILLA_APPROACH_3 as CHINCHILLA_TRUTH
+from flops_fit.fitting.surface import optimal_allocation, parametric_loss
+from flops_fit.flops import compute_6nd, tokens_6nd
 
 
 def synthetic_results(
@@ -44,7 +40,7 @@ def synthetic_results(
         centre = float(n_opt) * centre_bias
         sizes = np.geomspace(centre / span, centre * span, sizes_per_budget)
         for i, n in enumerate(sizes):
-            d = c / (6.0 * n)
+            d = tokens_6nd(c, n)
             true = float(parametric_loss(n, d, truth))
             loss = true * float(np.exp(noise * rng.standard_normal())) if noise else true
             rows.append(
@@ -54,7 +50,7 @@ def synthetic_results(
                     "model_size": float(n),
                     "num_tokens": float(d),
                     "planned_flops": float(c),
-                    "flops_6nd": float(6 * n * d),
+                    "flops_6nd": float(compute_6nd(n, d)),
                     "final_loss": loss,
                     "true_loss": true,
                     "status": "completed",

@@ -59,7 +59,7 @@ def _openblas_controls() -> list[tuple[str, object, object]]:
 
 
 @contextmanager
-def limit_blas_threads(limit: int | None = 1) -> Iterator[str]:
+def limit_blas_threads(limit: int | None) -> Iterator[str]:
     """Run the body with at most `limit` BLAS threads; yields what was done, for the log."""
     if limit is None or limit <= 0:
         yield "BLAS threads not limited"

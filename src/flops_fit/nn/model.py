@@ -36,7 +36,6 @@ and identical optimiser steps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -45,20 +44,8 @@ from torch import Tensor, nn
 from unit_scaling.core.functional import logarithmic_interpolation
 
 from flops_fit.nn.losses import cross_entropy
+from flops_fit.parameters.torch_backend import UMuPConfig
 from flops_fit.shapes import ModelShape
-
-
-@dataclass(frozen=True)
-class UMuPConfig:
-    """u-μP's hyperparameters (all default to 1, the paper's unit-scaled defaults)."""
-
-    residual_mult: float = 1.0  # α_res: residual branches vs the embedding
-    residual_attn_ratio: float = 1.0  # α_res-attn-ratio: attention vs FFN branches
-    attn_softmax_mult: float = 1.0  # α_attn: attention logit multiplier
-    ffn_act_mult: float = 1.0  # α_ffn-act: SwiGLU gate multiplier
-    loss_softmax_mult: float = 1.0  # α_loss-softmax: output logit multiplier
-    rope_base: float = 10000.0
-    norm_eps: float = 1e-5
 
 
 def attention_output_scale(seq_len: int, head_dim: int, mult: float) -> float:

@@ -22,11 +22,11 @@ from flops_fit.corpus import CorpusSplit
 from flops_fit.flops import training_flops_per_token
 from flops_fit.nn import checkpoint as ckpt
 from flops_fit.nn import runtime
-from flops_fit.nn.config import TorchConfig
 from flops_fit.nn.data import TrainBatches, check_epochs, heldout_windows
 from flops_fit.nn.losses import cross_entropy
 from flops_fit.nn.model import GPT
 from flops_fit.nn.optim import build_optimizer, lr_factor, set_lr, warmup_steps_for
+from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.shapes import ModelShape
 
 log = logging.getLogger(__name__)

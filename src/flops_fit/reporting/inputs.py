@@ -1,9 +1,9 @@
 """Reading the analysis outputs defensively: every figure and the report accept None, empty
 tables, unfitted approaches (nulls) and stray types, and say what is missing instead of failing.
 
-The schemas are docs/INTERFACES.md ("Analysis outputs", "Result record"). The science (budget
-grouping, the parametric surface, its optimum) is imported from `flops_fit.fitting`, the one
-place that computes it; see `analysis_api`.
+The column and approach names are those of `flops_fit.schema` (DESIGN.md, "Data contracts");
+the science (budget grouping) is `flops_fit.fitting`'s, the one place that computes it. What
+is reporting's own: how an approach is named, described and coloured.
 """
 
 from __future__ import annotations
@@ -14,10 +14,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flops_fit.reporting import analysis_api
+from flops_fit.fitting.budgets import assign_budgets
+from flops_fit.fitting.surface import PARAM_NAMES
 from flops_fit.reporting.formatting import as_float
+from flops_fit.schema import (
+    ANALYSIS_RUN_COLUMNS,
+    CURVE_COLUMNS,
+    LAW_COLUMNS,
+    OPTIMAL_POINT_COLUMNS,
+    PREDICTION_COLUMNS,
+)
 
-APPROACHES: tuple[str, ...] = ("approach_1", "approach_2", "approach_3")
 APPROACH_NAMES: dict[str, str] = {
     "approach_1": "Approach 1",
     "approach_2": "Approach 2",
@@ -34,19 +41,9 @@ APPROACH_COLOURS: dict[str, str] = {
     "approach_2": "#E69F00",
     "approach_3": "#CC3311",
 }
-LAW_KEYS: tuple[str, ...] = ("n_opt", "d_opt", "l_opt")
-SURFACE_KEYS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
+#: The fitted power laws, in the order the report lists them: n_opt, d_opt, l_opt.
+LAW_KEYS: tuple[str, ...] = tuple(LAW_COLUMNS)
 
-RESULT_COLUMNS = ("experiment_id", "compute_budget", "model_size", "num_tokens", "final_loss",
-                  "status", "error_message")
-OPTIMAL_COLUMNS = ("approach", "compute_budget", "model_size", "num_tokens", "loss",
-                   "tokens_per_param", "used_in_fit", "reason")
-CURVE_COLUMNS = ("approach", "compute_budget", "model_size", "model_size_lo", "model_size_hi",
-                 "num_tokens", "num_tokens_lo", "num_tokens_hi", "loss", "loss_lo", "loss_hi")
-PREDICTION_COLUMNS = ("approach", "compute_budget", "model_size", "model_size_lo",
-                      "model_size_hi", "num_tokens", "num_tokens_lo", "num_tokens_hi",
-                      "tokens_per_param", "tokens_per_param_lo", "tokens_per_param_hi",
-                      "loss", "loss_lo", "loss_hi")
 _TEXT_COLUMNS = {"experiment_id", "status", "error_message", "approach", "reason", "budget_id"}
 
 
@@ -86,7 +83,7 @@ def runs_frame(runs: Any) -> pd.DataFrame:
     `completed` marks rows with a usable loss; `budget` is each run's budget as analysis groups
     them (kept when the table already carries it, as `analysis_runs` does).
     """
-    df = _frame(runs, RESULT_COLUMNS)
+    df = _frame(runs, ANALYSIS_RUN_COLUMNS)
     df["experiment_id"] = _text(df["experiment_id"])
     df["status"] = _text(df["status"]).str.lower()
     df["error_message"] = _text(df["error_message"])
@@ -96,13 +93,12 @@ def runs_frame(runs: Any) -> pd.DataFrame:
     if not len(df):
         df["budget"] = pd.Series(dtype=float)
     elif "budget" not in df.columns or df["budget"].isna().all():
-        df = analysis_api.assign_budgets(df)
+        df = assign_budgets(df)
     return df
 
 
 def optimal_frame(optimal_points: Any) -> pd.DataFrame:
-    df = _frame(optimal_points, OPTIMAL_COLUMNS + ("parabola_c2", "parabola_c1", "parabola_c0",
-                                                   "log10_n_min", "log10_n_max"))
+    df = _frame(optimal_points, OPTIMAL_POINT_COLUMNS)
     df["approach"] = _text(df["approach"])
     df["reason"] = _text(df["reason"])
     # dtype bool even with no rows: an empty object column would index columns, not rows
@@ -149,12 +145,13 @@ def law(laws: Mapping[str, Any], approach: str, key: str) -> dict[str, Any] | No
         "coefficient": coefficient,
         "exponent": exponent,
         "r2": as_float(entry.get("r2")),
-        "coefficient_interval": _pair(interval.get("coefficient")),
-        "exponent_interval": _pair(interval.get("exponent")),
+        "coefficient_interval": interval_pair(interval.get("coefficient")),
+        "exponent_interval": interval_pair(interval.get("exponent")),
     }
 
 
-def _pair(value: Any) -> list[float | None] | None:
+def interval_pair(value: Any) -> list[float] | None:
+    """[lo, hi] as floats when `value` is a pair of finite numbers, else None."""
     if isinstance(value, (list, tuple)) and len(value) == 2:
         lo, hi = as_float(value[0]), as_float(value[1])
         if lo is not None and hi is not None:
@@ -162,14 +159,34 @@ def _pair(value: Any) -> list[float | None] | None:
     return None
 
 
+def is_fitted(laws: Mapping[str, Any], approach: str) -> bool:
+    """Whether `approach` has fitted N_opt(C) and D_opt(C) laws (what an answer needs)."""
+    return law(laws, approach, "n_opt") is not None and law(laws, approach, "d_opt") is not None
+
+
+def row_quantities(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """From a predictions- or curves-shaped row: each of `names` as a float (or None) and
+    `<name>_interval` as [lo, hi] from `<name>_lo` / `<name>_hi` (or None). D/N is derived from
+    N and D when the row does not carry it."""
+    out: dict[str, Any] = {}
+    for name in names:
+        out[name] = as_float(row.get(name))
+        lo, hi = as_float(row.get(f"{name}_lo")), as_float(row.get(f"{name}_hi"))
+        out[f"{name}_interval"] = [lo, hi] if lo is not None and hi is not None else None
+    if out.get("tokens_per_param") is None and out["model_size"] and out["num_tokens"]:
+        out["tokens_per_param"] = out["num_tokens"] / out["model_size"]
+    return out
+
+
 def evaluate_law(fitted: Mapping[str, Any], budget: float) -> float:
     return float(fitted["coefficient"] * budget ** fitted["exponent"])
 
 
 def surface(laws: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The Approach 3 section when its surface parameters are all finite, else None."""
+    """The Approach 3 section when its fitted parameters (E, A, B, alpha, beta) are all finite,
+    else None."""
     a3 = section(laws, "approach_3")
-    if all(as_float(a3.get(k)) is not None for k in SURFACE_KEYS):
+    if all(as_float(a3.get(k)) is not None for k in PARAM_NAMES):
         return a3
     return None
 

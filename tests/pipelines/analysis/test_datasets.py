@@ -1,11 +1,16 @@
-"""RunsFileDataset: a runs file that cannot be read says which file and why."""
+"""RunsFileDataset: a runs file that cannot be read says which file and why.
+AnalysisRunsDataset: the analysis runs table loads typed."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
-from flops_fit.pipelines.analysis.datasets import RunsFileDataset
+from flops_fit.fitting.analysis_runs import prepare_runs
+from flops_fit.fitting.synthetic import synthetic_results
+from flops_fit.parameters.analysis import AnalysisConfig
+from flops_fit.pipelines.analysis.datasets import AnalysisRunsDataset, RunsFileDataset
 
 
 @pytest.mark.parametrize("name", ["runs.csv", "runs.json"])
@@ -31,3 +36,17 @@ def test_no_runs_path_says_how_to_give_one(tmp_path, given):
     filepath = str(tmp_path) if given else ""
     with pytest.raises(DatasetError, match=r"no runs file given.*--params runs_path="):
         RunsFileDataset(filepath=filepath).load()
+
+
+def test_analysis_runs_load_typed(tmp_path):
+    runs, _ = prepare_runs(synthetic_results(sizes_per_budget=4), AnalysisConfig())
+    runs.loc[1, "budget_id"] = pd.NA
+    dataset = AnalysisRunsDataset(filepath=str(tmp_path / "analysis_runs.csv"),
+                                  save_args={"index": False})
+    dataset.save(runs)
+    plain = pd.read_csv(tmp_path / "analysis_runs.csv")
+    assert plain["budget_id"].dtype == float and plain["reason"].isna().all()  # as CSV reads it
+    back = dataset.load()
+    assert str(back["budget_id"].dtype) == "Int64" and back["budget_id"].isna().sum() == 1
+    assert back["used_in_fit"].dtype == bool and (back["reason"] == "").all()
+    pd.testing.assert_series_equal(back["final_loss"], runs["final_loss"])

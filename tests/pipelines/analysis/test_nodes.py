@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from flops_fit.fitting.analysis import AnalysisConfigError
 from flops_fit.fitting.runs import RunsTableError
 from flops_fit.fitting.synthetic import CHINCHILLA_TRUTH, synthetic_results
+from flops_fit.parameters.base import ParameterError
 from flops_fit.pipelines.analysis import nodes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -54,15 +54,15 @@ def test_prepare_analysis_runs_keeps_the_results_column_names(fitted):
 def test_isoflop_node_returns_both_approaches(fitted):
     *_, isoflop, _ = fitted
     for approach in ("approach_1", "approach_2"):
-        laws = isoflop[approach]["laws"]
+        laws = isoflop[approach].laws
         assert set(laws) == {"n_opt", "d_opt", "l_opt"}
-        assert laws["n_opt"]["interval"]["exponent"][0] < laws["n_opt"]["exponent"]
+        assert laws["n_opt"].interval["exponent"][0] < laws["n_opt"].exponent
 
 
 def test_surface_node_recovers_the_truth_within_its_interval(fitted):
     *_, surface = fitted
     a_truth = CHINCHILLA_TRUTH["beta"] / (CHINCHILLA_TRUTH["alpha"] + CHINCHILLA_TRUTH["beta"])
-    a_draws = surface["draws"]["a"]
+    a_draws = surface.draws["a"]
     lo, hi = np.nanpercentile(a_draws, [2.5, 97.5])
     assert lo <= a_truth <= hi
 
@@ -70,8 +70,8 @@ def test_surface_node_recovers_the_truth_within_its_interval(fitted):
 def test_downstream_nodes(fitted):
     params, runs, summary, isoflop, surface = fitted
     check = nodes.check_extrapolation_to_largest_budget(runs, params)
-    assert check["held_out_budget"] == 1e21
-    assert abs(check["approach_3"]["n_opt_rel_error"]) < 0.5
+    assert check.held_out_budget == 1e21
+    assert abs(check.approaches["approach_3"].n_opt_rel_error) < 0.5
     points = nodes.tabulate_optimal_points(runs, isoflop, surface)
     assert set(points["approach"]) == {"approach_1", "approach_2", "approach_3"}
     assert len(points) == 15
@@ -96,9 +96,38 @@ def test_prepare_rejects_bad_tables_with_named_errors():
 def test_invalid_parameters_name_the_key():
     params = base_params()
     params["bootstrap"]["resample"] = "experiments"
-    with pytest.raises(AnalysisConfigError, match="analysis.bootstrap.resample"):
+    with pytest.raises(ParameterError, match=r"params:analysis\.bootstrap\.resample: "):
         nodes.prepare_analysis_runs(synthetic_results(), params)
     params = base_params()
     params["target_budgets"] = [1e21, -1]
-    with pytest.raises(AnalysisConfigError, match="analysis.target_budgets"):
+    with pytest.raises(ParameterError, match=r"params:analysis\.target_budgets"):
         nodes.prepare_analysis_runs(synthetic_results(), params)
+
+
+def test_every_node_validates_a_plain_mapping(fitted):
+    """Called directly (tests, notebooks), a node validates its parameters like Kedro does."""
+    _, runs, *_ = fitted
+    params = base_params()
+    params["approach_3"]["n_starts"] = 0
+    for node in (
+        nodes.fit_isoflop_power_laws,
+        nodes.fit_parametric_loss_surface,
+        nodes.check_extrapolation_to_largest_budget,
+    ):
+        with pytest.raises(ParameterError, match=r"params:analysis\.approach_3\.n_starts"):
+            node(runs, params)
+
+
+def test_nodes_declare_the_typed_parameters():
+    """Kedro validates `params:analysis` before any node runs because every node that reads it
+    annotates it with the model."""
+    import inspect
+    from typing import get_type_hints
+
+    from flops_fit.parameters.analysis import AnalysisConfig
+    from flops_fit.pipelines.analysis import create_pipeline
+
+    for node in create_pipeline().nodes:
+        if "params:analysis" in node.inputs:
+            arg = list(inspect.signature(node.func).parameters)[node.inputs.index("params:analysis")]
+            assert get_type_hints(node.func)[arg] is AnalysisConfig, node.name

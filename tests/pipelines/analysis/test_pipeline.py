@@ -11,13 +11,9 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from flops_fit.fitting.analysis import (
-    CURVE_COLUMNS,
-    OPTIMAL_POINT_COLUMNS,
-    PREDICTION_COLUMNS,
-)
 from flops_fit.fitting.synthetic import CHINCHILLA_TRUTH, synthetic_results
 from flops_fit.pipelines.analysis import create_pipeline
+from flops_fit.schema import CURVE_COLUMNS, OPTIMAL_POINT_COLUMNS, PREDICTION_COLUMNS
 from tests.pipelines.analysis.test_nodes import base_params
 
 REFERENCE_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "reference"

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from typing import get_type_hints
+
 import pytest
+from kedro.validation.exceptions import ParameterValidationError
+from kedro.validation.parameter_validator import ParameterValidator
 from matplotlib.figure import Figure
 
+from flops_fit.parameters.base import ParameterError
+from flops_fit.parameters.reporting import ReportingConfig
+from flops_fit.pipelines.reporting import create_pipeline
 from flops_fit.pipelines.reporting.nodes import (
-    ReportingConfig,
-    ReportingConfigError,
     plot_isoflop_curves,
     plot_parametric_fit,
     plot_scaling_laws,
@@ -20,15 +25,41 @@ PARAMS = {"style": "paper", "headline_budget": 1e23, "headline_approach": "appro
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"style": "poster"}, "params:reporting.style must be one of"),
+    ({"style": "poster"}, "params:reporting.style: Input should be 'notebook' or 'paper'"),
     ({"headline_approach": "approach_4"}, "params:reporting.headline_approach"),
-    ({"headline_budget": -1}, "params:reporting.headline_budget must be a positive number"),
+    ({"headline_budget": -1}, "params:reporting.headline_budget: Input should be greater than 0"),
     ({"embed_dpi": "high"}, "params:reporting.embed_dpi"),
-    ({"colour": "red"}, r"unknown key\(s\) \['colour'\] in params:reporting"),
+    ({"colour": "red"}, r"unknown parameter 'reporting.colour'"),
+    ({"stlye": "paper"}, r"unknown parameter 'reporting.stlye' \(did you mean 'reporting.style'"),
+    ({"embed_dpi": float("nan")}, "params:reporting.embed_dpi: Input should be a finite number"),
+    ({"reference_tokens_per_param": True}, "params:reporting.reference_tokens_per_param"),
 ])
 def test_config_errors_name_the_key(change, message):
-    with pytest.raises(ReportingConfigError, match=message):
+    with pytest.raises(ParameterError, match=message):
         ReportingConfig.from_params({**PARAMS, **change})
+
+
+@pytest.mark.parametrize("node", create_pipeline().nodes, ids=lambda n: n.name)
+def test_nodes_declare_the_typed_parameters(node):
+    """Kedro validates `params:reporting` against the annotation before any node runs."""
+    if "params:reporting" in node.inputs:
+        assert ReportingConfig in get_type_hints(node.func).values()
+
+
+def test_kedro_refuses_bad_parameters_before_the_run():
+    validator = ParameterValidator({"reporting": create_pipeline()})
+    cfg = validator.validate_raw_params({"reporting": PARAMS})["reporting"]
+    assert cfg == ReportingConfig.from_params(PARAMS)
+    with pytest.raises(ParameterValidationError, match="(?s)reporting.*style"):
+        validator.validate_raw_params({"reporting": {**PARAMS, "style": "poster"}})
+
+
+def test_nodes_take_the_model_or_a_mapping(study):
+    args = (study["analysis_runs"], study["scaling_laws"])
+    for params in (PARAMS, ReportingConfig.from_params(PARAMS)):
+        assert plot_parametric_fit(*args, params)[0].dpi == 300
+    with pytest.raises(ParameterError, match="params:reporting.style"):
+        plot_parametric_fit(*args, {**PARAMS, "style": "poster"})
 
 
 def test_figure_nodes_return_one_figure_for_the_file_and_the_report(study):

@@ -9,7 +9,7 @@ from flops_fit.schema import SchemaError
 from tests.execution.helpers import small_plan
 
 CORPUS = {"tokenizer": "bytes", "heldout_fraction": 0.02, "block_size": 4096}
-SYNTH = {"backend": "synthetic", "show_progress": False}
+SYNTH = {"backend": "synthetic", "executor": "sequential", "show_progress": False}
 
 
 def test_train_pending_runs_returns_a_lazy_stream_of_the_pending_runs():

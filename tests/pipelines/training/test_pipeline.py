@@ -17,7 +17,7 @@ from tests.conftest import PROJECT_ROOT, kedro_command
 from tests.execution.helpers import small_plan
 
 CORPUS = {"tokenizer": "bytes", "heldout_fraction": 0.02, "block_size": 4096}
-SYNTH = {"backend": "synthetic", "show_progress": False}
+SYNTH = {"backend": "synthetic", "executor": "sequential", "show_progress": False}
 
 
 def _catalog(plan, training, runs_dir=None):

@@ -1,9 +1,12 @@
-"""A catalog dataset for runs trained elsewhere: a CSV or a JSON list of runs, read as a table.
+"""The analysis pipeline's own catalog datasets.
 
-Used by `conf/imported/catalog_analysis.yml` for `results`, with
-`filepath: ${runtime_params:runs_path,""}`. The table keeps the file's own column names (the
-analysis maps them with `analysis.columns`) and records the file path in `df.attrs["source"]`
-so that every error about the table names the file.
+- `RunsFileDataset`: runs trained elsewhere, a CSV or a JSON list of runs, read as a table.
+  Used by `conf/imported/catalog_analysis.yml` for `results`, with
+  `filepath: ${runtime_params:runs_path,""}`. The table keeps the file's own column names (the
+  analysis maps them with `analysis.columns`) and records the file path in `df.attrs["source"]`
+  so that every error about the table names the file.
+- `AnalysisRunsDataset`: the `analysis_runs` CSV, loaded as the typed table the fits expect
+  (`fitting.analysis_runs.coerce_runs`): the one place the CSV round trip is undone.
 """
 
 from __future__ import annotations
@@ -14,6 +17,16 @@ from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets.pandas import CSVDataset
+
+from flops_fit.fitting.analysis_runs import coerce_runs
+
+
+class AnalysisRunsDataset(CSVDataset):
+    """`pandas.CSVDataset` whose `load` returns the typed analysis runs table."""
+
+    def load(self) -> pd.DataFrame:
+        return coerce_runs(super().load())
 
 
 class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):

@@ -1,7 +1,10 @@
-"""Analysis nodes: thin adapters from the catalog to `flops_fit.fitting.analysis`.
+"""Analysis nodes: thin adapters from the catalog to the domain functions of `flops_fit.fitting`.
 
-Each node unpacks `params:analysis`, calls one domain function and returns plain data. The
-science, and its documentation, live in `flops_fit.fitting`.
+Each node takes `params:analysis` as an `AnalysisConfig` (Kedro validates it before any node
+runs; a direct call with a plain mapping is validated by `AnalysisConfig.from_params`), calls
+one domain function and returns its result. The fit results travel between nodes as typed
+objects (memory datasets); `summarise_scaling_laws` turns them into the `scaling_laws` JSON.
+The science, and its documentation, live in `flops_fit.fitting`.
 """
 
 from __future__ import annotations
@@ -10,76 +13,80 @@ from typing import Any
 
 import pandas as pd
 
-from flops_fit.fitting import analysis as fa
-
-
-def _cfg(params: dict[str, Any]) -> fa.AnalysisConfig:
-    return fa.AnalysisConfig.from_params(params)
+from flops_fit.fitting.analysis_runs import prepare_runs
+from flops_fit.fitting.extrapolation import ExtrapolationCheck, extrapolation_check
+from flops_fit.fitting.isoflop_laws import IsoflopFit, fit_isoflop_approaches
+from flops_fit.fitting.optimal_points import optimal_points_table
+from flops_fit.fitting.predictions import predict
+from flops_fit.fitting.summary import summarise
+from flops_fit.fitting.surface_fit import SurfaceFit, fit_surface
+from flops_fit.parameters.analysis import AnalysisConfig
 
 
 def prepare_analysis_runs(
-    results: Any,
-    analysis_params: dict[str, Any],
+    results: Any, analysis: AnalysisConfig
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Map columns, group runs into budgets, leave out failed / non-finite / outlier runs."""
-    return fa.prepare_runs(results, _cfg(analysis_params))
+    return prepare_runs(results, AnalysisConfig.from_params(analysis))
 
 
 def fit_isoflop_power_laws(
-    analysis_runs: pd.DataFrame, analysis_params: dict[str, Any]
-) -> dict[str, Any]:
+    analysis_runs: pd.DataFrame, analysis: AnalysisConfig
+) -> dict[str, IsoflopFit]:
     """Approaches 1 and 2: per-budget optima and N_opt, D_opt, L_opt power laws, bootstrapped."""
-    return fa.fit_isoflop_approaches(analysis_runs, _cfg(analysis_params))
+    return fit_isoflop_approaches(analysis_runs, AnalysisConfig.from_params(analysis))
 
 
 def fit_parametric_loss_surface(
-    analysis_runs: pd.DataFrame, analysis_params: dict[str, Any]
-) -> dict[str, Any]:
+    analysis_runs: pd.DataFrame, analysis: AnalysisConfig
+) -> SurfaceFit:
     """Approach 3: L(N, D) = E + A/N^alpha + B/D^beta by Huber on log-loss, bootstrapped."""
-    return fa.fit_surface(analysis_runs, _cfg(analysis_params))
+    return fit_surface(analysis_runs, AnalysisConfig.from_params(analysis))
 
 
 def check_extrapolation_to_largest_budget(
-    analysis_runs: pd.DataFrame, analysis_params: dict[str, Any]
-) -> dict[str, Any]:
+    analysis_runs: pd.DataFrame, analysis: AnalysisConfig
+) -> ExtrapolationCheck:
     """Refit without the largest budget and predict its optimum: how far the laws extrapolate."""
-    return fa.extrapolation_check(analysis_runs, _cfg(analysis_params))
+    return extrapolation_check(analysis_runs, AnalysisConfig.from_params(analysis))
 
 
 def tabulate_optimal_points(
-    analysis_runs: pd.DataFrame, isoflop_fits: dict[str, Any], parametric_surface: dict[str, Any]
+    analysis_runs: pd.DataFrame, isoflop_fits: dict[str, IsoflopFit], parametric_surface: SurfaceFit
 ) -> pd.DataFrame:
     """Per budget per approach: optimal N, D, loss, and whether the power-law fits used it."""
-    return fa.optimal_points_table(isoflop_fits, parametric_surface, analysis_runs)
+    return optimal_points_table(isoflop_fits, parametric_surface, analysis_runs)
 
 
 def predict_target_budgets(
-    isoflop_fits: dict[str, Any],
-    parametric_surface: dict[str, Any],
+    isoflop_fits: dict[str, IsoflopFit],
+    parametric_surface: SurfaceFit,
     analysis_runs: pd.DataFrame,
-    analysis_params: dict[str, Any],
+    analysis: AnalysisConfig,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """N_opt, D_opt, tokens/param and loss with intervals at the target budgets, and the
     fitted laws with their bands on a grid of budgets (for figures)."""
-    return fa.predict(isoflop_fits, parametric_surface, analysis_runs, _cfg(analysis_params))
+    return predict(
+        isoflop_fits, parametric_surface, analysis_runs, AnalysisConfig.from_params(analysis)
+    )
 
 
 def summarise_scaling_laws(
     analysis_runs_summary: dict[str, Any],
     analysis_runs: pd.DataFrame,
-    isoflop_fits: dict[str, Any],
-    parametric_surface: dict[str, Any],
-    extrapolation_check: dict[str, Any],
+    isoflop_fits: dict[str, IsoflopFit],
+    parametric_surface: SurfaceFit,
+    extrapolation_check: ExtrapolationCheck,
     predictions: pd.DataFrame,
-    analysis_params: dict[str, Any],
+    analysis: AnalysisConfig,
 ) -> dict[str, Any]:
     """Every fitted law with intervals, diagnostics, agreement and warnings, as plain JSON."""
-    return fa.summarise(
+    return summarise(
         analysis_runs_summary,
         analysis_runs,
         isoflop_fits,
         parametric_surface,
         extrapolation_check,
         predictions,
-        _cfg(analysis_params),
+        AnalysisConfig.from_params(analysis),
     )

@@ -12,60 +12,21 @@ No node saves, shows or closes a figure, and none opens a file.
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from flops_fit.reporting import figures, report
-from flops_fit.reporting.inputs import APPROACHES
-from flops_fit.reporting.styles import STYLES
+from flops_fit.parameters.reporting import ReportingConfig
+from flops_fit.reporting import figures
+from flops_fit.reporting.render import render_html, render_markdown
+from flops_fit.reporting.summary import summarise_study
 
 log = logging.getLogger(__name__)
 
 
-class ReportingConfigError(ValueError):
-    """`params:reporting` is invalid; the message names the key."""
-
-
-@dataclass(frozen=True)
-class ReportingConfig:
-    style: str = "notebook"
-    headline_budget: float = 1e24
-    headline_approach: str = "approach_3"
-    reference_tokens_per_param: float = 20.0
-    embed_dpi: float = 110.0
-    title: str = "Compute-optimal scaling report"
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> ReportingConfig:
-        params = dict(params or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ReportingConfigError(
-                f"unknown key(s) {unknown} in params:reporting; allowed keys: {sorted(known)}")
-        cfg = cls(**params)
-        if cfg.style not in STYLES:
-            raise ReportingConfigError(
-                f"params:reporting.style must be one of {sorted(STYLES)}, got {cfg.style!r}")
-        if cfg.headline_approach not in APPROACHES:
-            raise ReportingConfigError(
-                f"params:reporting.headline_approach must be one of {list(APPROACHES)}, "
-                f"got {cfg.headline_approach!r}")
-        for key in ("headline_budget", "reference_tokens_per_param", "embed_dpi"):
-            value = getattr(cfg, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value <= 0:
-                raise ReportingConfigError(
-                    f"params:reporting.{key} must be a positive number, got {value!r}")
-        return cfg
-
-
 def plot_isoflop_curves(analysis_runs: pd.DataFrame, optimal_points: pd.DataFrame,
-                        scaling_laws: dict[str, Any], reporting: dict[str, Any],
+                        scaling_laws: dict[str, Any], reporting: ReportingConfig,
                         ) -> tuple[Figure, Figure]:
     cfg = ReportingConfig.from_params(reporting)
     fig = figures.isoflop_curves(analysis_runs, optimal_points, scaling_laws, style=cfg.style)
@@ -73,7 +34,7 @@ def plot_isoflop_curves(analysis_runs: pd.DataFrame, optimal_points: pd.DataFram
 
 
 def plot_scaling_laws(optimal_points: pd.DataFrame, scaling_law_curves: pd.DataFrame,
-                      scaling_laws: dict[str, Any], reporting: dict[str, Any],
+                      scaling_laws: dict[str, Any], reporting: ReportingConfig,
                       ) -> tuple[Figure, Figure]:
     cfg = ReportingConfig.from_params(reporting)
     fig = figures.scaling_laws(optimal_points, scaling_law_curves, scaling_laws, style=cfg.style)
@@ -81,7 +42,7 @@ def plot_scaling_laws(optimal_points: pd.DataFrame, scaling_law_curves: pd.DataF
 
 
 def plot_tokens_per_param(optimal_points: pd.DataFrame, scaling_law_curves: pd.DataFrame,
-                          predictions: pd.DataFrame, reporting: dict[str, Any],
+                          predictions: pd.DataFrame, reporting: ReportingConfig,
                           ) -> tuple[Figure, Figure]:
     cfg = ReportingConfig.from_params(reporting)
     fig = figures.tokens_per_param(optimal_points, scaling_law_curves, predictions,
@@ -90,7 +51,7 @@ def plot_tokens_per_param(optimal_points: pd.DataFrame, scaling_law_curves: pd.D
 
 
 def plot_parametric_fit(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any],
-                        reporting: dict[str, Any]) -> tuple[Figure, Figure]:
+                        reporting: ReportingConfig) -> tuple[Figure, Figure]:
     cfg = ReportingConfig.from_params(reporting)
     fig = figures.parametric_fit(analysis_runs, scaling_laws, style=cfg.style)
     return fig, fig
@@ -98,11 +59,11 @@ def plot_parametric_fit(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any
 
 def summarise_report(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any],
                      optimal_points: pd.DataFrame, predictions: pd.DataFrame,
-                     scaling_law_curves: pd.DataFrame, reporting: dict[str, Any],
+                     scaling_law_curves: pd.DataFrame, reporting: ReportingConfig,
                      ) -> dict[str, Any]:
     """What the report says, as JSON: the headline numbers first, then laws, checks, runs."""
     cfg = ReportingConfig.from_params(reporting)
-    summary = report.summarise_study(
+    summary = summarise_study(
         analysis_runs, scaling_laws, optimal_points, predictions, scaling_law_curves,
         headline_budget=cfg.headline_budget, headline_approach=cfg.headline_approach,
         title=cfg.title,
@@ -115,9 +76,9 @@ def summarise_report(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any],
 
 def render_html_report(report_summary: dict[str, Any], isoflops_curves_figure: Figure,
                        scaling_laws_figure: Figure, tokens_per_param_figure: Figure,
-                       parametric_fit_figure: Figure, reporting: dict[str, Any]) -> str:
+                       parametric_fit_figure: Figure, reporting: ReportingConfig) -> str:
     cfg = ReportingConfig.from_params(reporting)
-    return report.render_html(report_summary, {
+    return render_html(report_summary, {
         "isoflops_curves": isoflops_curves_figure,
         "scaling_laws": scaling_laws_figure,
         "tokens_per_param": tokens_per_param_figure,
@@ -126,4 +87,4 @@ def render_html_report(report_summary: dict[str, Any], isoflops_curves_figure: F
 
 
 def render_markdown_report(report_summary: dict[str, Any]) -> str:
-    return report.render_markdown(report_summary)
+    return render_markdown(report_summary)

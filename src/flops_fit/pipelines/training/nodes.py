@@ -10,12 +10,14 @@ import pandas as pd
 
 from flops_fit.execution import (
     RunStream,
-    TrainingConfig,
     collect_records,
     prepare_training,
     results_table,
     run_results_table,
 )
+from flops_fit.parameters.corpus import CorpusConfig
+from flops_fit.parameters.torch_backend import TorchConfig
+from flops_fit.parameters.training import TrainingConfig
 from flops_fit.schema import validate_plan
 
 log = logging.getLogger(__name__)
@@ -25,9 +27,9 @@ def train_pending_runs(
     sweep_plan: list[dict[str, Any]],
     existing_runs: Mapping[str, Any],
     corpus: str,
-    training_params: dict[str, Any],
-    torch_backend_params: dict[str, Any],
-    corpus_params: dict[str, Any],
+    training_params: TrainingConfig,
+    torch_backend_params: TorchConfig,
+    corpus_params: CorpusConfig,
 ) -> RunStream:
     """Validate, choose the runs still to do, and return them as a lazy RunStream.
 
@@ -45,7 +47,7 @@ def train_pending_runs(
 
 
 def tabulate_results(
-    sweep_plan: list[dict[str, Any]], runs: Mapping[str, Any], training_params: dict[str, Any]
+    sweep_plan: list[dict[str, Any]], runs: Mapping[str, Any], training_params: TrainingConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`results` (one row per experiment_id) and `run_results` (one row per replica) from every
     stored run of the current plan, whichever invocation trained it."""

@@ -1,0 +1,33 @@
+"""The one JSON cleaner: what every JSON dataset of the project is handed goes through `json_safe`.
+
+Strict JSON has no NaN or infinity and no numpy or torch scalars; the catalog's JSON datasets are
+saved with `allow_nan: false`, so anything unclean fails loudly instead of writing `NaN`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON: numpy/torch scalars and arrays to Python, NaN/inf to None, tuples to lists,
+    mapping keys to str; anything else that JSON cannot hold becomes its `str`."""
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy and torch scalars
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return str(value)

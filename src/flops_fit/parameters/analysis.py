@@ -1,0 +1,114 @@
+"""`params:analysis`: how runs become budgets, which runs are used, the fits and the bootstrap.
+
+Defaults equal `conf/base/parameters_analysis.yml` (tests/parameters/test_defaults.py checks it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, StrictBool, model_validator
+
+from flops_fit.parameters.base import (
+    Integer,
+    NonNegativeInt,
+    Number,
+    PositiveInt,
+    PositiveNumber,
+    Section,
+)
+from flops_fit.schema import RUN_COLUMN_ROLES
+
+RESAMPLE_MODES = ("runs", "budgets")
+
+#: start, stop, step of a grid of exponents
+GridSpec = tuple[PositiveNumber, PositiveNumber, PositiveNumber]
+
+
+class BudgetGrouping(Section):
+    """Clustering of log10 C into budgets, for runs without a planned `compute_budget`."""
+
+    SECTION = "analysis.budgets"
+
+    gap_dex: PositiveNumber = 0.05  # a new budget starts where sorted log10 C jumps by more
+    max_width_dex: PositiveNumber | None = 0.2  # ... or spans more than this
+    min_runs: PositiveInt = 3  # budgets with fewer usable runs are left out of Approaches 1-2
+
+
+class OutlierRule(Section):
+    """Runs far off their budget's robust IsoFLOP curve are left out (fitting/selection.py)."""
+
+    SECTION = "analysis.outliers"
+
+    enabled: StrictBool = True
+    k: PositiveNumber = 10.0  # limit in robust SDs (1.4826 x MAD) of log-loss residuals
+    min_points: PositiveInt = 7  # only budgets with at least this many runs are screened
+    min_scale: PositiveNumber = 0.005  # floor of the robust SD (log-loss)
+    max_fraction: Number = Field(0.2, ge=0, le=1)  # flag at most this share of a budget
+
+
+class Approach3Params(Section):
+    """The parametric fit: Huber threshold and the (alpha, beta) start search."""
+
+    SECTION = "analysis.approach_3"
+
+    huber_delta: PositiveNumber = 1.0e-3
+    alpha_grid: GridSpec = (0.02, 3.0, 0.04)
+    beta_grid: GridSpec = (0.02, 3.0, 0.04)
+    n_starts: PositiveInt = 24  # best local minima of the start search refined together
+    n_polish: PositiveInt = 3  # best refined points polished with L-BFGS-B
+
+    @model_validator(mode="after")
+    def _grids(self) -> Approach3Params:
+        for name in ("alpha_grid", "beta_grid"):
+            start, stop, _ = getattr(self, name)
+            if start > stop:
+                raise ValueError(f"{name}: start ({start:g}) is above stop ({stop:g})")
+        return self
+
+
+class BootstrapParams(Section):
+    SECTION = "analysis.bootstrap"
+
+    enabled: StrictBool = True
+    draws: NonNegativeInt = 1000
+    seed: NonNegativeInt = 0
+    resample: Literal[RESAMPLE_MODES] = "runs"  # runs | budgets (resample whole budgets)
+    extra_starts: NonNegativeInt = 2  # Approach 3: perturbed starts per draw
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.draws > 0
+
+    def meta(self) -> dict[str, Any]:
+        return {"draws": self.draws if self.active else 0, "seed": self.seed,
+                "resample": self.resample}
+
+
+class AnalysisConfig(Section):
+    SECTION = "analysis"
+
+    # role -> a column name or a list of candidates (the first present wins); see fitting/runs.py
+    # (a role left out or null falls back to these defaults)
+    columns: dict[Literal[RUN_COLUMN_ROLES], str | list[str] | None] = {
+        "experiment_id": "experiment_id",
+        "model_size": "model_size",
+        "num_tokens": "num_tokens",
+        "compute": ["planned_flops", "compute"],
+        "compute_budget": "compute_budget",
+        "loss": "final_loss",
+        "status": "status",
+        "error_message": "error_message",
+    }
+    filter: dict[str, Any] = {}  # keep rows whose column has this value (or one of a list)
+    min_budgets: Integer = Field(3, ge=2)
+    budgets: BudgetGrouping = BudgetGrouping()
+    drop_highest_loss: NonNegativeInt = 0
+    outliers: OutlierRule = OutlierRule()
+    approach_3: Approach3Params = Approach3Params()
+    bootstrap: BootstrapParams = BootstrapParams()
+    confidence_level: Number = Field(0.95, gt=0, lt=1)
+    target_budgets: tuple[PositiveNumber, ...] = Field((1.0e13, 3.0e13, 1.0e14), min_length=1)
+    curve_points: Integer = Field(60, ge=2)
+    blas_threads: PositiveInt | None = 1  # BLAS threads while fitting (null: leave them alone)
+    source: str | None = None  # label for the runs in messages and meta.source

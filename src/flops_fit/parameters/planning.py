@@ -1,0 +1,135 @@
+"""`params:planning`: the IsoFLOP sweep (budgets, sizes per budget, the model family, D's rounding).
+
+Defaults equal `conf/base/parameters_planning.yml` (tests/parameters/test_defaults.py checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from flops_fit.flops import FLOPS_FORMULAS
+from flops_fit.parameters.base import (
+    Integer,
+    NonNegativeNumber,
+    Number,
+    PositiveInt,
+    PositiveNumber,
+    Section,
+)
+from flops_fit.shapes import ShapeFamily
+
+MIN_SIZES_PER_BUDGET = 3  # an IsoFLOP profile needs three points to locate a minimum
+
+
+class ComputeBudgets(Section):
+    SECTION = "planning.compute_budgets"
+
+    values: tuple[PositiveNumber, ...] | None = Field((3.0e11, 1.0e12, 3.0e12), min_length=1)
+    min: PositiveNumber = 3.0e11
+    max: PositiveNumber = 3.0e12
+    num: PositiveInt = 3
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ComputeBudgets:
+        if self.values is not None:
+            if len(set(self.values)) != len(self.values):
+                raise ValueError("values has duplicate budgets")
+            return self
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        if (self.num == 1) != (self.min == self.max):
+            raise ValueError("use num: 1 with min == max for a single budget")
+        return self
+
+    def budgets(self) -> tuple[float, ...]:
+        """The explicit `values` sorted, or `num` log-spaced budgets between `min` and `max`."""
+        if self.values is not None:
+            return tuple(sorted(float(v) for v in self.values))
+        if self.num == 1:
+            return (float(self.min),)
+        # Three significant figures keep budget labels (and experiment IDs) readable.
+        return tuple(float(f"{x:.3g}") for x in np.geomspace(self.min, self.max, self.num))
+
+
+class PowerLawCentre(Section):
+    SECTION = "planning.model_sizes.power_law"
+
+    coefficient: PositiveNumber = 1.0
+    exponent: PositiveNumber = 0.5
+
+
+class FixedRange(Section):
+    SECTION = "planning.model_sizes.fixed_range"
+
+    min: PositiveNumber = 2.0e3
+    max: PositiveNumber = 8.0e5
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FixedRange:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+        return self
+
+
+class ModelSizes(Section):
+    SECTION = "planning.model_sizes"
+
+    num: Integer = 6
+    centre: Literal["power_law", "fixed_range"] = "fixed_range"
+    power_law: PowerLawCentre = PowerLawCentre()
+    span_factor: Number = Field(8.0, gt=1)
+    fixed_range: FixedRange = FixedRange()
+
+    @field_validator("num")
+    @classmethod
+    def _enough(cls, num: int) -> int:
+        if num < MIN_SIZES_PER_BUDGET:
+            raise ValueError(
+                f"an IsoFLOP profile needs at least {MIN_SIZES_PER_BUDGET} sizes per budget "
+                "to locate a minimum"
+            )
+        return num
+
+    def targets(self, budget: float) -> np.ndarray:
+        """Log-spaced target sizes centred on the prior N_opt(C), or spanning the fixed range."""
+        if self.centre == "power_law":
+            centre = self.power_law.coefficient * budget**self.power_law.exponent
+            return np.geomspace(centre / self.span_factor, centre * self.span_factor, self.num)
+        return np.geomspace(self.fixed_range.min, self.fixed_range.max, self.num)
+
+
+class PlanningConfig(Section):
+    SECTION = "planning"
+
+    compute_budgets: ComputeBudgets = ComputeBudgets()
+    model_sizes: ModelSizes = ModelSizes()
+    model_family: ShapeFamily = ShapeFamily()
+    batch_size: PositiveInt = 16
+    flops_formula: Literal[FLOPS_FORMULAS] = "full"
+    min_tokens_per_param: NonNegativeNumber = 0.5
+    max_tokens_per_param: PositiveNumber | None = 5000.0
+    max_epochs: PositiveNumber | None = 4.0
+    throughput_flops_per_second: PositiveNumber = 7.0e10
+
+    @model_validator(mode="after")
+    def _tokens_per_param_range(self) -> PlanningConfig:
+        if self.min_tokens_per_param >= self.max_tpp:
+            raise ValueError(
+                f"min_tokens_per_param ({self.min_tokens_per_param:g}) must be below "
+                f"max_tokens_per_param ({self.max_tpp:g})"
+            )
+        return self
+
+    @property
+    def max_tpp(self) -> float:
+        return math.inf if self.max_tokens_per_param is None else self.max_tokens_per_param
+
+    def with_budgets(self, budgets: list[float] | tuple[float, ...]) -> PlanningConfig:
+        """The same plan over explicit budgets (the planning pipeline passes them between nodes)."""
+        return self.model_copy(
+            update={"compute_budgets": ComputeBudgets(values=tuple(float(b) for b in budgets))}
+        )

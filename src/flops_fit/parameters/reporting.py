@@ -1,0 +1,23 @@
+"""`params:reporting`: figure style, the report's headline and its title.
+
+Defaults equal `conf/base/parameters_reporting.yml` (tests/parameters/test_defaults.py checks it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from flops_fit.parameters.base import PositiveNumber, Section
+from flops_fit.reporting.styles import STYLES
+from flops_fit.schema import APPROACHES
+
+
+class ReportingConfig(Section):
+    SECTION = "reporting"
+
+    style: Literal[tuple(STYLES)] = "notebook"  # notebook: screen; paper: serif, 300 dpi
+    headline_budget: PositiveNumber = 1.0e13  # the report opens with N and D at this budget
+    headline_approach: Literal[APPROACHES] = "approach_2"  # falls back 3 -> 2 -> 1
+    reference_tokens_per_param: PositiveNumber = 20.0  # the rule-of-thumb line
+    embed_dpi: PositiveNumber = 110.0  # resolution of the figures inside report.html
+    title: str = "Compute-optimal scaling report"

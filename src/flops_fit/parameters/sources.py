@@ -1,0 +1,152 @@
+"""Where each parameter came from, and the checks Kedro's own validation leaves out.
+
+Kedro validates every `params:<section>` that a node annotates with a model (see `base`); its
+message names the key inside the section but not the file or `--params` that set it, offers no
+"did you mean", and it cannot see a misspelt *section* (`planing.batch_size`, `data_roto`), which
+soft merging would otherwise ignore. This module adds exactly that, reading the conf folder as
+plain YAML (no Kedro): the project hook (`flops_fit.hooks`) calls `check_parameters` before any
+node runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flops_fit.parameters.base import ParameterError
+from flops_fit.parameters.sections import SECTIONS
+
+PARAMETER_PATTERNS = ("parameters*.yml", "parameters*.yaml", "parameters*/**/*.yml")
+_RUNTIME_PARAM = re.compile(r"\$\{\s*runtime_params:\s*([A-Za-z0-9_.\-]+)")
+
+
+def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key paths -> values; mappings are descended (and listed themselves)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        flat[path] = value
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_keys(value, prefix=f"{path}."))
+    return flat
+
+
+def nest_dotted(params: Mapping[str, Any]) -> dict[str, Any]:
+    """{"a.b": 1} -> {"a": {"b": 1}} (runtime params may arrive either way)."""
+    nested: dict[str, Any] = {}
+    for key, value in params.items():
+        node = nested
+        parts = str(key).split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if isinstance(value, Mapping):
+            node.setdefault(parts[-1], {}).update(nest_dotted(value))
+        else:
+            node[parts[-1]] = value
+    return nested
+
+
+def declared_keys(env_dir: Path) -> dict[str, Path]:
+    """Dotted key path -> the parameters file under `env_dir` that sets it."""
+    files: set[Path] = set()
+    for pattern in PARAMETER_PATTERNS:
+        files.update(p for p in Path(env_dir).glob(pattern) if p.is_file())
+    keys: dict[str, Path] = {}
+    for path in sorted(files):
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ParameterError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(tree, Mapping):
+            raise ParameterError(f"{path}: expected a mapping of parameters at the top level")
+        for key in flatten_keys(tree):
+            keys.setdefault(key, path)
+    return keys
+
+
+def runtime_param_names(conf_root: Path) -> set[str]:
+    """Names some config file reads with ${runtime_params:NAME,...} (data_root, runs_path)."""
+    names: set[str] = set()
+    for path in Path(conf_root).rglob("*.y*ml"):
+        if path.is_file():
+            names.update(_RUNTIME_PARAM.findall(path.read_text(encoding="utf-8")))
+    return names
+
+
+class ParameterSources:
+    """Answers "where was `key` set?": `--params`, else the run environment, else base."""
+
+    def __init__(self, conf_root: Path, base_env: str, run_env: str | None,
+                 runtime_params: Mapping[str, Any] | None, project_path: Path | None = None):
+        self.conf_root = Path(conf_root)
+        self.runtime = flatten_keys(nest_dotted(runtime_params or {}))
+        layers = [base_env] if not run_env or run_env == base_env else [run_env, base_env]
+        self.layers = [declared_keys(self.conf_root / env) for env in layers
+                       if (self.conf_root / env).is_dir()]
+        self.project_path = project_path
+
+    def _shown(self, path: Path) -> str:
+        if self.project_path is not None:
+            try:
+                return str(path.relative_to(self.project_path))
+            except ValueError:
+                pass
+        return str(path)
+
+    def __call__(self, key: str) -> str | None:
+        if key in self.runtime:
+            return "--params"
+        for layer in self.layers:
+            if key in layer:
+                return self._shown(layer[key])
+        return None
+
+
+def unknown_sections(raw_params: Mapping[str, Any], conf_root: Path,
+                     sources: ParameterSources) -> list[str]:
+    """Top-level keys that are neither a section nor a runtime parameter some file reads."""
+    allowed = set(SECTIONS) | runtime_param_names(conf_root)
+    problems = []
+    for key, value in raw_params.items():
+        if key in allowed:
+            continue
+        # Name the leaves a user typed (`planing.batch_size`), not only their parent.
+        leaves = [k for k, v in flatten_keys({key: value}).items()
+                  if not (isinstance(v, Mapping) and v)]
+        for leaf in leaves:
+            where = sources(leaf)
+            head, _, rest = leaf.partition(".")
+            match = difflib.get_close_matches(head, sorted(allowed), n=1)
+            hint = f" (did you mean '{match[0]}{'.' + rest if rest else ''}'?)" if match else ""
+            origin = " given with --params" if where == "--params" else (
+                f" in {where}" if where else "")
+            problems.append(f"unknown parameter '{leaf}'{origin}{hint}")
+    return problems
+
+
+def check_parameters(raw_params: Mapping[str, Any], conf_root: Path, base_env: str,
+                     run_env: str | None, runtime_params: Mapping[str, Any] | None,
+                     project_path: Path | None = None, sections: bool = True) -> None:
+    """Raise one ParameterError listing every bad parameter, each with where it was set.
+
+    `sections=False` checks only the top-level keys (the hook passes it when Kedro's own
+    validation of the sections has passed).
+    """
+    sources = ParameterSources(conf_root, base_env, run_env, runtime_params, project_path)
+    problems = unknown_sections(raw_params, conf_root, sources)
+    for name, model in SECTIONS.items() if sections else ():
+        try:
+            model.from_params(raw_params.get(name), origin=sources)
+        except ParameterError as exc:
+            problems.extend(str(exc).splitlines())
+    if problems:
+        raise ParameterError(
+            "invalid parameters, nothing was run:\n" + "\n".join(f"- {p}" for p in problems)
+            + f"\nEvery parameter and its default is declared in {conf_root / base_env}/"
+            "parameters*.yml (README.md, \"Parameters\")."
+        )

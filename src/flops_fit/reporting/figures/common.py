@@ -1,0 +1,144 @@
+"""What every figure shares: the figure registry, the "No data" figure, one colour per compute
+budget, and the axis formatters.
+
+Tick formatters are module-level functions, not lambdas, so that a Figure pickles (the
+ParallelRunner ships figures between processes).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+
+from flops_fit.reporting.formatting import format_count, format_flops, format_sig
+from flops_fit.reporting.styles import styled_figure
+
+#: Figure name -> (title, caption, file name under 08_reporting). The file names match
+#: conf/base/catalog_reporting.yml (a test checks it); report.md links to them.
+FIGURES: dict[str, dict[str, str]] = {
+    "isoflops_curves": {
+        "title": "IsoFLOP profiles",
+        "file": "isoflops_curves.png",
+        "caption": "Final held-out loss against model size for every compute budget (colour), "
+                   "with the Approach 2 parabolas and each approach's optimum per budget.",
+    },
+    "scaling_laws": {
+        "title": "Scaling laws",
+        "file": "scaling_laws.png",
+        "caption": "Compute-optimal model size, tokens and loss against compute per approach, "
+                   "with the fitted power laws and their bootstrap 95% bands, extrapolated to "
+                   "the largest target budget.",
+    },
+    "tokens_per_param": {
+        "title": "Tokens per parameter",
+        "file": "tokens_per_param.png",
+        "caption": "D/N at the optimum against compute per approach, with the fitted trend "
+                   "and the Chinchilla rule of thumb of about 20 tokens per parameter.",
+    },
+    "parametric_fit": {
+        "title": "Approach 3: the fitted loss surface",
+        "file": "parametric_fit.png",
+        "caption": "Iso-loss contours of the fitted L(N, D) with the runs and the "
+                   "compute-optimal frontier, and the residuals of every run by budget.",
+    },
+}
+
+#: The neutral grey of legend entries that stand for every budget at once.
+GREY = "0.45"
+
+
+def no_data_figure(title: str, reason: str, style: str = "notebook") -> Figure:
+    """A small figure that says what is missing and why, in place of a plot."""
+    with styled_figure(style, height_ratio=0.22) as fig:
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.set_title(title, loc="left", fontweight="bold")
+        ax.text(0.5, 0.45, textwrap.fill(f"No data: {reason}", 90), ha="center", va="center",
+                transform=ax.transAxes, color="0.25")
+    return fig
+
+
+@dataclass(frozen=True)
+class BudgetColours:
+    """One colour per compute budget, on a log scale, shared by every budget-coloured figure."""
+
+    budgets: tuple[float, ...]
+    norm: LogNorm
+    cmap: ListedColormap
+
+    @classmethod
+    def for_budgets(cls, budgets: Sequence[float]) -> BudgetColours:
+        values = tuple(sorted({float(b) for b in budgets if np.isfinite(b) and b > 0}))
+        if not values:
+            values = (1.0,)
+        lo, hi = values[0], values[-1]
+        if hi / lo < 1.5:  # a single budget (or nearly): give the scale some width
+            lo, hi = lo / 1.5, hi * 1.5
+        # viridis without its palest yellows, which vanish on white paper
+        cmap = ListedColormap(colormaps["viridis"](np.linspace(0.0, 0.88, 256)), name="budgets")
+        return cls(values, LogNorm(vmin=lo, vmax=hi), cmap)
+
+    def __call__(self, budget: float):
+        return self.cmap(self.norm(budget))
+
+    def colorbar(self, fig: Figure, ax, **kwargs):
+        cbar = fig.colorbar(ScalarMappable(norm=self.norm, cmap=self.cmap), ax=ax,
+                            label="compute budget C (FLOPs)", **kwargs)
+        ticks = self.budgets if len(self.budgets) <= 12 else self.budgets[:: len(self.budgets) // 8]
+        cbar.ax.yaxis.set_major_locator(FixedLocator(list(ticks)))
+        cbar.ax.yaxis.set_major_formatter(FuncFormatter(flops_tick))
+        cbar.ax.yaxis.set_minor_locator(NullLocator())
+        return cbar
+
+
+def flops_tick(value: float, _pos=None) -> str:
+    return format_flops(value)
+
+
+def count_tick(value: float, _pos=None) -> str:
+    return format_count(value, 2)
+
+
+def sig_tick(value: float, _pos=None) -> str:
+    return format_sig(value)
+
+
+def sig2_tick(value: float, _pos=None) -> str:
+    return format_sig(value, 2)
+
+
+def count_axis(ax, which: str = "x") -> None:
+    """Log axis whose labels read 1M, 100M, 10B rather than 10^6 ..."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_formatter(FuncFormatter(count_tick))
+
+
+def flops_axis(ax) -> None:
+    ax.xaxis.set_major_formatter(FuncFormatter(flops_tick))
+
+
+def decade_locator(ax):
+    """Decades on a compute axis, thinned to every other decade when the axis is narrow."""
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    return LogLocator(base=10, numticks=8 if width_in > 3.2 else 5)
+
+
+def legend_below(fig: Figure, handles: list, ncols: int = 3) -> None:
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(ncols, len(handles)))
+
+
+def finite(*arrays) -> np.ndarray:
+    """True where every one of `arrays` is finite."""
+    mask = np.ones(len(arrays[0]), dtype=bool)
+    for a in arrays:
+        mask &= np.isfinite(np.asarray(a, dtype=float))
+    return mask

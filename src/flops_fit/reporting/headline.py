@@ -1,0 +1,144 @@
+"""The report's answer: at the headline budget, train N on D tokens, with its interval and how
+far that budget lies beyond the fitted ones.
+
+The values come, in this order, from the predictions table (the budget is a target budget), the
+fitted curves (the budget lies inside their range; read off in log-log) or the bare power laws
+(no interval). When the preferred approach was not fitted, the next of `HEADLINE_ORDER` is used
+and the report says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flops_fit.fitting.surface import parametric_loss
+from flops_fit.reporting import inputs as inp
+from flops_fit.reporting.formatting import format_count, format_flops, format_interval, format_sig
+
+#: The fallback order when the preferred headline approach could not be fitted.
+HEADLINE_ORDER = ("approach_3", "approach_2", "approach_1")
+
+
+def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
+             optima: pd.DataFrame, budget: float, preferred: str, confidence: float,
+             notes: list[str]) -> dict[str, Any]:
+    """The compute-optimal N, D, loss and D/N at `budget`; a note for the report's warnings is
+    appended to `notes` when the answer carries no interval."""
+    budget = float(budget)
+    head: dict[str, Any] = {"budget": budget, "preferred_approach": preferred,
+                            "available": False, "fallback_note": None}
+    order = [preferred] + [a for a in HEADLINE_ORDER if a != preferred]
+    approach = next((a for a in order if inp.is_fitted(laws, a)), None)
+    if approach is None:
+        head["why_missing"] = ("No approach produced a fitted N_opt(C) and D_opt(C), so there "
+                               "is no answer to give yet" + (" (scaling_laws is empty)."
+                                                              if not laws else "."))
+        head["text"] = (f"No compute-optimal allocation for {format_flops(budget)} FLOPs yet. "
+                        + head["why_missing"])
+        return head
+    if approach != preferred:
+        why = "; ".join(inp.approach_warnings(laws, preferred)) or "it has no fitted law"
+        head["fallback_note"] = (f"{inp.APPROACH_NAMES.get(preferred, preferred)} was not "
+                                 f"fitted ({why}); the headline uses "
+                                 f"{inp.APPROACH_NAMES[approach]} instead.")
+    head.update(approach=approach, approach_name=inp.APPROACH_NAMES[approach],
+                approach_method=inp.APPROACH_METHODS[approach], available=True)
+
+    values, source = _prediction_at(preds, approach, budget)
+    if values is None:
+        values, source = _curve_at(curves, approach, budget)
+    if values is None:
+        values, source = _law_at(laws, approach, budget), "law"
+        notes.append(f"The headline budget {format_flops(budget)} is neither one of the "
+                     "predicted target budgets nor inside the fitted curves' range, so it is "
+                     "given without an interval.")
+    head.update(values)
+    head.setdefault("tokens_per_param_interval", None)  # curves and bare laws carry none
+    head["source"] = source
+
+    fitted = optima.loc[optima["used_in_fit"] & (optima["approach"] == approach),
+                        "compute_budget"].dropna()
+    largest = float(fitted.max()) if not fitted.empty else None
+    head["largest_fitted_budget"] = largest
+    head["extrapolation_factor"] = budget / largest if largest else None
+    head["extrapolation_note"] = _extrapolation_note(budget, largest)
+    head["text"] = _headline_text(head, confidence)
+    return head
+
+
+def _extrapolation_note(budget: float, largest: float | None) -> str | None:
+    if not largest:
+        return None
+    factor = budget / largest
+    if factor <= 1:
+        return (f"{format_flops(budget)} FLOPs lies within the budgets of the fit (largest "
+                f"{format_flops(largest)} FLOPs).")
+    note = (f"{format_flops(budget)} FLOPs is {format_sig(factor, 2)}× the largest budget in the "
+            f"fit ({format_flops(largest)} FLOPs)")
+    if factor >= 10:
+        note += (f": an extrapolation over {format_sig(math.log10(factor), 2)} orders of "
+                 "magnitude. The interval covers the bootstrap noise of the fit, not a change of "
+                 "behaviour at larger scale")
+    return note + "."
+
+
+def _close(a: pd.Series, b: float) -> pd.Series:
+    return np.isclose(a.astype(float), b, rtol=1e-6, atol=0)
+
+
+def _prediction_at(preds: pd.DataFrame, approach: str, budget: float):
+    rows = preds[(preds["approach"] == approach) & _close(preds["compute_budget"], budget)]
+    rows = rows.dropna(subset=["model_size", "num_tokens"])
+    if rows.empty:
+        return None, None
+    row = rows.iloc[0]
+    return inp.row_quantities(row, ("model_size", "num_tokens", "loss", "tokens_per_param")), \
+        "predictions"
+
+
+def _curve_at(curves: pd.DataFrame, approach: str, budget: float):
+    c = curves[(curves["approach"] == approach)].dropna(subset=["compute_budget", "model_size",
+                                                                "num_tokens"])
+    c = c[c["compute_budget"] > 0]
+    if c.empty or not (c["compute_budget"].min() <= budget <= c["compute_budget"].max()):
+        return None, None
+    x = np.log(c["compute_budget"].to_numpy(float))
+    row: dict[str, float] = {}
+    for col in ("model_size", "model_size_lo", "model_size_hi", "num_tokens", "num_tokens_lo",
+                "num_tokens_hi", "loss", "loss_lo", "loss_hi"):
+        y = c[col].to_numpy(float)
+        ok = np.isfinite(y) & (y > 0)
+        if ok.sum() >= 2:
+            row[col] = float(np.exp(np.interp(math.log(budget), x[ok], np.log(y[ok]))))
+    return inp.row_quantities(row, ("model_size", "num_tokens", "loss")), "scaling_law_curves"
+
+
+def _law_at(laws: Mapping[str, Any], approach: str, budget: float) -> dict[str, Any]:
+    n = inp.evaluate_law(inp.law(laws, approach, "n_opt"), budget)
+    d = inp.evaluate_law(inp.law(laws, approach, "d_opt"), budget)
+    loss = None
+    l_law = inp.law(laws, approach, "l_opt")
+    if l_law is not None:
+        loss = inp.evaluate_law(l_law, budget)
+    elif approach == "approach_3" and inp.surface(laws) is not None:
+        loss = float(parametric_loss(n, d, inp.surface(laws)))
+    return {"model_size": n, "model_size_interval": None, "num_tokens": d,
+            "num_tokens_interval": None, "loss": loss, "loss_interval": None,
+            "tokens_per_param": d / n}
+
+
+def _headline_text(head: dict[str, Any], confidence: float) -> str:
+    text = (f"At {format_flops(head['budget'])} FLOPs, train N ≈ {format_count(head['model_size'])}"
+            f" parameters on D ≈ {format_count(head['num_tokens'])} tokens")
+    level = f"{format_sig(100 * confidence, 3)}%"
+    if head.get("model_size_interval") and head.get("num_tokens_interval"):
+        text += (f" ({level} interval: N {format_interval(head['model_size_interval'], format_count)}"
+                 f", D {format_interval(head['num_tokens_interval'], format_count)})")
+    else:
+        text += " (no interval available)"
+    return text + "."

@@ -1,0 +1,244 @@
+"""What the report says, built from the analysis outputs: one JSON-ready dict that both
+templates read (`flops_fit.reporting.render`).
+
+`summarise_study` turns the tables and the fitted laws into raw numbers, nothing formatted. It
+states the question and the answer first (`headline`): at the headline budget, train N on D
+tokens, with the interval and how far that is an extrapolation. Missing or empty inputs never
+raise; they are listed in `missing` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from flops_fit.jsonsafe import json_safe
+from flops_fit.reporting import inputs as inp
+from flops_fit.reporting.figures import FIGURES
+from flops_fit.reporting.formatting import as_float
+from flops_fit.reporting.headline import headline
+from flops_fit.schema import APPROACHES, SURFACE_KEYS
+
+QUESTION = ("For a compute budget C, how many parameters N should the model have and on how many "
+            "tokens D should it train to reach the lowest loss?")
+
+
+def summarise_study(
+    runs: Any,
+    scaling_laws: Any,
+    optimal_points: Any = None,
+    predictions: Any = None,
+    scaling_law_curves: Any = None,
+    *,
+    headline_budget: float = 1e24,
+    headline_approach: str = "approach_3",
+    title: str = "Compute-optimal scaling report",
+) -> dict[str, Any]:
+    """Everything the report says, as plain JSON-ready data (numbers unformatted).
+
+    `runs` is the run table (`analysis_runs`: every run with analysis's canonical columns,
+    budget and used_in_fit / reason; a `results`-shaped table works too).
+    """
+    laws = inp.laws_dict(scaling_laws)
+    raw_runs, runs = runs, inp.runs_frame(runs)
+    optima = inp.optimal_frame(optimal_points)
+    preds = inp.predictions_frame(predictions)
+    curves = inp.curves_frame(scaling_law_curves)
+    meta = inp.section(laws, "meta")
+    confidence = as_float(meta.get("confidence_level")) or 0.95
+
+    missing = _missing_inputs(raw_runs, runs, laws, optima, preds, curves)
+    notes: list[str] = []
+    summary: dict[str, Any] = {
+        "title": title,
+        "question": QUESTION,
+        "confidence_level": confidence,
+        "missing": missing,
+        "headline": headline(laws, preds, curves, optima, headline_budget, headline_approach,
+                             confidence, notes),
+        "laws": [_law_summary(laws, a) for a in APPROACHES],
+        "agreement": _agreement(laws),
+        "predictions": _predictions(preds),
+        "extrapolation_check": _extrapolation_check(laws),
+        "inventory": _inventory(runs, laws, raw_runs is not None),
+        "meta": _meta(meta, laws),
+        "figures": [{"name": name, **spec} for name, spec in FIGURES.items()],
+    }
+    summary["warnings"] = _warnings(laws) + notes
+    return json_safe(summary)
+
+
+def _missing_inputs(raw_runs, runs, laws, optima, preds, curves) -> list[dict[str, str]]:
+    missing = []
+    if raw_runs is None:
+        missing.append({"input": "analysis_runs", "why": "no run table was given: no run has "
+                        "been recorded and analysed yet."})
+    elif runs.empty:
+        missing.append({"input": "analysis_runs", "why": "the run table is empty: no run has "
+                        "finished yet."})
+    elif not runs["completed"].any():
+        missing.append({"input": "analysis_runs", "why": f"none of the {len(runs)} recorded "
+                        "runs completed with a finite loss (see the run inventory)."})
+    if not laws:
+        missing.append({"input": "scaling_laws", "why": "no fitted laws were given (missing or "
+                        "empty): the analysis pipeline has not run, or had nothing to fit."})
+    elif not any(inp.is_fitted(laws, a) for a in APPROACHES):
+        why = "; ".join(w for a in APPROACHES for w in inp.approach_warnings(laws, a))
+        missing.append({"input": "scaling_laws", "why": "no approach could be fitted"
+                        + (f": {why}" if why else ".")})
+    for name, frame in (("optimal_points", optima), ("predictions", preds),
+                        ("scaling_law_curves", curves)):
+        if frame.dropna(subset=["compute_budget"]).empty:
+            missing.append({"input": name, "why": f"{name} is missing or empty, so the parts of "
+                            "the report drawn from it are blank."})
+    return missing
+
+
+def _law_summary(laws, approach: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "approach": approach,
+        "name": inp.APPROACH_NAMES[approach],
+        "method": inp.APPROACH_METHODS[approach],
+        "fitted": inp.is_fitted(laws, approach),
+        "warnings": inp.approach_warnings(laws, approach),
+        "laws": {},
+    }
+    for key in inp.LAW_KEYS:
+        fitted = inp.law(laws, approach, key)
+        if fitted is not None:
+            entry["laws"][key] = fitted
+    if approach == "approach_3":
+        params = inp.surface(laws)
+        if params is not None:
+            intervals = params.get("intervals") if isinstance(params.get("intervals"),
+                                                              Mapping) else {}
+            entry["surface"] = [
+                {"name": name, "value": as_float(params.get(name)),
+                 "interval": inp.interval_pair(intervals.get(name))}
+                for name in SURFACE_KEYS
+                if as_float(params.get(name)) is not None
+            ]
+            entry["objective"] = as_float(params.get("objective"))
+            entry["n_runs"] = params.get("n_runs")
+    excluded = inp.section(laws, approach).get("excluded_budgets") or []
+    entry["excluded_budgets"] = [
+        {"compute_budget": as_float(e.get("compute_budget")), "reason": str(e.get("reason", ""))}
+        for e in excluded if isinstance(e, Mapping)
+    ]
+    return entry
+
+
+def _agreement(laws) -> list[dict[str, Any]]:
+    out = []
+    for name, item in inp.section(laws, "agreement").items():
+        if not isinstance(item, Mapping):
+            continue
+        values = item.get("values") if isinstance(item.get("values"), Mapping) else {}
+        out.append({
+            "name": name.replace("_", " "),
+            "agree": item.get("agree") if isinstance(item.get("agree"), bool) else None,
+            "message": str(item.get("message") or ""),
+            "by_approach": {inp.APPROACH_NAMES.get(k, k): as_float(v) for k, v in values.items()},
+        })
+    return out
+
+
+def _predictions(preds: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for _, row in preds.dropna(subset=["compute_budget"]).iterrows():
+        entry = {"approach": row["approach"],
+                 "approach_name": inp.APPROACH_NAMES.get(row["approach"], row["approach"]),
+                 "compute_budget": as_float(row["compute_budget"])}
+        entry.update(inp.row_quantities(row, ("model_size", "num_tokens", "tokens_per_param",
+                                              "loss")))
+        rows.append(entry)
+    return rows
+
+
+def _extrapolation_check(laws) -> dict[str, Any]:
+    check = inp.section(laws, "extrapolation_check")
+    rows = []
+    for approach in APPROACHES:
+        item = check.get(approach)
+        if not isinstance(item, Mapping):
+            continue
+        rows.append({"approach": approach, "name": inp.APPROACH_NAMES[approach],
+                     **{k: as_float(item.get(k)) for k in (
+                         "predicted_loss", "actual_loss", "loss_rel_error", "predicted_n_opt",
+                         "actual_n_opt", "n_opt_rel_error")}})
+    return {"held_out_budget": as_float(check.get("held_out_budget")), "rows": rows}
+
+
+def _warnings(laws) -> list[str]:
+    out = [str(w) for w in laws.get("warnings") or []]
+    for approach in APPROACHES:
+        out += [f"{inp.APPROACH_NAMES[approach]}: {w}" for w in inp.approach_warnings(laws,
+                                                                                      approach)]
+    return out
+
+
+def _inventory(runs: pd.DataFrame, laws, have_runs: bool) -> dict[str, Any]:
+    excluded = inp.excluded_runs(laws, runs)
+    completed = runs[runs["completed"]]
+    failed = runs[~runs["completed"]]
+    is_excluded = completed["experiment_id"].isin(excluded)
+    inventory: dict[str, Any] = {
+        "have_runs": have_runs,
+        "total": int(len(runs)),
+        "completed": int(len(completed)),
+        "failed": int(len(failed)),
+        "excluded": int(is_excluded.sum()),
+        "used": int((~is_excluded).sum()),
+        "failed_runs": [
+            {"experiment_id": r.experiment_id, "compute_budget": as_float(r.budget),
+             "model_size": as_float(r.model_size),
+             "status": r.status or "unknown",
+             "error": r.error_message or "no error message recorded"}
+            for r in failed.itertuples(index=False)
+        ],
+        "excluded_runs": [],
+        "per_budget": [],
+    }
+    by_id = runs.set_index("experiment_id") if len(runs) else None
+    for eid, reason in excluded.items():
+        row = by_id.loc[eid] if by_id is not None and eid in by_id.index else None
+        if isinstance(row, pd.DataFrame):
+            row = row.iloc[0]
+        inventory["excluded_runs"].append({
+            "experiment_id": eid, "reason": reason,
+            "compute_budget": as_float(row["budget"]) if row is not None else None,
+            "model_size": as_float(row["model_size"]) if row is not None else None,
+            "final_loss": as_float(row["final_loss"]) if row is not None else None,
+        })
+    for budget, group in runs.groupby("budget"):
+        done = group[group["completed"]]
+        inventory["per_budget"].append({
+            "compute_budget": as_float(budget), "runs": int(len(group)),
+            "completed": int(len(done)), "failed": int(len(group) - len(done)),
+            "excluded": int(done["experiment_id"].isin(excluded).sum()),
+            "best_loss": as_float(done["final_loss"].min()) if len(done) else None,
+        })
+    if {"num_replicas", "num_replicas_completed"} <= set(runs.columns) and len(runs):
+        total = pd.to_numeric(runs["num_replicas"], errors="coerce").sum()
+        done = pd.to_numeric(runs["num_replicas_completed"], errors="coerce").sum()
+        inventory["replicas"] = {"total": int(total), "completed": int(done),
+                                 "failed": int(total - done)}
+    return inventory
+
+
+def _meta(meta, laws) -> dict[str, Any]:
+    boot = meta.get("bootstrap") if isinstance(meta.get("bootstrap"), Mapping) else {}
+    return {
+        "source": meta.get("source"),
+        "n_runs": meta.get("n_runs"),
+        "n_runs_used": meta.get("n_runs_used"),
+        "n_budgets": meta.get("n_budgets"),
+        "budgets": [as_float(b) for b in meta.get("budgets") or []],
+        "target_budgets": inp.target_budgets(laws),
+        "bootstrap_draws": boot.get("draws"),
+        "bootstrap_seed": boot.get("seed"),
+        "bootstrap_resample": boot.get("resample"),
+    }
+

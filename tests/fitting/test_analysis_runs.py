@@ -1,0 +1,70 @@
+"""The analysis runs table: made once from results, typed again after its CSV round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_float_dtype
+
+from flops_fit.fitting.analysis_runs import FLOAT_COLUMNS, coerce_runs, prepare_runs
+from flops_fit.fitting.synthetic import synthetic_results
+from flops_fit.parameters.analysis import AnalysisConfig
+
+
+def _runs():
+    results = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=5, noise=0.01)
+    results.loc[2, ["status", "error_message"]] = ["failed", "OOM"]
+    results.loc[4, "final_loss"] = np.nan
+    return prepare_runs(results, AnalysisConfig(source="synthetic"))
+
+
+def test_prepare_runs_summary_and_reasons():
+    runs, summary = _runs()
+    assert summary == {
+        "source": "synthetic",
+        "columns_used": {
+            "experiment_id": "experiment_id",
+            "model_size": "model_size",
+            "num_tokens": "num_tokens",
+            "compute": "planned_flops",
+            "compute_budget": "compute_budget",
+            "loss": "final_loss",
+            "status": "status",
+            "error_message": "error_message",
+        },
+        "n_runs": 15,
+        "n_runs_used": 13,
+    }
+    assert runs.loc[2, "reason"] == "status failed: OOM"
+    assert runs["budget_id"].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+
+
+def test_csv_round_trip_is_undone(tmp_path):
+    runs, _ = _runs()
+    path = tmp_path / "analysis_runs.csv"
+    runs.to_csv(path, index=False)
+    back = coerce_runs(pd.read_csv(path))
+    for col in FLOAT_COLUMNS:
+        assert is_float_dtype(back[col]), col
+    assert is_bool_dtype(back["used_in_fit"]) and str(back["budget_id"].dtype) == "Int64"
+    assert back["reason"].tolist() == runs["reason"].tolist()  # "" stays "", not NaN
+    assert back["experiment_id"].tolist() == runs["experiment_id"].tolist()
+    pd.testing.assert_frame_equal(
+        back[list(FLOAT_COLUMNS)], runs[list(FLOAT_COLUMNS)], check_exact=True
+    )
+
+
+def test_text_flags_are_read_as_booleans():
+    table = pd.DataFrame(
+        {
+            "experiment_id": [1, 2],
+            "budget_id": ["0", None],
+            "used_in_fit": ["True", "false"],
+            "reason": [np.nan, "no compute budget"],
+        }
+    )
+    out = coerce_runs(table)
+    assert out["used_in_fit"].tolist() == [True, False]
+    assert out["reason"].tolist() == ["", "no compute budget"]
+    assert out["experiment_id"].tolist() == ["1", "2"]
+    assert out["budget_id"].isna().tolist() == [False, True]

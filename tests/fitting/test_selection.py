@@ -1,0 +1,97 @@
+"""Which runs the fits use, and why the others are left out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flops_fit.fitting.budgets import assign_budgets
+from flops_fit.fitting.runs import RunsTableError, normalise_runs
+from flops_fit.fitting.selection import check_enough_budgets, find_outliers, select_runs
+from flops_fit.fitting.synthetic import synthetic_results
+from flops_fit.parameters.analysis import AnalysisConfig, OutlierRule
+from tests.fitting.tables import CHINCHILLA_COLUMNS, chinchilla_like
+
+
+def test_empty_size_is_an_error_but_empty_loss_is_a_left_out_run():
+    df = chinchilla_like()
+    df.loc[1, "loss"] = np.nan
+    runs = select_runs(assign_budgets(normalise_runs(df, CHINCHILLA_COLUMNS, "c.csv")))
+    assert not runs.loc[1, "used_in_fit"] and "no finite positive loss" in runs.loc[1, "reason"]
+    df.loc[1, "Model Size"] = np.nan
+    with pytest.raises(RunsTableError, match=r"'Model Size' \(model_size\) is empty at row 2"):
+        normalise_runs(df, CHINCHILLA_COLUMNS, "c.csv")
+
+
+def test_fewer_than_three_budgets_is_an_error_naming_the_column_and_file():
+    df = chinchilla_like().iloc[:6]
+    runs = select_runs(assign_budgets(normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")))
+    with pytest.raises(
+        RunsTableError,
+        match=r"chin\.csv: the usable runs span 2 compute "
+        r"budget\(s\).*'Training FLOP'.*at least 3",
+    ):
+        check_enough_budgets(runs, 3, "chin.csv")
+
+
+def test_too_few_budgets_says_which_runs_were_left_out_and_why():
+    """Every run failed: the error says so instead of only blaming the budgets."""
+    df = chinchilla_like()
+    df["status"] = "failed"
+    df["error_message"] = "RuntimeError: CUDA out of memory"
+    runs = select_runs(assign_budgets(normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")))
+    with pytest.raises(RunsTableError) as err:
+        check_enough_budgets(runs, 3, "chin.csv")
+    n = len(df)
+    assert "span 0 compute budget(s) (none)" in str(err.value)
+    assert f"{n} of {n} runs are left out: {n} status failed " in str(err.value)
+    assert "CUDA out of memory" in str(err.value)
+
+
+def test_selection_reasons():
+    df = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=8, noise=0.002)
+    df.loc[0, "status"] = "failed"
+    df.loc[0, "error_message"] = "out of memory"
+    df.loc[1, "final_loss"] = np.inf
+    df.loc[20, "final_loss"] *= 1.15  # a loss spike, mid-budget at 1e19
+    runs = select_runs(assign_budgets(normalise_runs(df)), AnalysisConfig(drop_highest_loss=1))
+    reasons = dict(zip(runs["experiment_id"], runs["reason"], strict=True))
+    assert reasons[df.loc[0, "experiment_id"]] == "status failed: out of memory"
+    assert reasons[df.loc[1, "experiment_id"]].startswith("no finite positive loss")
+    # the spike is the highest loss of its budget but not overall: the outlier rule finds it
+    highest = runs.loc[runs["reason"].str.startswith("among the 1 highest"), "experiment_id"]
+    assert len(highest) == 1
+    assert reasons[df.loc[20, "experiment_id"]].startswith("outlier")
+    assert runs["used_in_fit"].sum() == len(df) - 4
+
+
+def test_outlier_rule_leaves_honest_noise_alone():
+    """1 % log-normal noise on 7- and 9-size budgets: nothing flagged (calibration of k = 10)."""
+    for seed in range(12):
+        for sizes in (7, 9):
+            df = synthetic_results(noise=0.01, seed=seed, sizes_per_budget=sizes)
+            runs = assign_budgets(normalise_runs(df))
+            runs["used_in_fit"] = True
+            assert find_outliers(runs) == {}, (seed, sizes)
+
+
+@pytest.mark.parametrize("position", [1, 2, 3, 4, 5, 6])
+def test_outlier_rule_finds_an_interior_ten_percent_spike(position):
+    df = synthetic_results(budgets=(1e19,), sizes_per_budget=8, noise=0.005, seed=position)
+    df.loc[position, "final_loss"] *= 1.10
+    runs = assign_budgets(normalise_runs(df))
+    runs["used_in_fit"] = True
+    assert list(find_outliers(runs)) == [position]
+
+
+
+def test_outlier_rule_follows_its_parameters():
+    df = synthetic_results(budgets=(1e19,), sizes_per_budget=8, noise=0.005, seed=3)
+    df.loc[3, "final_loss"] *= 1.10
+    runs = assign_budgets(normalise_runs(df))
+    runs["used_in_fit"] = True
+    assert list(find_outliers(runs, OutlierRule(k=10.0))) == [3]
+    assert find_outliers(runs, OutlierRule(min_points=9)) == {}
+    assert find_outliers(runs, OutlierRule(max_fraction=0.1)) == {}  # floor(0.8) = 0 flags
+    kept = select_runs(assign_budgets(normalise_runs(df)), AnalysisConfig(outliers={"enabled": False}))
+    assert kept["used_in_fit"].all()

@@ -1,0 +1,52 @@
+"""The scaling_laws document: plain JSON with every section, from the typed fit results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flops_fit.fitting.summary import summarise, surface_section
+from flops_fit.fitting.surface_fit import ComputeRatios, SurfaceFit
+from flops_fit.schema import SURFACE_KEYS
+
+
+def _doc(study):
+    return summarise(
+        study.summary, study.runs, study.isoflop, study.surface, study.check, study.predictions,
+        study.cfg,
+    )
+
+
+def test_document_is_plain_json(small_study):
+    doc = _doc(small_study)
+    assert json.loads(json.dumps(doc, allow_nan=False)) == doc
+    assert list(doc) == [
+        "meta", "excluded_runs", "approach_1", "approach_2", "approach_3",
+        "extrapolation_check", "agreement", "warnings",
+    ]
+    assert doc["meta"]["bootstrap"] == {"draws": 200, "seed": 0, "resample": "runs"}
+    assert doc["meta"]["budget_grouping"] == {"gap_dex": 0.05, "max_width_dex": 0.2}
+    assert list(doc["approach_1"]) == ["n_opt", "d_opt", "l_opt", "warnings", "excluded_budgets"]
+    fit = small_study.surface.fit
+    for key in SURFACE_KEYS:
+        assert doc["approach_3"][key] == getattr(fit, key)
+    law = doc["approach_3"]["n_opt"]
+    assert law["exponent"] == fit.a
+    assert law["coefficient"] == pytest.approx(fit.G * 6.0 ** -fit.a, rel=1e-15)
+    lo, hi = law["interval"]["coefficient"]
+    assert lo < law["coefficient"] < hi
+    assert doc["extrapolation_check"] == small_study.check.to_dict()
+    assert set(doc["agreement"]) == {"exponent_a", "exponent_b", "n_opt_at_largest_target"}
+    # 1e25 is 1e4 x the largest budget measured
+    assert any("target budgets reach 1e+25 FLOPs" in w for w in doc["warnings"])
+
+
+def test_unfitted_surface_section_keeps_the_schema():
+    section = surface_section(
+        SurfaceFit(fit=None, draws=None, warnings=["w"], compute_ratios=ComputeRatios(), n_runs=4),
+        0.95,
+    )
+    assert {k: section[k] for k in SURFACE_KEYS} == dict.fromkeys(SURFACE_KEYS)
+    assert section["n_runs"] == 4 and section["warnings"] == ["w"]
+    assert section["n_opt"]["interval"] == {"coefficient": [None, None], "exponent": [None, None]}

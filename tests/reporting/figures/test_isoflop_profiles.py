@@ -1,0 +1,60 @@
+"""Figure 1, IsoFLOP profiles: runs, parabolas, optima, exclusions and failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+
+from flops_fit.reporting import figures
+from tests.reporting.helpers import N_BUDGETS, colorbar_labels, data_axes, is_no_data, legend_texts
+
+
+def test_isoflop_curves_draws_runs_parabolas_optima_and_failures(study):
+    fig = figures.isoflop_curves(study["analysis_runs"], study["optimal_points"],
+                                 study["scaling_laws"])
+    assert isinstance(fig, Figure)
+    (ax,) = data_axes(fig)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+    assert "model size N" in ax.get_xlabel()
+    assert "loss" in ax.get_ylabel()
+
+    markers = [ln for ln in ax.lines if ln.get_linestyle() == "None"]
+    parabolas = [ln for ln in ax.lines if ln.get_linestyle() != "None"]
+    assert len(markers) == N_BUDGETS  # one run series per budget
+    assert len(parabolas) == N_BUDGETS
+    assert sum(ln.get_linestyle() == "--" for ln in parabolas) == 1  # the held-out budget
+    # completed runs that analysis used: 63 planned - 2 failed - 1 excluded
+    assert sum(len(ln.get_xdata()) for ln in markers) == len(study["analysis_runs"]) - 3
+
+    point_counts = sorted(len(c.get_offsets()) for c in ax.collections
+                          if isinstance(c, PathCollection))
+    # per approach: the 6 fitted optima and, faded, the held-out budget's; 2 failed runs; the
+    # off-scale excluded outlier (a triangle only) and an empty scatter of on-scale exclusions
+    assert point_counts == [0, 1, 1, 1, 1, 2, N_BUDGETS - 1, N_BUDGETS - 1, N_BUDGETS - 1]
+
+    legend = " | ".join(legend_texts(fig))
+    for phrase in ("Approach 1 optimum", "Approach 2 optimum", "Approach 3 optimum",
+                   "Approach 2 parabola", "excluded", "failed run", "faded: optimum not used"):
+        assert phrase in legend
+    labels = colorbar_labels(fig)
+    assert labels[0] == "1e17" and labels[-1] == "1e21" and len(labels) == N_BUDGETS
+
+
+def test_isoflop_curves_from_a_results_table_without_optima(study):
+    fig = figures.isoflop_curves(study["results"])  # no budget / used_in_fit columns
+    (ax,) = data_axes(fig)
+    assert len([ln for ln in ax.lines if ln.get_linestyle() == "None"]) == N_BUDGETS
+    assert not [ln for ln in ax.lines if ln.get_linestyle() != "None"]
+
+
+@pytest.mark.parametrize("results, why", [
+    (None, "run table is empty"),
+    (pd.DataFrame(), "run table is empty"),
+    (pd.DataFrame({"experiment_id": ["a"], "status": ["failed"], "final_loss": [np.nan],
+                   "compute_budget": [1e18], "model_size": [1e6]}), "none of the 1 recorded"),
+])
+def test_isoflop_curves_no_data(results, why):
+    assert why in is_no_data(figures.isoflop_curves(results, None, None))

@@ -1,0 +1,46 @@
+"""Figure 2, scaling laws: three log panels with the laws, bands and the held-out check."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.collections import PathCollection, PolyCollection
+
+from flops_fit.reporting import figures
+from tests.reporting import synthetic_study as truth
+from tests.reporting.helpers import N_BUDGETS, data_axes, is_no_data, legend_texts
+
+
+def test_scaling_laws_three_log_panels_with_bands(study):
+    fig = figures.scaling_laws(study["optimal_points"], study["scaling_law_curves"],
+                               study["scaling_laws"])
+    axes = data_axes(fig)
+    assert [ax.get_title() for ax in axes] == [
+        "compute-optimal model size", "compute-optimal training tokens", "loss at the optimum"]
+    for ax, ylabel in zip(axes, ("N_opt", "D_opt", "L_opt"), strict=True):
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        assert ax.get_xlabel() == "compute budget C (FLOPs)"
+        assert ax.get_ylabel().startswith(ylabel)
+        curves = [ln for ln in ax.lines if len(ln.get_xdata()) > 2]
+        assert len(curves) == 3  # one fitted law per approach
+        # every curve reaches the largest target budget
+        assert all(np.isclose(max(ln.get_xdata()), max(truth.TARGETS)) for ln in curves)
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 3  # the bootstrap band of each approach
+        held_out = [ln for ln in ax.lines if list(ln.get_xdata()) == [truth.HELD_OUT] * 2]
+        assert len(held_out) == 1
+    legend = " | ".join(legend_texts(fig))
+    n1 = study["scaling_laws"]["approach_1"]["n_opt"]["exponent"]
+    assert f"{n1:.3f}" in legend
+    assert "bootstrap 95%" in legend
+
+
+def test_scaling_laws_points_only_when_no_curves(study):
+    fig = figures.scaling_laws(study["optimal_points"], None, None)
+    for ax in data_axes(fig):
+        assert not [ln for ln in ax.lines if len(ln.get_xdata()) > 2]
+        assert sum(len(c.get_offsets()) for c in ax.collections
+                   if isinstance(c, PathCollection)) == 3 * N_BUDGETS
+
+
+def test_scaling_laws_no_data():
+    assert "run the analysis pipeline" in is_no_data(figures.scaling_laws(None, None, None))

@@ -1,0 +1,43 @@
+"""Figure 4, Approach 3: contours, runs, frontier, IsoFLOP lines and residuals."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.contour import ContourSet
+
+from flops_fit.reporting import figures
+from tests.reporting import synthetic_study as truth
+from tests.reporting.helpers import N_BUDGETS, colorbar_labels, data_axes, is_no_data
+
+
+def test_parametric_fit_contours_runs_frontier_and_residuals(study):
+    fig = figures.parametric_fit(study["analysis_runs"], study["scaling_laws"])
+    surface_ax, residual_ax = data_axes(fig)
+    assert surface_ax.get_xscale() == "log" and surface_ax.get_yscale() == "log"
+    assert "model size N" in surface_ax.get_xlabel()
+    assert "tokens D" in surface_ax.get_ylabel()
+    assert any(isinstance(c, ContourSet) for c in surface_ax.collections)
+    frontier = [ln for ln in surface_ax.lines if len(ln.get_xdata()) == 80]
+    assert len(frontier) == 1
+    n_opt, d_opt = truth.chinchilla_allocation(truth.BUDGETS[0])
+    assert np.isclose(frontier[0].get_xdata()[0], n_opt)
+    assert np.isclose(frontier[0].get_ydata()[0], d_opt)
+    iso_flop_lines = [ln for ln in surface_ax.lines if ln.get_linestyle() == ":"]
+    assert len(iso_flop_lines) == N_BUDGETS
+
+    assert residual_ax.get_title() == "Residuals by budget"
+    assert residual_ax.get_xscale() == "log"
+    per_budget = [ln for ln in residual_ax.lines if len(ln.get_xdata()) > 2]
+    assert len(per_budget) == N_BUDGETS
+    # residuals of the synthetic runs are the 0.4% noise: all well inside 2%
+    assert max(np.max(np.abs(ln.get_ydata())) for ln in per_budget) < 2.0
+    assert len(colorbar_labels(fig)) == N_BUDGETS
+
+
+def test_parametric_fit_not_fitted_says_why(study):
+    laws = study["scaling_laws"]
+    laws["approach_3"] = {k: None for k in ("E", "A", "B", "alpha", "beta")}
+    laws["approach_3"]["warnings"] = ["optimiser did not converge from any start"]
+    text = is_no_data(figures.parametric_fit(study["analysis_runs"], laws))
+    assert "optimiser did not converge" in text
+    assert "scaling_laws is empty" in is_no_data(figures.parametric_fit(None, {}))

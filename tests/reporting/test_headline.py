@@ -1,0 +1,86 @@
+"""The report states the known answer first: N and D at the headline budget, with intervals,
+its source, the fallback when the preferred approach was not fitted, and the extrapolation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flops_fit.reporting.formatting import format_count, format_interval
+from flops_fit.reporting.render import render_html, render_markdown
+from flops_fit.reporting.summary import summarise_study
+from tests.reporting.helpers import prediction, summary_of
+
+
+def test_headline_states_the_known_prediction_first(study):
+    summary = summary_of(study)
+    json.dumps(summary, allow_nan=False)  # strict JSON for the catalog
+    head = summary["headline"]
+    row = prediction(study, "approach_3", 1e24)
+    assert head["approach"] == "approach_3" and head["source"] == "predictions"
+    assert head["model_size"] == pytest.approx(row.model_size)
+    assert head["num_tokens_interval"] == pytest.approx([row.num_tokens_lo, row.num_tokens_hi])
+    n, d = format_count(row.model_size), format_count(row.num_tokens)
+    assert head["text"].startswith(f"At 1e24 FLOPs, train N ≈ {n} parameters on D ≈ {d} tokens")
+    assert (f"95% interval: N {format_count(row.model_size_lo)} – "
+            f"{format_count(row.model_size_hi)}") in head["text"]
+    # 1e24 against the largest fitted budget, 10**20.33
+    assert "an extrapolation over 3.7 orders of magnitude" in head["extrapolation_note"]
+
+    html = render_html(summary)
+    md = render_markdown(summary)
+    for text in (html, md):
+        assert head["text"] in text
+        # the answer comes before the fitted laws, predictions and run inventory
+        positions = [text.index(s) for s in (head["text"], "Fitted scaling laws", "Predictions",
+                                             "Extrapolation check", "Warnings", "Run inventory")]
+        assert positions == sorted(positions)
+
+
+def test_headline_budget_and_approach_are_parameters(study):
+    head = summary_of(study, headline_budget=1e22, headline_approach="approach_2")["headline"]
+    row = prediction(study, "approach_2", 1e22)
+    assert head["text"].startswith(
+        f"At 1e22 FLOPs, train N ≈ {format_count(row.model_size)} parameters")
+    # a budget between the targets is read off the fitted curves, with its band
+    head = summary_of(study, headline_budget=3e23)["headline"]
+    assert head["source"] == "scaling_law_curves"
+    lo, hi = head["model_size_interval"]
+    assert lo < head["model_size"] < hi
+    # beyond the curves: the law alone, and the report says there is no interval
+    head = summary_of(study, headline_budget=1e26)["headline"]
+    assert head["source"] == "law" and "no interval available" in head["text"]
+
+
+def test_headline_falls_back_when_approach_3_was_not_fitted(study):
+    laws = study["scaling_laws"]
+    laws["approach_3"] = {"n_opt": None, "d_opt": None,
+                          "warnings": ["Huber fit did not converge from any of 64 starts"]}
+    summary = summarise_study(study["analysis_runs"], laws, study["optimal_points"],
+                              study["predictions"], study["scaling_law_curves"])
+    head = summary["headline"]
+    assert head["approach"] == "approach_2"
+    assert "Approach 3 was not fitted (Huber fit did not converge" in head["fallback_note"]
+    assert head["model_size"] == pytest.approx(prediction(study, "approach_2", 1e24).model_size)
+    html = render_html(summary)
+    assert "Huber fit did not converge" in html and "not fitted" in html
+
+
+def test_tokens_per_param_interval_is_reported(study):
+    """The headline and both predictions tables show D/N with its bootstrap interval."""
+    summary = summary_of(study)
+    row = prediction(study, "approach_3", 1e24)
+    head = summary["headline"]
+    assert head["tokens_per_param_interval"] == pytest.approx(
+        [row.tokens_per_param_lo, row.tokens_per_param_hi])
+    shown = format_interval([row.tokens_per_param_lo, row.tokens_per_param_hi])
+    md = render_markdown(summary)
+    headline_row = next(line for line in md.splitlines() if line.startswith("| tokens per param"))
+    assert shown in headline_row
+    assert "| D/N | 95% interval |" in md
+    assert shown in render_html(summary).split('id="laws"')[0]
+    # a headline read off the curves has no D/N interval, and still renders
+    curve_summary = summary_of(study, headline_budget=3e23)
+    assert curve_summary["headline"]["tokens_per_param_interval"] is None
+    render_html(curve_summary), render_markdown(curve_summary)

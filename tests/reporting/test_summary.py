@@ -1,0 +1,85 @@
+"""The report summary shows every section, and says whatever is missing instead of failing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from flops_fit.reporting import figures
+from flops_fit.reporting.render import render_html, render_markdown
+from flops_fit.reporting.summary import summarise_study
+from tests.reporting.helpers import summary_of
+
+
+def test_report_sections_show_laws_agreement_checks_warnings_and_inventory(study):
+    summary = summary_of(study)
+    md = render_markdown(summary)
+    laws = study["scaling_laws"]
+    assert f"| Approach 2 | N_opt | {laws['approach_2']['n_opt']['exponent']:.3f} |" in md
+    assert "| exponent a | yes |" in md
+    assert "the laws were refitted without the 1e21 FLOPs budget" in md
+    assert "Only 6 budgets were fitted" in md
+    assert "63 runs recorded: 61 completed, 2 failed, 1 excluded by analysis" in md
+    assert "`c1e19-n4`" in md and "loss became NaN" in md
+    assert "loss 1.6x the IsoFLOP parabola (outlier)" in md
+    assert "![IsoFLOP profiles](isoflops_curves.png)" in md
+    inventory = summary["inventory"]
+    assert [b["runs"] for b in inventory["per_budget"]] == [9] * 7
+
+
+@pytest.mark.parametrize("results", [None, pd.DataFrame()])
+@pytest.mark.parametrize("laws", [None, {}])
+def test_missing_runs_and_laws_still_render(results, laws):
+    summary = summarise_study(results, laws, None, None, None)
+    json.dumps(summary, allow_nan=False)
+    assert not summary["headline"]["available"]
+    missing = {m["input"]: m["why"] for m in summary["missing"]}
+    assert set(missing) == {"analysis_runs", "scaling_laws", "optimal_points", "predictions",
+                            "scaling_law_curves"}
+    assert "analysis pipeline has not run" in missing["scaling_laws"]
+    html = render_html(summary, {"isoflops_curves": figures.isoflop_curves(results)})
+    md = render_markdown(summary)
+    for text in (html, md):
+        assert "No answer yet for 1e24 FLOPs" in text
+        assert "What is missing" in text
+        assert "No runs recorded" in text
+    expected = "no run table was given" if results is None else "the run table is empty"
+    assert expected in missing["analysis_runs"]
+
+
+def test_all_runs_failed_is_reported(study):
+    results = study["results"].assign(status="failed", final_loss=np.nan,
+                                      error_message="CUDA out of memory")
+    summary = summarise_study(results, {}, None, None, None)
+    assert any("none of the 63 recorded runs completed" in m["why"] for m in summary["missing"])
+    assert summary["inventory"]["failed"] == 63
+    assert "CUDA out of memory" in render_markdown(summary)
+
+
+def test_malformed_values_do_not_crash(study):
+    laws = study["scaling_laws"]
+    laws["approach_1"]["n_opt"] = {"coefficient": "nan", "exponent": None}
+    laws["agreement"] = {"exponent_a": "not a mapping"}
+    laws["excluded_runs"] = [{"experiment_id": "ghost", "reason": None}, "junk"]
+    optima = study["optimal_points"].assign(used_in_fit=["True", "false", "1"] * 7)
+    summary = summarise_study(study["analysis_runs"], laws, optima, study["predictions"], None)
+    assert not summary["laws"][0]["fitted"]
+    assert {"experiment_id": "ghost", "reason": "no reason given", "compute_budget": None,
+            "model_size": None, "final_loss": None} in summary["inventory"]["excluded_runs"]
+    render_html(summary)
+    render_markdown(summary)
+    assert isinstance(figures.isoflop_curves(study["analysis_runs"], optima, laws), Figure)
+
+
+def test_runs_left_out_by_analysis_come_from_the_run_table(study):
+    laws = study["scaling_laws"]
+    laws["excluded_runs"] = []  # only analysis_runs.used_in_fit / reason say it
+    summary = summarise_study(study["analysis_runs"], laws, study["optimal_points"], None, None)
+    (excluded,) = summary["inventory"]["excluded_runs"]
+    assert excluded["experiment_id"] == "c2.2e18-n6"
+    assert excluded["reason"] == "loss 1.6x the IsoFLOP parabola (outlier)"
+    assert summary["inventory"]["failed"] == 2 and summary["inventory"]["excluded"] == 1

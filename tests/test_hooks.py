@@ -1,0 +1,156 @@
+"""Every parameter is checked before any node runs, with the file or --params it came from.
+
+The checks themselves live in `flops_fit.parameters.sources` (called by `flops_fit.hooks`); these
+tests run them on a copy of the project's conf folder, and through real `kedro run`s.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from flops_fit.parameters.base import ParameterError
+from flops_fit.parameters.sources import check_parameters, nest_dotted
+
+from .conftest import PROJECT_ROOT
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def conf(tmp_path):
+    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf")
+    return tmp_path / "conf"
+
+
+def _merged(conf, env, runtime=None):
+    """base + env, soft-merged like the project's OmegaConfigLoader, plus runtime params."""
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(str(conf), base_env="base", default_run_env="local", env=env,
+                               runtime_params=runtime or {},
+                               merge_strategy={"parameters": "soft"})
+    return loader["parameters"]
+
+
+def _check(conf, env="local", runtime=None):
+    runtime = nest_dotted(runtime or {})
+    check_parameters(_merged(conf, env, runtime), conf, "base", env, runtime,
+                     project_path=conf.parent)
+
+
+def test_the_shipped_environments_are_valid(conf):
+    for env in ("local", "mock", "imported", "dask", "gpu"):
+        _check(conf, env)
+    _check(conf, "local", {"data_root": "/x", "planning.batch_size": 8})
+
+
+def test_unknown_key_names_key_and_file(conf):
+    _write(conf / "mock/parameters_planning.yml", "planning:\n  model_sizes: {nmu: 9}\n")
+    with pytest.raises(ParameterError) as err:
+        _check(conf, "mock")
+    message = str(err.value)
+    assert "planning.model_sizes.nmu" in message
+    assert "conf/mock/parameters_planning.yml" in message
+    assert "did you mean 'planning.model_sizes.num'" in message
+    assert "nothing was run" in message
+
+
+def test_bad_value_names_key_value_and_file(conf):
+    _write(conf / "mock/parameters_reporting.yml", "reporting:\n  style: fancy\n")
+    with pytest.raises(ParameterError) as err:
+        _check(conf, "mock")
+    assert ("params:reporting.style: Input should be 'notebook' or 'paper', got 'fancy' in "
+            "conf/mock/parameters_reporting.yml") in str(err.value)
+
+
+def test_unknown_runtime_param(conf):
+    with pytest.raises(ParameterError, match="planning.batchsize' given with --params"):
+        _check(conf, "local", {"planning": {"batchsize": 3}})
+
+
+def test_every_bad_parameter_is_listed_at_once(conf):
+    with pytest.raises(ParameterError) as err:
+        _check(conf, "local", {"analysis.confidence_level": 1.5,
+                               "analysis.bootstrap.draws": -3, "reporting.style": "fancy"})
+    lines = [line for line in str(err.value).splitlines() if line.startswith("- ")]
+    assert len(lines) == 3
+    assert all("given with --params" in line for line in lines)
+
+
+def test_open_mappings_accept_their_keys(conf):
+    _write(conf / "mock/parameters_x.yml",
+           "analysis:\n  columns: {model_size: Model Size}\n  filter: {condition: raw_loss}\n")
+    _check(conf, "mock")
+
+
+def test_invalid_yaml_names_file(conf):
+    _write(conf / "mock/parameters_bad.yml", "planning: [unclosed\n")
+    with pytest.raises(Exception, match="parameters_bad.yml"):
+        _check(conf, "mock")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"planing": {"batch_size": 5}},
+         "unknown parameter 'planing.batch_size' given with --params "
+         "(did you mean 'planning.batch_size'?)"),
+        ({"data_roto": "/tmp/x"},
+         "unknown parameter 'data_roto' given with --params (did you mean 'data_root'?)"),
+    ],
+)
+def test_unknown_top_level_runtime_param_is_a_typo(conf, params, message):
+    """A key outside every section passes only if a config file reads it as a runtime param."""
+    with pytest.raises(ParameterError) as err:
+        _check(conf, "local", params)
+    assert message in str(err.value)
+    assert "'planing'" not in str(err.value)  # the leaf is named, not its parent too
+
+
+def test_every_section_of_base_has_a_model():
+    from flops_fit.parameters.sections import SECTIONS
+
+    sections = set()
+    for path in (PROJECT_ROOT / "conf/base").glob("parameters*.yml"):
+        sections |= set(yaml.safe_load(path.read_text()))
+    assert sections == set(SECTIONS)
+
+
+def test_late_sections_fail_before_planning_writes_a_file(kedro_run):
+    """Analysis and reporting run last, but their parameters are checked before planning."""
+    params = {"analysis.confidence_level": 1.5, "analysis.bootstrap.draws": -3,
+              "reporting.style": "fancy", "planning.model_sizes.nmu": 3}
+    proc = kedro_run(env="mock", params=params, check=False, timeout=120)
+    assert proc.returncode != 0
+    for key in params:
+        assert key in proc.stderr + proc.stdout
+    assert not kedro_run.data_root.exists() or not any(kedro_run.data_root.rglob("*.*"))
+
+
+def test_every_params_input_is_annotated_with_its_section_model():
+    """So Kedro validates each section before the run (a plain dict annotation would not)."""
+    import importlib
+    import inspect
+    import typing
+
+    from flops_fit.parameters.sections import SECTIONS
+    from flops_fit.pipeline_registry import STAGES
+
+    seen = set()
+    nodes = [node for stage in STAGES for node in importlib.import_module(
+        f"flops_fit.pipelines.{stage}.pipeline").create_pipeline().nodes]
+    for node in nodes:
+        names = list(inspect.signature(node.func).parameters)
+        hints = typing.get_type_hints(node.func)
+        for arg, dataset in zip(names, node.inputs, strict=False):
+            if dataset.startswith("params:"):
+                section = dataset.removeprefix("params:")
+                assert hints.get(arg) is SECTIONS[section], (node.name, arg)
+                seen.add(section)
+    assert seen == set(SECTIONS)
