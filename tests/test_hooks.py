@@ -6,7 +6,9 @@ tests run them on a copy of the project's conf folder, and through real `kedro r
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -14,7 +16,7 @@ import yaml
 from flops_fit.parameters.base import ParameterError
 from flops_fit.parameters.sources import check_parameters, nest_dotted
 
-from .conftest import PROJECT_ROOT
+from .conftest import PROJECT_ROOT, kedro_command
 
 
 def _write(path, text):
@@ -154,3 +156,53 @@ def test_every_params_input_is_annotated_with_its_section_model():
                 assert hints.get(arg) is SECTIONS[section], (node.name, arg)
                 seen.add(section)
     assert seen == set(SECTIONS)
+
+
+def test_an_unwritable_data_root_is_one_clear_line_before_any_node(kedro_run, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    root = tmp_path / "a_file" / "x"
+    proc = kedro_run(env="mock", params={"data_root": root}, check=False, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"data root {root} is not a writable folder: Not a directory (ENOTDIR)" in output
+    assert "Cannot save versioned dataset" not in output and "Running node" not in output
+
+
+def _without_root_override(cmd):
+    """As root, drop CAP_DAC_OVERRIDE so that folder permissions apply to the kedro run."""
+    if os.geteuid() != 0:
+        return cmd
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: a read-only folder would be writable")
+    return ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override", *cmd]
+
+
+def test_a_read_only_runs_folder_is_found_before_planning(tmp_path):
+    data_root = tmp_path / "data"
+    runs = data_root / "03_primary" / "runs"
+    runs.mkdir(parents=True)
+    runs.chmod(0o555)
+    try:
+        proc = subprocess.run(
+            _without_root_override(kedro_command(data_root, "--pipelines", "planning,training",
+                                                 env="mock")),
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+        )
+    finally:
+        runs.chmod(0o755)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"runs folder {runs} is not a writable folder: Permission denied (EACCES)" in output
+    assert "Running node" not in output
+    assert not (data_root / "02_intermediate").exists() or not any(
+        (data_root / "02_intermediate").iterdir())  # planning wrote nothing
+
+
+def test_a_section_outside_the_selected_pipelines_is_checked_too(kedro_run):
+    """Kedro 1.7 loads (and validates) only the pipelines named with --pipelines."""
+    proc = kedro_run("--pipelines", "planning", env="mock", params={"reporting.style": "fancy"},
+                     check=False, timeout=120)
+    assert proc.returncode != 0
+    assert "params:reporting.style" in proc.stderr + proc.stdout
+    assert not kedro_run.data_root.exists() or not any(kedro_run.data_root.rglob("*.*"))

@@ -1,10 +1,19 @@
-"""Project hooks: every parameter is checked before any node runs.
+"""Project hooks: every parameter, the data root and the study lock are checked before any node.
 
 Kedro validates each node input `params:<section>` annotated with a typed model
-(`flops_fit.parameters`) when the context's parameters are first read. This hook reads them as
-soon as the context exists, so a bad value fails before planning writes a file even in sections
-whose pipeline runs last, and it adds what Kedro's message lacks (`flops_fit.parameters.sources`):
-the file or `--params` each bad key came from, a "did you mean", and misspelt top-level keys.
+(`flops_fit.parameters`) when the context's parameters are first read, for the pipelines it has
+loaded. This hook checks every section as soon as the context exists, so a bad value fails before
+planning writes a file even in sections whose pipeline runs last (or is not run at all), and it
+adds what Kedro's message lacks (`flops_fit.parameters.sources`): the file or `--params` each bad
+key came from, a "did you mean", and misspelt top-level keys.
+
+Before the pipeline runs, the data root (`--params data_root=...`, default `data` under the
+project) must be a writable folder (created if missing): otherwise one line names the path and
+the OS error, instead of a dataset error after some nodes ran. When the pipelines being run
+write the `runs` dataset (training), the hook takes the study lock on its folder
+(`flops_fit.execution.study_lock`), which also proves that folder writable before planning, and
+releases it after the run or on error; a second `kedro run` on the same study stops at once,
+naming the process that holds it.
 """
 
 from __future__ import annotations
@@ -14,29 +23,81 @@ from pathlib import Path
 from kedro.framework.hooks import hook_impl
 from kedro.validation.exceptions import ParameterValidationError
 
+from flops_fit.execution.study_lock import StudyLock, check_writable_dir
 from flops_fit.parameters.sources import check_parameters
+
+#: the data root when `--params data_root=...` is not given: the catalog's
+#: `${runtime_params:data_root,data}` default, relative to the project
+DEFAULT_DATA_ROOT = "data"
+#: the dataset whose folder is the study (one writer at a time)
+RUNS_DATASET = "runs"
+
+
+def data_root(runtime_params: dict | None, project_path: str | Path) -> Path:
+    """The folder every catalog path starts with (relative paths resolve against the project)."""
+    root = Path(str((runtime_params or {}).get("data_root") or DEFAULT_DATA_ROOT))
+    return root if root.is_absolute() else Path(project_path) / root
+
+
+def runs_folder(catalog) -> Path | None:
+    """The local folder of the `runs` dataset, or None if the catalog has no such folder."""
+    try:
+        dataset = catalog.get(RUNS_DATASET)
+    except Exception:  # noqa: BLE001 - a catalog without `runs` has no study to lock
+        return None
+    folder = getattr(dataset, "folder", None)
+    return Path(folder) if folder is not None else None
 
 
 class ParameterValidationHooks:
+    def __init__(self) -> None:
+        self._lock: StudyLock | None = None
+
     @hook_impl
     def after_context_created(self, context) -> None:
         loader = context.config_loader
         project_path = Path(context.project_path)
         conf_root = Path(getattr(loader, "conf_source", project_path / "conf"))
         raw = loader["parameters"]
-        kedro_error: ParameterValidationError | None = None
+        # Kedro validates the typed params: inputs of the pipelines it has loaded, and 1.7 loads
+        # only those named with --pipelines; every section is checked here as well, so a bad
+        # `reporting.style` fails a `--pipelines planning` run too, before any work.
         try:
-            context.params  # noqa: B018 - Kedro validates every typed params: input here
-        except ParameterValidationError as exc:
-            kedro_error = exc
-        check_parameters(
-            raw,
-            conf_root,
-            base_env=getattr(loader, "base_env", "base") or "base",
-            run_env=context.env or getattr(loader, "default_run_env", "local"),
-            runtime_params=getattr(context, "_runtime_params", None) or {},
-            project_path=project_path,
-            sections=kedro_error is not None,
-        )
-        if kedro_error is not None:  # a typed input outside flops_fit.parameters.SECTIONS
-            raise kedro_error
+            context.params  # noqa: B018 - Kedro's own validation of every typed params: input
+        except ParameterValidationError as kedro_error:
+            check_parameters(raw, conf_root, **self._where(context, loader, project_path))
+            raise kedro_error  # a typed input outside flops_fit.parameters.SECTIONS
+        check_parameters(raw, conf_root, **self._where(context, loader, project_path))
+
+    @staticmethod
+    def _where(context, loader, project_path: Path) -> dict:
+        return {
+            "base_env": getattr(loader, "base_env", "base") or "base",
+            "run_env": context.env or getattr(loader, "default_run_env", "local"),
+            "runtime_params": getattr(context, "_runtime_params", None) or {},
+            "project_path": project_path,
+        }
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        project_path = run_params.get("project_path") or Path.cwd()
+        check_writable_dir(data_root(run_params.get("runtime_params"), project_path))
+        if RUNS_DATASET not in pipeline.all_outputs():
+            return  # no training: nothing writes the study's run files
+        folder = runs_folder(catalog)
+        if folder is not None:
+            self._release()
+            self._lock = StudyLock(folder).acquire()
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        self._release()
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()

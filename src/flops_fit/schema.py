@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from numbers import Real
 from typing import Any
 
@@ -198,3 +199,22 @@ def _is_positive_number(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, Real):
         return False
     return math.isfinite(float(value)) and float(value) > 0
+
+
+def loss_problem(loss: Any) -> str | None:
+    """Why `loss` cannot be a run's final loss, or None: THE loss rule of both ends.
+
+    A loss is usable when it is a finite number > 0 (numpy and torch scalars included). Training
+    (`execution.records.check_metrics`) stores a run whose loss breaks the rule as failed, with
+    this message; analysis (`fitting.selection.select_runs`) leaves such rows out with it.
+    """
+    if hasattr(loss, "item") and not isinstance(loss, (str, bytes)):
+        with suppress(TypeError, ValueError):
+            loss = loss.item()
+    if _is_positive_number(loss):
+        return None
+    if loss is None:
+        return "final_loss is missing (not a positive finite number)"
+    if isinstance(loss, float) and math.isnan(loss):
+        return "final_loss NaN is not a positive finite number"
+    return f"final_loss {loss!r} is not a positive finite number"

@@ -61,10 +61,60 @@ def test_result_record_layout_and_json_safety(plan):
         ({"final_loss": 1.0}, "returned no"),
         (
             {"final_loss": math.inf, "train_loss": 1, "actual_flops": 1, "tokens_seen": 1},
-            "non-finite final_loss",
+            "final_loss inf is not a positive finite number",
+        ),
+        (
+            {"final_loss": -1.0, "train_loss": 1, "actual_flops": 1, "tokens_seen": 1},
+            "final_loss -1.0 is not a positive finite number",
+        ),
+        (
+            {"final_loss": 0.0, "train_loss": 1, "actual_flops": 1, "tokens_seen": 1},
+            "final_loss 0.0 is not a positive finite number",
+        ),
+        (
+            {"final_loss": np.float64("nan"), "train_loss": 1, "actual_flops": 1,
+             "tokens_seen": 1},
+            "final_loss NaN is not a positive finite number",
         ),
         (None, "expected a mapping"),
     ],
 )
 def test_check_metrics(metrics, message):
     assert message in check_metrics(metrics)
+
+
+class NegativeLossBackend:
+    """A backend whose run 'completes' with a loss of -1.0 (e.g. a buggy custom loss)."""
+
+    name = "negative"
+    needs_corpus = False
+
+    def validate_params(self, params):
+        return params
+
+    def train(self, record, params, ctx):
+        return {"final_loss": -1.0, "train_loss": 2.0, "actual_flops": 1e15, "tokens_seen": 10}
+
+
+def test_a_backend_returning_a_negative_loss_gives_a_failed_record(plan, monkeypatch):
+    """The training end of the loss rule (schema.loss_problem); analysis applies the same one."""
+    from flops_fit.backends.base import BACKENDS
+    from flops_fit.execution.run import run_task
+
+    monkeypatch.setitem(BACKENDS, "negative", f"{__name__}:NegativeLossBackend")
+    task = expand_plan(plan[:1], 1, 0)[0]
+    rec = run_task(task, "negative", {})
+    assert rec["status"] == "failed"
+    assert rec["error_message"] == "final_loss -1.0 is not a positive finite number"
+    assert rec["final_loss"] == -1.0  # kept for the record, but the run is not completed
+
+
+def test_the_loss_rule_is_one_function():
+    from flops_fit.fitting import selection
+    from flops_fit.schema import loss_problem
+
+    assert selection.loss_problem is loss_problem
+    assert loss_problem(2.5) is None and loss_problem(np.float32(1.0)) is None
+    for bad in (0, 0.0, -1.0, math.nan, math.inf, -math.inf, None, True, "3.0"):
+        assert loss_problem(bad).endswith("not a positive finite number)") or \
+            loss_problem(bad).endswith("not a positive finite number")

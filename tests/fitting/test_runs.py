@@ -67,13 +67,22 @@ def test_non_numeric_value_names_column_row_and_file():
 
 def test_negative_value_names_column_row_and_file():
     df = chinchilla_like()
-    df.loc[2, "loss"] = -1.0
+    df.loc[2, "Model Size"] = -1.0
     with pytest.raises(
         RunsTableError,
-        match=r"chin\.csv: column 'loss' \(loss\) must be "
+        match=r"chin\.csv: column 'Model Size' \(model_size\) must be "
         r"positive; row 3 .* holds -1\.0$",
     ):
         normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+
+
+def test_a_bad_loss_is_kept_for_selection_not_an_error():
+    """NaN, 0 and -1 losses are left-out runs (fitting.selection), not a broken table."""
+    df = chinchilla_like()
+    df.loc[[1, 4, 7], "loss"] = [np.nan, 0.0, -1.0]
+    runs = normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+    assert runs["final_loss"].isna().sum() == 1
+    assert list(runs.loc[[4, 7], "final_loss"]) == [0.0, -1.0]
 
 
 def test_unknown_role_and_bad_filter_are_errors():

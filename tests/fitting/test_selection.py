@@ -95,3 +95,58 @@ def test_outlier_rule_follows_its_parameters():
     assert find_outliers(runs, OutlierRule(max_fraction=0.1)) == {}  # floor(0.8) = 0 flags
     kept = select_runs(assign_budgets(normalise_runs(df)), AnalysisConfig(outliers={"enabled": False}))
     assert kept["used_in_fit"].all()
+
+
+def test_nan_zero_and_negative_losses_are_left_out_with_one_warning_naming_them(caplog):
+    """The analysis end of the loss rule (schema.loss_problem); training applies the same one."""
+    import logging
+
+    from flops_fit.fitting.analysis_runs import prepare_runs
+
+    df = chinchilla_like()
+    df.loc[[1, 4, 7], "loss"] = [np.nan, 0.0, -1.0]
+    cfg = AnalysisConfig(columns=CHINCHILLA_COLUMNS)
+    with caplog.at_level(logging.INFO):
+        runs, summary = prepare_runs(df, cfg, source="chin.csv")
+    assert summary["n_runs_used"] == 6
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert message.startswith("chin.csv: 3 of 9 runs left out, their final_loss is not a "
+                              "positive finite number: ")
+    assert "run-0002 (NaN), run-0005 (0), run-0008 (-1)" in message
+    assert runs.loc[7, "reason"] == (
+        "no finite positive loss (final_loss -1.0 is not a positive finite number)"
+    )
+    # a failed run is left out for its status, not counted again for its loss
+    df["status"] = "completed"
+    df.loc[1, "status"] = "failed"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        select_runs(assign_budgets(normalise_runs(df, {**CHINCHILLA_COLUMNS,
+                                                        "status": ["status"]}, "c.csv")))
+    assert "2 of 9 runs left out" in caplog.records[0].getMessage()
+
+
+def test_imported_csv_with_bad_losses_fits_with_a_warning_naming_them(kedro_run, tmp_path):
+    """Through a real `kedro run --env imported`: the 3 bad rows are left out, the rest fit."""
+    import json
+
+    import pandas as pd
+
+    path = tmp_path / "runs.csv"
+    df = synthetic_results(sizes_per_budget=8)[["model_size", "num_tokens", "final_loss"]]
+    df.loc[[2, 9, 16], "final_loss"] = [np.nan, 0.0, -1.0]
+    df.to_csv(path, index=False)
+    proc = kedro_run("--pipelines", "analysis", env="imported",
+                     params={"runs_path": path, "analysis.bootstrap.draws": 50}, timeout=300)
+    output = " ".join((proc.stdout + proc.stderr).split())  # rich wraps long lines
+    assert (f"{path}: 3 of {len(df)} runs left out, their final_loss is not a positive finite "
+            "number: run-0003 (NaN), run-0010 (0), run-0017 (-1)") in output
+    assert "WARNING" in output
+    laws = json.loads((kedro_run.data_root / "07_model_output/scaling_laws.json").read_text())
+    assert laws["meta"]["n_runs_used"] == len(df) - 3
+    assert laws["approach_3"]["alpha"] is not None
+    runs = pd.read_csv(kedro_run.data_root / "03_primary/analysis_runs.csv")
+    assert set(runs.loc[~runs["used_in_fit"], "experiment_id"]) == {
+        "run-0003", "run-0010", "run-0017"}

@@ -14,8 +14,15 @@ the target (`os.replace`, atomic on POSIX and Windows): a reader sees the old fi
 one, never a partial one. `RunPartitionsDataset` is a PartitionedDataset that saves partitions
 in the order the given mapping's `items()` yields them, calling lazy values one at a time — with
 a `flops_fit.execution.RunStream` that is completion order, one file per finished run — and
-loads an empty or missing folder as `{}`. Leftover temporary files (a kill between write and
-rename) are never listed as partitions and are removed by the next save.
+loads an empty or missing folder as `{}`.
+
+A run's file is created if absent (`os.link` of the complete temporary file, which fails when
+the name exists): a completed result is never rewritten, by this process or any other; only a
+failed, unreadable or broken record (one training treats as pending) is replaced. Temporary files are named
+`.<file>~<host>~<pid>~<random>.tmp`; they are never listed as partitions, and a save removes
+only stale ones (their process on this host is gone, or, from another host or under an older
+name, after `STALE_TMP_SECONDS`), never a file another live process is writing. One `kedro run`
+writes a study at a time (`flops_fit.execution.study_lock`, taken by the project hook).
 """
 
 from __future__ import annotations
@@ -23,13 +30,18 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
 import tempfile
+import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.partitions import PartitionedDataset
+
+from flops_fit.execution.study_lock import process_alive
+from flops_fit.schema import loss_problem
 
 TMP_SUFFIX = ".tmp"
 
@@ -45,16 +57,38 @@ def _local_path(filepath: str) -> Path:
     return Path(filepath)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that no reader (or a crash) ever sees a partial file."""
+#: a temporary file of a process we cannot see (another host, an unreadable name) is left
+#: alone for this long before a save removes it
+STALE_TMP_SECONDS = 24 * 3600
+_SEP = "~"
+
+
+def _tmp_prefix(path: Path) -> str:
+    """`.<name>~<host>~<pid>~`: whose temporary file it is, so only stale ones are removed."""
+    host = socket.gethostname().replace(_SEP, "-") or "unknown"
+    return f".{path.name}{_SEP}{host}{_SEP}{os.getpid()}{_SEP}"
+
+
+def _write_tmp(path: Path, text: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so that no reader (or a crash) ever sees a partial file."""
+    tmp = _write_tmp(path, text)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with suppress(FileNotFoundError):
@@ -62,9 +96,55 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def create_atomic(path: Path, text: str) -> bool:
+    """Write `text` to `path` only if no file is there (hard link of a complete temporary file).
+
+    Returns False, writing nothing, when `path` exists. A reader never sees a partial file and
+    no existing file is ever replaced, whoever writes at the same time.
+    """
+    tmp = _write_tmp(path, text)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def is_temporary(path: str) -> bool:
     name = Path(path).name
     return name.startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+def temporary_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) of the process that made a temporary file, or None for an older name."""
+    if not is_temporary(name):
+        return None
+    parts = name[1 : -len(TMP_SUFFIX)].rsplit(_SEP, 3)
+    if len(parts) != 4 or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2])
+
+
+def is_stale_temporary(path: str, now: float | None = None) -> bool:
+    """A temporary file nobody is writing: its process (on this host) is gone, or it is old.
+
+    A live process's file is never stale, however old; one of another host, or with a name that
+    does not say whose it is, only after STALE_TMP_SECONDS.
+    """
+    name = os.path.basename(path)
+    if not is_temporary(name):
+        return False
+    owner = temporary_owner(name)
+    if owner is not None and owner[0] == (socket.gethostname().replace(_SEP, "-") or "unknown"):
+        return not process_alive(owner[1])
+    try:
+        age = (time.time() if now is None else now) - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return False
+    return age > STALE_TMP_SECONDS
 
 
 class AtomicJSONDataset(AbstractDataset[Any, Any]):
@@ -84,14 +164,36 @@ class AtomicJSONDataset(AbstractDataset[Any, Any]):
         with self._filepath.open(encoding="utf-8") as fh:
             return json.load(fh)
 
+    @property
+    def filepath(self) -> Path:
+        return self._filepath
+
     def save(self, data: Any) -> None:
         write_atomic(self._filepath, json.dumps(data, **self._save_args) + "\n")
+
+    def create(self, data: Any) -> bool:
+        """Save only if the file does not exist yet (False, nothing written, when it does)."""
+        return create_atomic(self._filepath, json.dumps(data, **self._save_args) + "\n")
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "save_args": self._save_args}
+
+
+def is_completed_result(stored: Any, new: Any = None) -> bool:
+    """True for a stored record of a completed run with a usable loss (`schema.loss_problem`)
+    that is the same run (experiment_id, replica) as `new`: such a file is never rewritten."""
+    if not isinstance(stored, dict) or stored.get("status") != "completed":
+        return False
+    if loss_problem(stored.get("final_loss")) is not None:
+        return False
+    if isinstance(new, dict):
+        for key in ("experiment_id", "replica"):
+            if key in new and stored.get(key, 0 if key == "replica" else None) != new[key]:
+                return False
+    return True
 
 
 class RunPartitionsDataset(PartitionedDataset):
@@ -116,6 +218,11 @@ class RunPartitionsDataset(PartitionedDataset):
             return {}
         return super().load()
 
+    @property
+    def folder(self) -> Path:
+        """The local folder the run files live in (the study folder the lock is taken on)."""
+        return _local_path(str(self._filesystem._strip_protocol(self._normalized_path)))
+
     def save(self, data: Any) -> None:
         if self._overwrite and self._filesystem.exists(self._normalized_path):
             self._filesystem.rm(self._normalized_path, recursive=True)
@@ -129,14 +236,37 @@ class RunPartitionsDataset(PartitionedDataset):
                 dataset = self._dataset_type(**kwargs)
                 if callable(partition_data) and self._save_lazily:
                     partition_data = partition_data()
-                dataset.save(partition_data)
+                if isinstance(dataset, AtomicJSONDataset):
+                    self._save_record(dataset, partition_id, partition_data)
+                else:
+                    dataset.save(partition_data)
         finally:
             self._invalidate_caches()
 
+    @staticmethod
+    def _save_record(dataset: AtomicJSONDataset, partition_id: str, record: Any) -> None:
+        """Create the run's file; replace only a record that is not a completed run."""
+        if dataset.create(record):
+            return
+        try:
+            stored = dataset.load()
+        except (OSError, ValueError):
+            stored = None  # unreadable: not a result anyone can rely on; replace it
+        if is_completed_result(stored, record):
+            raise DatasetError(
+                f"{dataset.filepath}: run {partition_id} already has a completed result, and a "
+                "completed result file is never rewritten (is another process writing this "
+                "study?)"
+            )
+        # a failed, unreadable or broken record (training treats it as pending): replaced
+        dataset.save(record)
+
     def _remove_leftovers(self) -> None:
+        """Remove stale temporary files only: never one a live process is writing."""
         folder = self._filesystem._strip_protocol(self._normalized_path)
         if self._protocol in ("file", "local") and os.path.isdir(folder):
             for name in os.listdir(folder):
-                if is_temporary(name):
+                path = os.path.join(folder, name)
+                if is_stale_temporary(path):
                     with suppress(OSError):
-                        os.unlink(os.path.join(folder, name))
+                        os.unlink(path)

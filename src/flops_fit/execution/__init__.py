@@ -4,11 +4,17 @@ Framework-free: the training pipeline's nodes are thin adapters over these funct
 notebook user can call them directly (`prepare_training(plan, {}, params).records()`).
 """
 
-from flops_fit.execution.executors import DaskExecutor, ExecutionError, RunJob, SequentialExecutor
+from flops_fit.execution.executors import (
+    DaskExecutor,
+    ExecutionError,
+    RunJob,
+    SchedulerLostError,
+    SequentialExecutor,
+)
 from flops_fit.execution.records import build_result_record
 from flops_fit.execution.results import collect_records, results_table, run_results_table
 from flops_fit.execution.run import run_task
-from flops_fit.execution.stream import RunStream
+from flops_fit.execution.stream import RunStream, TrainingInterrupted
 from flops_fit.execution.tasks import (
     RunTask,
     expand_plan,
@@ -24,7 +30,9 @@ __all__ = [
     "RunJob",
     "RunStream",
     "RunTask",
+    "SchedulerLostError",
     "SequentialExecutor",
+    "TrainingInterrupted",
     "build_result_record",
     "collect_records",
     "expand_plan",

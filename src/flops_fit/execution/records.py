@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flops_fit.jsonsafe import json_safe
-from flops_fit.schema import EXECUTION_FIELDS, RESULT_FIELDS, RUN_STATUSES
+from flops_fit.schema import EXECUTION_FIELDS, RESULT_FIELDS, RUN_STATUSES, loss_problem
 
 #: What a backend's `train` must return.
 REQUIRED_METRICS: tuple[str, ...] = ("final_loss", "train_loss", "actual_flops", "tokens_seen")
@@ -29,18 +29,18 @@ def is_finite_number(value: Any) -> bool:
 
 
 def check_metrics(metrics: Any) -> str | None:
-    """Why a backend's return value is not a completed run, or None if it is one."""
+    """Why a backend's return value is not a completed run, or None if it is one.
+
+    The loss rule is `schema.loss_problem`, the one analysis applies too: a non-finite or
+    non-positive final_loss is a failed run (e.g. "final_loss -1.0 is not a positive finite
+    number").
+    """
     if not isinstance(metrics, Mapping):
         return f"backend returned {type(metrics).__name__}, expected a mapping of metrics"
     missing = [k for k in REQUIRED_METRICS if k not in metrics]
     if missing:
         return f"backend returned no {missing}"
-    loss = metrics["final_loss"]
-    if hasattr(loss, "item"):
-        loss = loss.item()
-    if not is_finite_number(loss):
-        return f"non-finite final_loss: {loss!r} (the run diverged)"
-    return None
+    return loss_problem(metrics["final_loss"])
 
 
 def build_result_record(

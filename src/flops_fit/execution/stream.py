@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from flops_fit.execution.executors import RunJob
+from flops_fit.execution.executors import RunJob, SchedulerLostError
 from flops_fit.execution.tasks import RunTask
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
             mininterval=0.5,
             dynamic_ncols=True,
         )
+        lost: SchedulerLostError | None = None
         try:
             for record in self._executor.run(todo, self._job):
                 key = _key_of(record)
@@ -92,17 +93,22 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
                     bar.set_postfix(failed=failed, refresh=False)
                 bar.update(1)
                 yield key, record
+        except SchedulerLostError as exc:
+            lost = exc
         finally:
             bar.close()
             done = sum(1 for t in todo if t.partition_key in self._records)
             log.info(
-                "Finished %d of %d run(s) in %.1f s: %d completed, %d failed",
+                "Finished %d of %d run(s) in %.1f s: %d completed, %d failed%s",
                 done,
                 len(todo),
                 time.perf_counter() - start,
                 done - failed,
                 failed,
+                f", {len(todo) - done} still pending" if done < len(todo) else "",
             )
+        if lost is not None:
+            raise TrainingInterrupted(lost, done - failed, failed, len(todo) - done) from lost
 
     def records(self) -> dict[str, dict[str, Any]]:
         """Run everything (if not yet) and return {partition key: record}."""
@@ -112,6 +118,27 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
 
     def __deepcopy__(self, memo: dict) -> dict[str, dict[str, Any]]:
         return copy.deepcopy(self.records(), memo)
+
+
+class TrainingInterrupted(SchedulerLostError):
+    """The sweep stopped because its Dask scheduler or client went away (not a run failure).
+
+    Every record that arrived before the loss was handed to the consumer (the `runs` dataset
+    saves each one before asking for the next); the other runs have no record and stay pending.
+    """
+
+    def __init__(self, lost: SchedulerLostError, completed: int, failed: int, pending: int):
+        self.completed, self.failed, self.pending = completed, failed, pending
+        where = f" at {lost.address}" if lost.address else ""
+        super().__init__(lost.address, lost.reason)
+        failed_note = f", {failed} failed (recorded as failed)" if failed else ""
+        self.args = (
+            f"Training stopped: lost the Dask scheduler{where} ({lost.reason}). "
+            f"{completed} run(s) completed before the loss and were saved{failed_note}; "
+            f"{pending} run(s) stay pending: no result was recorded for them and no retry "
+            f"was used. To resume, restart the Dask scheduler{where} and its workers, then run "
+            f"the same `kedro run` again: it trains only the pending runs.",
+        )
 
 
 def _key_of(record: dict[str, Any]) -> str:

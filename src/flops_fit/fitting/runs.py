@@ -6,7 +6,8 @@ trained elsewhere, into the analysis runs table: the `results` column names
 `error_message`) plus `compute` (each run's C). Columns are found through a mapping
 (`analysis.columns`): canonical name -> the source's column name, or a list of candidate names
 (the first present wins). N and the loss are required, and D or C; the missing one of D and C
-comes from C = 6 N D. A role that `analysis.columns` leaves out (or sets to null) is looked
+comes from C = 6 N D. A loss that is empty, NaN, infinite, zero or negative is kept here and
+left out by `fitting.selection` (with a WARNING naming the rows). A role that `analysis.columns` leaves out (or sets to null) is looked
 for under its default name (`AnalysisConfig.columns`, = conf/base). Problems raise
 `RunsTableError` naming the column, the rows and the file.
 
@@ -84,7 +85,13 @@ def _to_frame(table: Any, source: str) -> pd.DataFrame:
 
 
 def _numeric(
-    df: pd.DataFrame, column: str, canonical: str, source: str, kind: str, allow_missing: bool
+    df: pd.DataFrame,
+    column: str,
+    canonical: str,
+    source: str,
+    kind: str,
+    allow_missing: bool,
+    must_be_positive: bool = True,
 ) -> pd.Series:
     raw = df[column]
     values = pd.to_numeric(raw, errors="coerce").astype(float)
@@ -96,7 +103,7 @@ def _numeric(
             f"{source}: column '{column}' ({canonical}) has non-numeric values at "
             f"{_rows(not_number, kind)}: {examples}"
         )
-    negative = np.flatnonzero((values <= 0).to_numpy())
+    negative = np.flatnonzero((values <= 0).to_numpy()) if must_be_positive else []
     if len(negative):
         examples = ", ".join(_shown(raw.iloc[i]) for i in negative[:3])
         raise RunsTableError(
@@ -167,7 +174,10 @@ def normalise_runs(
     out = pd.DataFrame(index=df.index)
     n = _numeric(df, found["model_size"], "model_size", source, kind, allow_missing=False)
     out["model_size"] = n
-    loss = _numeric(df, found["loss"], "loss", source, kind, allow_missing=True)
+    # a missing, non-finite or non-positive loss is a left-out run, not a broken table: the
+    # loss rule (schema.loss_problem) is applied by fitting.selection, with a WARNING
+    loss = _numeric(df, found["loss"], "loss", source, kind, allow_missing=True,
+                    must_be_positive=False)
     d = (
         _numeric(df, found["num_tokens"], "num_tokens", source, kind, allow_missing=False)
         if found["num_tokens"]

@@ -1,6 +1,7 @@
 """Which runs the fits use, and why the others are left out.
 
-`select_runs` marks failed runs, runs without a finite positive loss or a budget, the
+`select_runs` marks failed runs, runs without a finite positive loss (`schema.loss_problem`, the
+rule training applies too; one WARNING counts and names them) or a budget, the
 `analysis.drop_highest_loss` highest losses and outliers (`find_outliers`, configured by
 `params:analysis.outliers`), each with its reason; `check_enough_budgets` refuses a table whose
 usable runs span too few budgets, saying which runs were left out and why.
@@ -8,6 +9,7 @@ usable runs span too few budgets, saying which runs were left out and why.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -16,6 +18,12 @@ import pandas as pd
 
 from flops_fit.fitting.runs import RunsTableError
 from flops_fit.parameters.analysis import AnalysisConfig, OutlierRule
+from flops_fit.schema import loss_problem
+
+log = logging.getLogger(__name__)
+
+#: how many left-out runs a WARNING names before "and k more"
+MAX_NAMED = 20
 
 
 def check_enough_budgets(runs: pd.DataFrame, minimum: int, source: str) -> None:
@@ -71,8 +79,10 @@ def select_runs(runs: pd.DataFrame, cfg: AnalysisConfig | None = None) -> pd.Dat
         for s, m in zip(status[failed], msgs[failed], strict=True)
     ]
     loss = pd.to_numeric(out["final_loss"], errors="coerce").astype(float)
-    bad_loss = (reason == "") & ~(np.isfinite(loss) & (loss > 0))
-    reason[bad_loss] = [f"no finite positive loss ({v})" for v in loss[bad_loss]]
+    problems = pd.Series([loss_problem(v) for v in loss], index=out.index, dtype=object)
+    bad_loss = (reason == "") & problems.notna()
+    reason[bad_loss] = [f"no finite positive loss ({p})" for p in problems[bad_loss]]
+    _warn_bad_losses(out, loss, bad_loss)
     if "budget_id" in out.columns:
         no_budget = (reason == "") & out["budget_id"].isna()
         reason[no_budget] = "no compute budget (C, D or compute_budget missing)"
@@ -90,6 +100,31 @@ def select_runs(runs: pd.DataFrame, cfg: AnalysisConfig | None = None) -> pd.Dat
             out.loc[idx, "used_in_fit"] = False
     out["used_in_fit"] = out["used_in_fit"].astype(bool)
     return out
+
+
+def _warn_bad_losses(runs: pd.DataFrame, loss: pd.Series, bad: pd.Series) -> None:
+    """One WARNING that counts and names the runs left out for their loss (schema.loss_problem)."""
+    if not bad.any():
+        return
+    ids = runs.loc[bad, "experiment_id"].astype(str) if "experiment_id" in runs else None
+    named = [
+        f"{ids[i] if ids is not None else f'row {i + 1}'} ({_shown_loss(loss[i])})"
+        for i in runs.index[bad.to_numpy()]
+    ]
+    shown = ", ".join(named[:MAX_NAMED])
+    if len(named) > MAX_NAMED:
+        shown += f" and {len(named) - MAX_NAMED} more"
+    source = runs.attrs.get("source", "the runs table")
+    log.warning(
+        "%s: %d of %d runs left out, their final_loss is not a positive finite number: %s",
+        source, len(named), len(runs), shown,
+    )
+
+
+def _shown_loss(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return f"{value:g}"
 
 
 def _robust_curve_residuals(

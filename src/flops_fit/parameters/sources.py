@@ -131,15 +131,11 @@ def unknown_sections(raw_params: Mapping[str, Any], conf_root: Path,
 
 def check_parameters(raw_params: Mapping[str, Any], conf_root: Path, base_env: str,
                      run_env: str | None, runtime_params: Mapping[str, Any] | None,
-                     project_path: Path | None = None, sections: bool = True) -> None:
-    """Raise one ParameterError listing every bad parameter, each with where it was set.
-
-    `sections=False` checks only the top-level keys (the hook passes it when Kedro's own
-    validation of the sections has passed).
-    """
+                     project_path: Path | None = None) -> None:
+    """Raise one ParameterError listing every bad parameter, each with where it was set."""
     sources = ParameterSources(conf_root, base_env, run_env, runtime_params, project_path)
     problems = unknown_sections(raw_params, conf_root, sources)
-    for name, model in SECTIONS.items() if sections else ():
+    for name, model in SECTIONS.items():
         try:
             model.from_params(raw_params.get(name), origin=sources)
         except ParameterError as exc:

@@ -6,9 +6,10 @@ Defaults equal `conf/base/parameters_training.yml` (tests/parameters/test_defaul
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
-from pydantic import Field, StrictBool, field_validator
+from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from flops_fit.backends.base import BACKENDS
 from flops_fit.fitting.surface import CHINCHILLA_APPROACH_3
@@ -24,15 +25,109 @@ from flops_fit.parameters.base import (
 EXECUTORS = ("sequential", "dask")
 
 
+CLUSTERS = ("local", "address", "slurm")
+
+#: Slurm's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
+_WALLTIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}(:\d{1,2})?)?)$")
+#: an sbatch option as dask-jobqueue takes it in job_directives_skip / job_extra_directives
+_DIRECTIVE = re.compile(r"^-{1,2}[A-Za-z]")
+
+
+def _strip_none(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must be null or a non-empty string")
+    return value.strip() if value is not None else None
+
+
+class SlurmParams(Section):
+    """`params:training.dask.slurm`: the Slurm jobs (used when `training.dask.cluster` is `slurm`).
+
+    Each job is one `sbatch` submission that runs `processes` Dask worker processes sharing
+    `cores` cores and `memory`; `jobs` such jobs are submitted for the sweep.
+    """
+
+    SECTION = "training.dask.slurm"
+
+    queue: str | None = None  # the partition (sbatch -p); null: the cluster's default partition
+    account: str | None = None  # sbatch -A; null: the user's default account
+    cores: PositiveInt = 1  # cores per job (sbatch --cpus-per-task)
+    processes: PositiveInt = 1  # Dask worker processes per job (each gets cores/processes threads)
+    memory: str = Field("4GB", min_length=1)  # memory per job (sbatch --mem), e.g. 16GB
+    walltime: str = "01:00:00"  # sbatch -t: [D-]HH:MM:SS (longer than the longest run)
+    jobs: PositiveInt = 2  # Slurm jobs to submit (workers = jobs * processes)
+    job_name: str = Field("flops-fit", min_length=1, pattern=r"^[^\s]+$")  # sbatch -J
+    job_extra_directives: list[str] = []  # extra #SBATCH lines, e.g. ["--gres=gpu:1"]
+    job_directives_skip: list[str] = []  # #SBATCH options to leave out, e.g. ["--mem"]
+    job_script_prologue: list[str] = []  # shell lines before the worker starts (module load ...)
+    python: str | None = None  # the python the job runs; null: this process's (the venv's) python
+    scheduler_host: str | None = None  # scheduler_options host the nodes reach the driver at
+    interface: str | None = None  # network interface for workers and scheduler, e.g. ib0
+    log_directory: str | None = None  # job stdout/stderr folder; null: the folder kedro runs in
+    local_directory: str | None = None  # worker scratch space on the node, e.g. $TMPDIR
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        from dask.utils import parse_bytes
+
+        try:
+            size = parse_bytes(value)
+        except (ValueError, TypeError):
+            size = 0
+        if size <= 0:
+            raise ValueError("must be a size such as '4GB' or '500MB'")
+        return value
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime(cls, value: str) -> str:
+        if not _WALLTIME.match(value.strip()):
+            raise ValueError(
+                "must be a Slurm time such as '01:00:00', '2-00:00:00' or '90' (minutes)"
+            )
+        return value.strip()
+
+    @field_validator("job_extra_directives", "job_directives_skip")
+    @classmethod
+    def _directives(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not isinstance(item, str) or not _DIRECTIVE.match(item.strip()):
+                raise ValueError(
+                    f"each item must be an sbatch option such as '--gres=gpu:1', not {item!r}"
+                )
+        return [item.strip() for item in value]
+
+    @field_validator(
+        "queue", "account", "python", "scheduler_host", "interface", "log_directory",
+        "local_directory",
+    )
+    @classmethod
+    def _optional_text(cls, value: str | None) -> str | None:
+        return _strip_none(value)
+
+    @model_validator(mode="after")
+    def _processes_fit(self) -> SlurmParams:
+        if self.processes > self.cores:
+            raise ValueError(
+                f"training.dask.slurm.processes ({self.processes}) must not exceed "
+                f"training.dask.slurm.cores ({self.cores}): each worker process needs a core"
+            )
+        return self
+
+
 class DaskParams(Section):
     """`params:training.dask`: the Dask cluster (used when `executor` is `dask`)."""
 
     SECTION = "training.dask"
 
+    # local: a LocalCluster here; address: the scheduler at training.scheduler_address;
+    # slurm: Slurm jobs through dask-jobqueue (training.dask.slurm)
+    cluster: Literal[CLUSTERS] = "local"
     n_workers: Literal["auto"] | PositiveInt = "auto"  # auto: one single-threaded worker per core
     retries: NonNegativeInt = 1
     dashboard_address: str | None = None
     wait_for_workers_seconds: PositiveNumber = 60.0
+    slurm: SlurmParams = SlurmParams()
 
     @property
     def workers(self) -> int:
@@ -92,3 +187,20 @@ class TrainingConfig(Section):
                 "must be null (start a LocalCluster) or an address such as 'tcp://10.0.0.5:8786'"
             )
         return value.strip() if value else None
+
+    @field_validator("dask")
+    @classmethod
+    def _cluster_and_address(cls, dask: DaskParams, info: ValidationInfo) -> DaskParams:
+        # scheduler_address is declared before dask, so it is validated already
+        address = info.data.get("scheduler_address")
+        if dask.cluster == "address" and not address:
+            raise ValueError(
+                "cluster is 'address' but params:training.scheduler_address is null; "
+                "give it, e.g. --params training.scheduler_address=tcp://10.0.0.5:8786"
+            )
+        if dask.cluster == "slurm" and address:
+            raise ValueError(
+                f"cluster is 'slurm' but params:training.scheduler_address is {address!r}: "
+                "the Slurm cluster starts its own scheduler; set one of the two"
+            )
+        return dask

@@ -1,0 +1,150 @@
+"""The mock study on a real Slurm cluster through `kedro run --env slurm` (dask-jobqueue).
+
+Needs a reachable Slurm (`.ci/slurm-up` starts a one-node one and prints the SLURM_CONF to
+export). Without one the test is skipped, except under CI, where it fails: CI must run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT, kedro_command
+
+pytestmark = pytest.mark.slurm
+
+
+def _slurm_or_skip() -> None:
+    why = None
+    if not shutil.which("sbatch") or not shutil.which("squeue"):
+        why = "Slurm's sbatch/squeue are not installed"
+    else:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                              timeout=20, check=False)
+        states = proc.stdout.split()
+        if proc.returncode != 0 or not any(s.startswith(("idle", "mix", "alloc")) for s in states):
+            why = f"no Slurm node is up (sinfo: {proc.stdout.strip() or proc.stderr.strip()})"
+    if why is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the Slurm test, but {why}; .ci/run starts one (.ci/slurm-up)")
+    pytest.skip(f"{why}; start one with `.ci/slurm-up` and export the SLURM_CONF it prints")
+
+
+def _squeue(job_name: str) -> dict[str, str]:
+    out = subprocess.run(["squeue", "-h", "-n", job_name, "-o", "%i %T"], capture_output=True,
+                         text=True, timeout=20, check=False).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def _slurm_mock_conf(root: Path, job_name: str, log_dir: Path) -> Path:
+    """A conf source whose `slurm` env is the mock study with conf/slurm's training on top."""
+    conf = root / "conf"
+    shutil.copytree(PROJECT_ROOT / "conf/base", conf / "base")
+    shutil.copy(PROJECT_ROOT / "conf/logging.yml", conf / "logging.yml")
+    env = conf / "slurm"
+    env.mkdir()
+    for path in (PROJECT_ROOT / "conf/mock").glob("*.yml"):
+        if path.name != "parameters_training.yml":
+            shutil.copy(path, env / path.name)
+    training = _deep_merge(
+        yaml.safe_load((PROJECT_ROOT / "conf/mock/parameters_training.yml").read_text()),
+        yaml.safe_load((PROJECT_ROOT / "conf/slurm/parameters_training.yml").read_text()),
+    )
+    # small jobs for a 2-CPU node: two jobs of one single-threaded worker each
+    training = _deep_merge(training, {"training": {
+        "show_progress": False,
+        "synthetic": {"sleep_seconds": 0.25},
+        "dask": {"wait_for_workers_seconds": 60, "slurm": {
+            "cores": 1, "processes": 1, "memory": "1GB", "walltime": "00:10:00", "jobs": 2,
+            "job_name": job_name, "log_directory": str(log_dir),
+            "scheduler_host": "127.0.0.1",
+        }},
+    }})
+    assert training["training"]["executor"] == "dask"
+    assert training["training"]["dask"]["cluster"] == "slurm"
+    (env / "parameters_training.yml").write_text(yaml.safe_dump(training))
+    return conf
+
+
+def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
+    _slurm_or_skip()
+    job_name = f"ff-test-{uuid.uuid4().hex[:8]}"
+    conf = _slurm_mock_conf(tmp_path, job_name, tmp_path / "slurm-logs")
+    data = tmp_path / "data"
+    runs_dir = data / "03_primary" / "runs"
+    cmd = kedro_command(data, "--pipelines", "planning,training", "--conf-source", str(conf),
+                        env="slurm")
+    log_path = tmp_path / "kedro.log"
+    started = time.monotonic()
+    seen: dict[str, str] = {}
+    killed = None
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                                env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})
+        try:
+            deadline = started + 240
+            while proc.poll() is None and time.monotonic() < deadline:
+                jobs = _squeue(job_name)
+                seen.update(jobs)
+                done = len(list(runs_dir.glob("*.json"))) if runs_dir.is_dir() else 0
+                running = sorted(j for j, s in jobs.items() if s == "RUNNING")
+                if killed is None and len(running) == 2 and done >= 8:
+                    killed = running[0]  # mid-sweep: both workers are busy with a run
+                    subprocess.run(["scancel", killed], check=True, timeout=20)
+                    killed_at = (time.monotonic() - started, done)
+                time.sleep(0.3)
+            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    elapsed = time.monotonic() - started
+    output = log_path.read_text()
+    assert rc == 0, output[-6000:]
+    assert killed is not None, f"never saw two running jobs mid-sweep: {seen}\n{output[-4000:]}"
+
+    # the jobs went through sbatch/squeue: the ids squeue showed are the ones the run logged
+    logged = re.search(r"Slurm job\(s\) ([\d, ]+) submitted with sbatch", output)
+    assert logged, output[-4000:]
+    assert set(logged.group(1).replace(" ", "").split(",")) == set(seen), (seen, logged.group(0))
+    assert len(seen) == 2
+
+    # the cancelled job's worker was seen to go, and its runs went to the other job
+    assert re.search(r"[Ww]orker .*died|Removing worker", output), output[-4000:]
+
+    # every planned run completed exactly once: nothing lost, nothing failed
+    plan = json.loads((data / "02_intermediate" / "sweep_plan.json").read_text())
+    plan = plan["runs"] if isinstance(plan, dict) and "runs" in plan else plan
+    planned = {r["experiment_id"] for r in plan}
+    records = [json.loads(p.read_text()) for p in runs_dir.glob("*.json")]
+    assert {r["experiment_id"] for r in records} == planned
+    assert len(planned) >= 50
+    failed = [r["experiment_id"] for r in records if r["status"] != "completed"]
+    assert not failed, failed
+
+    # the sweep's jobs are cancelled when it ends
+    for _ in range(50):
+        if not _squeue(job_name):
+            break
+        time.sleep(0.2)
+    assert not _squeue(job_name)
+    print(f"slurm test: jobs {sorted(seen)}, cancelled {killed} at {killed_at[0]:.1f} s after "
+          f"{killed_at[1]} runs; {len(planned)} runs in {elapsed:.1f} s")
