@@ -9,8 +9,8 @@ key came from, a "did you mean", and misspelt top-level keys.
 
 Before the pipeline runs, the data root (`--params data_root=...`, default `data` under the
 project) must be a writable folder (created if missing): otherwise one line names the path and
-the OS error, instead of a dataset error after some nodes ran. When the pipelines being run
-write the `runs` dataset (training), the hook takes the study lock on its folder
+the OS error, instead of a dataset error after some nodes ran. Every run then takes the study
+lock on the folder of the `runs` dataset
 (`flops_fit.execution.study_lock`), which also proves that folder writable before planning, and
 releases it after the run or on error; a second `kedro run` on the same study stops at once,
 naming the process that holds it.
@@ -82,8 +82,8 @@ class ParameterValidationHooks:
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         project_path = run_params.get("project_path") or Path.cwd()
         check_writable_dir(data_root(run_params.get("runtime_params"), project_path))
-        if RUNS_DATASET not in pipeline.all_outputs():
-            return  # no training: nothing writes the study's run files
+        # Every run locks the study, not only training: planning rewrites the sweep plan that a
+        # training run reads back after its sweep, and analysis rewrites the laws in place.
         folder = runs_folder(catalog)
         if folder is not None:
             self._release()

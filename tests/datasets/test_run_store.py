@@ -158,3 +158,18 @@ def test_unparseable_partition_is_listed_but_raises_on_load(tmp_path):
 def test_remote_paths_are_refused():
     with pytest.raises(DatasetError, match="local"):
         AtomicJSONDataset(filepath="s3://bucket/run.json")
+
+
+def test_create_atomic_without_hard_links_still_never_replaces(tmp_path, monkeypatch):
+    """vfat, exfat and some FUSE mounts refuse os.link: replace-if-absent under the lock."""
+    import errno
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "r.json"
+    assert create_atomic(target, "1\n") is True
+    assert create_atomic(target, "2\n") is False
+    assert target.read_text() == "1\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left

@@ -124,8 +124,10 @@ def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
     # the jobs went through sbatch/squeue: the ids squeue showed are the ones the run logged
     logged = re.search(r"Slurm job\(s\) ([\d, ]+) submitted with sbatch", output)
     assert logged, output[-4000:]
-    assert set(logged.group(1).replace(" ", "").split(",")) == set(seen), (seen, logged.group(0))
-    assert len(seen) == 2
+    first = set(logged.group(1).replace(" ", "").split(","))
+    assert len(first) == 2 and first <= set(seen), (seen, logged.group(0))
+    # the cancelled job is replaced by a new one when the sweep still needs it (adaptive)
+    assert len(seen) <= 3, seen
 
     # the cancelled job's worker was seen to go, and its runs went to the other job
     assert re.search(r"[Ww]orker .*died|Removing worker", output), output[-4000:]

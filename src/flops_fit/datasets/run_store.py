@@ -28,6 +28,7 @@ writes a study at a time (`flops_fit.execution.study_lock`, taken by the project
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import socket
@@ -96,6 +97,9 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
+
+
 def create_atomic(path: Path, text: str) -> bool:
     """Write `text` to `path` only if no file is there (hard link of a complete temporary file).
 
@@ -104,10 +108,24 @@ def create_atomic(path: Path, text: str) -> bool:
     """
     tmp = _write_tmp(path, text)
     try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            # NFS may retransmit a link that worked and then report EEXIST: ours is ours.
+            with suppress(OSError):
+                if os.path.samefile(tmp, path):
+                    return True
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            # vfat, exfat, some FUSE and CIFS mounts have no hard links: replace if absent,
+            # which the study lock (one writer per study) keeps safe.
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+            return True
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp)

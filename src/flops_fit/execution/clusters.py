@@ -229,7 +229,9 @@ def _slurm_client(config: DaskParams) -> Iterator[Any]:
     try:
         log.debug("Slurm job script:\n%s", cluster.job_script())
         log.info("Scheduler at %s; submitting the jobs with sbatch", cluster.scheduler_address)
-        cluster.scale(jobs=slurm.jobs)
+        # adapt, not scale: a job that ends (walltime, preemption, scancel) is replaced, so a
+        # sweep longer than one walltime keeps `jobs` jobs until it is done.
+        cluster.adapt(minimum_jobs=slurm.jobs, maximum_jobs=slurm.jobs)
         client = distributed.Client(cluster)
         try:
             _wait_for_first_job(client, cluster, config, started)

@@ -314,7 +314,9 @@ def _is_comm_error(exc: BaseException) -> bool:
         from distributed.comm.core import CommClosedError
     except ImportError:  # pragma: no cover - distributed is a dependency
         CommClosedError = ()  # noqa: N806
-    return isinstance(exc, (OSError, CommClosedError)) and not isinstance(exc, FileNotFoundError)
+    # Not any OSError: a worker whose backend import fails ("libcudart.so: cannot open shared
+    # object file") re-raises an OSError through client.run, and that is no lost scheduler.
+    return isinstance(exc, (ConnectionError, TimeoutError, CommClosedError))
 
 
 def _outcome(future: Any, client: Any) -> tuple[str, Any]:

@@ -102,6 +102,6 @@ def record_problem(record: Any, experiment_id: str, replica: int) -> str | None:
         return f"holds replica {stored_replica!r}, expected {replica}"
     if record["status"] not in RUN_STATUSES:
         return f"unknown status {record['status']!r}"
-    if record["status"] == "completed" and not is_finite_number(record["final_loss"]):
-        return f"status completed but final_loss is {record['final_loss']!r}"
+    if record["status"] == "completed" and (why := loss_problem(record["final_loss"])):
+        return f"status completed but {why}"
     return None

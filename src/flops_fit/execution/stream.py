@@ -132,12 +132,17 @@ class TrainingInterrupted(SchedulerLostError):
         where = f" at {lost.address}" if lost.address else ""
         super().__init__(lost.address, lost.reason)
         failed_note = f", {failed} failed (recorded as failed)" if failed else ""
+        no_workers = lost.reason.startswith("no Dask worker")
+        what = (f"every Dask worker of the scheduler{where} went away" if no_workers
+                else f"lost the Dask scheduler{where}")
+        fix = ("make sure workers can run again (for Slurm: the queue, the jobs' walltime)"
+               if no_workers else f"restart the Dask scheduler{where} and its workers")
         self.args = (
-            f"Training stopped: lost the Dask scheduler{where} ({lost.reason}). "
+            f"Training stopped: {what} ({lost.reason}). "
             f"{completed} run(s) completed before the loss and were saved{failed_note}; "
             f"{pending} run(s) stay pending: no result was recorded for them and no retry "
-            f"was used. To resume, restart the Dask scheduler{where} and its workers, then run "
-            f"the same `kedro run` again: it trains only the pending runs.",
+            f"was used. To resume, {fix}, then run the same `kedro run` again: it trains only "
+            f"the pending runs.",
         )
 
 
