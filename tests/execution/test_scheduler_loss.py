@@ -9,7 +9,8 @@ from kedro.io.core import DatasetError
 
 from flops_fit.datasets.run_store import RunPartitionsDataset
 from flops_fit.execution import SchedulerLostError, TrainingInterrupted, prepare_training, run_task
-from flops_fit.execution.executors import _client_lost, _outcome
+from flops_fit.execution.dask_failures import client_lost as _client_lost
+from flops_fit.execution.dask_failures import future_outcome as _outcome
 
 
 class KilledWorker(Exception):  # matched by name, as distributed's own
@@ -97,7 +98,7 @@ def test_records_before_a_loss_are_saved_and_the_rest_stay_pending(plan, tmp_pat
 
 
 def test_a_sweep_without_any_worker_left_is_stopped_not_left_waiting():
-    from flops_fit.execution.executors import _NoWorkerWatch
+    from flops_fit.execution.dask_failures import NoWorkerWatch as _NoWorkerWatch
 
     class Clock:
         t = 0.0
@@ -108,8 +109,9 @@ def test_a_sweep_without_any_worker_left_is_stopped_not_left_waiting():
     class Cluster:
         workers = {"tcp://w": {}}
 
-        def scheduler_info(self):
-            return {"workers": self.workers}
+        def scheduler_info(self, n_workers=-1):
+            items = list(self.workers.items())
+            return {"workers": dict(items[:n_workers] if n_workers > 0 else items)}
 
     clock, client = Clock(), Cluster()
     watch = _NoWorkerWatch(limit=10, clock=clock)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from flops_fit.execution.dask_failures import ExecutionError, import_distributed
 from flops_fit.parameters.training import DaskParams, SlurmParams
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,8 @@ def connect(
 
 @contextmanager
 def _address_client(config: DaskParams, address: str | None) -> Iterator[Any]:
-    from flops_fit.execution.executors import ExecutionError, _import_distributed
 
-    Client = _import_distributed().Client
+    Client = import_distributed().Client
     log.info("Connecting to the Dask scheduler at %s", address)
     try:
         client = Client(address, timeout=config.wait_for_workers_seconds)
@@ -113,9 +113,8 @@ def _worker_log_level() -> dict[str, str]:
 def _local_client(config: DaskParams) -> Iterator[Any]:
     import dask
 
-    from flops_fit.execution.executors import _import_distributed
 
-    distributed = _import_distributed()
+    distributed = import_distributed()
     threads = max(1, (os.cpu_count() or 1) // config.workers)
     log.info("Starting a Dask LocalCluster with %d worker process(es)", config.workers)
     with dask.config.set(_worker_log_level()):
@@ -194,9 +193,8 @@ def _squeue_states(ids: list[str]) -> str:
 def _slurm_client(config: DaskParams) -> Iterator[Any]:
     import dask
 
-    from flops_fit.execution.executors import ExecutionError, _import_distributed
 
-    distributed = _import_distributed()
+    distributed = import_distributed()
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError as exc:  # pragma: no cover - dask-jobqueue is a dependency
@@ -247,7 +245,6 @@ def _slurm_client(config: DaskParams) -> Iterator[Any]:
 
 def _wait_for_first_job(client: Any, cluster: Any, config: DaskParams, started: float) -> None:
     """Wait until a first worker joined; log the job ids; a clear error when none starts."""
-    from flops_fit.execution.executors import ExecutionError
 
     timeout = config.wait_for_workers_seconds
     try:
