@@ -126,9 +126,12 @@ def worker(rank: int, shapes: list[dict], cfg, settings: Settings, barrier) -> l
     import torch
 
     from flops_fit.corpus import CorpusSplit
+    from flops_fit.data.text import ByteWindows
     from flops_fit.flops import training_flops_per_token
     from flops_fit.nn.runtime import tune_cpu_allocator
     from flops_fit.nn.train import train_run
+    from flops_fit.plugins.data import NEXT_TOKEN_LOSS
+    from flops_fit.plugins.models import BUILTIN_GPT, ModelPlugin
     from flops_fit.shapes import ModelShape
 
     torch.set_num_threads(1)
@@ -150,17 +153,20 @@ def worker(rank: int, shapes: list[dict], cfg, settings: Settings, barrier) -> l
         barrier.wait()  # every worker busy while any is measured
         before = matmul_peak(settings.peak_seconds, settings.peak_size)
         out = train_run(
-            shape,
+            ModelPlugin(BUILTIN_GPT),
+            shape.to_dict(),
+            data=ByteWindows(corpus, shape.context_length, cfg.eval.heldout_tokens),
+            loss=NEXT_TOKEN_LOSS,
+            flops_per_unit=fpt,
             num_steps=steps,
             batch_size=batch,
-            corpus=corpus,
             config=cfg,
             seed=rank,
             name="bench",
         )
         after = matmul_peak(settings.peak_seconds, settings.peak_size)
         results.append(
-            {"tokens_per_second": out["tokens_per_second"], "peak": (before + after) / 2}
+            {"tokens_per_second": out["units_per_second"], "peak": (before + after) / 2}
         )
     return results
 

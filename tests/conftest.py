@@ -57,3 +57,15 @@ def kedro_run(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def corpus_split():
+    """The real default corpus, split once per session."""
+    from flops_fit.corpus import prepare_corpus
+    from flops_fit.datasets.package_corpus import PackageCorpusDataset
+
+    text = PackageCorpusDataset().load()
+    return prepare_corpus(
+        text, {"tokenizer": "bytes", "heldout_fraction": 0.02, "block_size": 4096}
+    )

@@ -108,7 +108,7 @@ def test_colliding_shapes_are_dropped_not_duplicated():
     records, dropped = plan_sweep(PlanningConfig.from_params(p))
     shapes = [ModelShape.from_record(r) for r in records]
     assert len(shapes) == len(set(shapes))
-    assert any(d["reason"] == "same shape as a neighbouring target" for d in dropped)
+    assert any(d["reason"] == "same model as a neighbouring target" for d in dropped)
 
 
 def test_thin_budget_error_names_budget_and_reason():
@@ -128,7 +128,7 @@ def test_corpus_limit_drops_runs():
     with pytest.raises(PlanningError) if _thin_after_limit(full, limit) else _nullctx():
         limited, dropped = plan_sweep(cfg, corpus_train_tokens=limit)
         assert all(r["num_tokens"] <= limit for r in limited)
-        assert any("epochs of the training corpus" in d["reason"] for d in dropped)
+        assert any("epochs of the training set" in d["reason"] for d in dropped)
 
 
 def _thin_after_limit(records, limit):

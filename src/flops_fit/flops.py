@@ -5,7 +5,9 @@
   - attention over the context: 2 · 2 · T · d per block (QKᵀ and attention·V, the full context
     as in Kaplan et al. 2020 and Hoffmann et al. 2022 Appendix F),
   - the output head: 2 · d · vocab.
-`6nd` is the classic C = 6·N·D. At the small widths that fit a CPU, attention and the head are
+`6nd` is the classic C = 6·N·D. `measured` (any model; the default for plugin models) counts
+the FLOPs of one forward + backward with torch's FlopCounterMode (`flops_fit.nn.flop_count`); for
+the GPT it equals `full` exactly (tests/nn/test_flop_count.py). At the small widths that fit a CPU, attention and the head are
 40-50% of the real cost, so 6·N·D understates compute and hides the U-shape of IsoFLOP curves;
 at large widths the two agree.
 """
@@ -16,7 +18,9 @@ from typing import Any
 
 from flops_fit.shapes import ModelShape, non_embedding_params
 
-FLOPS_FORMULAS = ("full", "6nd")
+FLOPS_FORMULAS = ("full", "6nd")  # the analytic counts of the built-in GPT
+#: what params:planning.flops_formula may say: auto is full for the GPT, measured for a plugin
+PLANNING_FORMULAS = ("auto", "full", "6nd", "measured")
 BACKWARD_FACTOR = 2  # backward ≈ 2 × forward for matmuls (grad wrt inputs and wrt weights)
 #: C = 6·N·D: 2 FLOPs per parameter per token forward, times (1 + BACKWARD_FACTOR)
 FLOPS_PER_PARAM_TOKEN = 2 * (1 + BACKWARD_FACTOR)
@@ -67,3 +71,15 @@ def flops_breakdown(shape: ModelShape) -> dict[str, float]:
     }
     total = sum(parts.values())
     return {k: v / total for k, v in parts.items()}
+
+
+def run_flops(record: dict[str, Any], units: float) -> float:
+    """A run's training FLOPs: its plan's FLOPs per unit of D (whichever formula made the plan:
+    full, 6nd or measured) times the units it trained on."""
+    per_unit = record.get("flops_per_token")
+    if per_unit is None:  # a GPT plan written before the count was recorded per run
+        from flops_fit.shapes import ModelShape
+
+        shape = ModelShape.from_record(record)
+        return training_flops(shape, int(units), record.get("flops_formula", "full"))
+    return float(per_unit) * float(units)

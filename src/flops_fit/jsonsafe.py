@@ -31,3 +31,12 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return str(value)
+
+
+def flat_cells(records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Records for a CSV table: a mapping or list in a cell (a plan's `model_kwargs`) becomes its
+    JSON text, so the table stays one value per cell and can be read back."""
+    import json
+
+    return [{k: json.dumps(json_safe(v), sort_keys=True) if isinstance(v, (Mapping, list, tuple))
+             else v for k, v in r.items()} for r in records]

@@ -19,13 +19,19 @@ PLAN_FIELDS: tuple[str, ...] = (
     "compute_budget",
     "target_model_size",
     "model_size",
-    "num_tokens",
-    "tokens_per_param",
-    *SHAPE_FIELDS,
+    "num_tokens",  # D, in data_unit
+    "tokens_per_param",  # D / N
+    "data_unit",  # what D counts: tokens (language models) or examples (classifiers)
+    "units_per_example",  # units of D in one batch row (T for a language model)
+    "model_factory",  # the model's import path (flops_fit.nn.model:make_gpt: the built-in GPT)
+    "model_kwargs",  # the factory's keyword arguments for this run's size
+    "size_param",  # a plugin model: the argument planning varied, and its value
+    "size_value",
+    *SHAPE_FIELDS,  # the built-in GPT: its shape
     "batch_size",
     "num_steps",
     "flops_formula",
-    "flops_per_token",
+    "flops_per_token",  # training FLOPs per unit of D
     "planned_flops",
     "flops_6nd",
     "embedding_params",
@@ -34,13 +40,13 @@ PLAN_FIELDS: tuple[str, ...] = (
     "max_epochs",
 )
 
-#: What training needs from a plan record; anything else is carried along untouched.
+#: What training needs from a plan record; anything else is carried along untouched. (The model
+#: itself is `model_kwargs`, or the shape fields of a GPT plan; the backend checks it.)
 REQUIRED_PLAN_FIELDS: tuple[str, ...] = (
     "experiment_id",
     "compute_budget",
     "model_size",
     "num_tokens",
-    *SHAPE_FIELDS,
     "batch_size",
     "num_steps",
     "flops_formula",
@@ -51,7 +57,6 @@ POSITIVE_PLAN_FIELDS: tuple[str, ...] = (
     "compute_budget",
     "model_size",
     "num_tokens",
-    *SHAPE_FIELDS,
     "batch_size",
     "num_steps",
 )

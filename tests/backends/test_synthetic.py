@@ -18,7 +18,7 @@ def test_registered_and_implements_the_interface():
     backend = get_backend("synthetic")
     assert isinstance(backend, SyntheticBackend)
     assert isinstance(backend, TrainingBackend)
-    assert backend.name == "synthetic" and backend.needs_corpus is False
+    assert backend.name == "synthetic" and backend.needs_data is False
 
 
 def test_loss_is_the_chinchilla_surface_with_small_noise(plan):

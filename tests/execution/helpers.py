@@ -67,7 +67,7 @@ def _loss(record: dict[str, Any]) -> float:
 
 
 class _Base:
-    needs_corpus = False
+    needs_data = False
 
     def validate_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
         if (params or {}).get("invalid"):
@@ -134,14 +134,19 @@ class CorpusProbeBackend(_Base):
     """Needs the corpus; reports the split sizes it received."""
 
     name = "corpus_probe"
-    needs_corpus = True
+    needs_data = True
+
+    def prepare_study(self, plan, training, params, training_data, corpus_params):
+        from flops_fit.plugins.study import data_source
+
+        return data_source(training_data, training, corpus_params, 16, 16), None, None
 
     def train(self, record, params, ctx: RunContext):
-        assert ctx.corpus is not None
+        assert ctx.data is not None
         return {
             **_metrics(record, _loss(record)),
-            "train_bytes": int(ctx.corpus.train.size),
-            "heldout_bytes": int(ctx.corpus.heldout.size),
+            "train_bytes": int(ctx.data.split.train.size),
+            "heldout_bytes": int(ctx.data.split.heldout.size),
         }
 
 

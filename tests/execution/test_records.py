@@ -87,7 +87,7 @@ class NegativeLossBackend:
     """A backend whose run 'completes' with a loss of -1.0 (e.g. a buggy custom loss)."""
 
     name = "negative"
-    needs_corpus = False
+    needs_data = False
 
     def validate_params(self, params):
         return params

@@ -211,16 +211,16 @@ def test_corpus_is_prepared_only_for_backends_that_need_it(plan, test_backends):
         plan[:1],
         {},
         {"backend": "corpus_probe", "executor": "sequential", "show_progress": False},
-        corpus_text=text,
+        training_data=text,
         corpus_params=corpus_params,
     ).records()
     (record,) = records.values()
     assert record["train_bytes"] + record["heldout_bytes"] <= len(text)
     assert record["heldout_bytes"] > 0
     # the synthetic backend never touches the corpus, even a broken one
-    prepare_training(plan[:1], {}, SYNTH, corpus_text="", corpus_params=corpus_params).records()
+    prepare_training(plan[:1], {}, SYNTH, training_data="", corpus_params=corpus_params).records()
     with pytest.raises(ValueError, match="corpus"):
         prepare_training(
-            plan[:1], {}, {"backend": "corpus_probe", "executor": "sequential"}, corpus_text="",
+            plan[:1], {}, {"backend": "corpus_probe", "executor": "sequential"}, training_data="",
             corpus_params=corpus_params,
         )

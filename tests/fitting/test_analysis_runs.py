@@ -34,9 +34,20 @@ def test_prepare_runs_summary_and_reasons():
         },
         "n_runs": 15,
         "n_runs_used": 13,
+        "data_unit": "tokens",  # the table has no data_unit column
     }
     assert runs.loc[2, "reason"] == "status failed: OOM"
     assert runs["budget_id"].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+
+
+def test_the_unit_of_d_rides_along_and_survives_the_csv_round_trip(tmp_path):
+    results = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=5)
+    runs, summary = prepare_runs(results.assign(data_unit="examples"), AnalysisConfig())
+    assert summary["data_unit"] == "examples"
+    assert runs["data_unit"].eq("examples").all()
+    path = tmp_path / "analysis_runs.csv"
+    runs.to_csv(path, index=False)
+    assert coerce_runs(pd.read_csv(path))["data_unit"].eq("examples").all()
 
 
 def test_csv_round_trip_is_undone(tmp_path):

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flops_fit.fitting.runs import RunsTableError, default_columns, normalise_runs
+from flops_fit.fitting.runs import (
+    RunsTableError,
+    default_columns,
+    normalise_runs,
+    run_data_unit,
+)
 from flops_fit.fitting.synthetic import synthetic_results
 from flops_fit.parameters.analysis import AnalysisConfig
 from tests.fitting.tables import CHINCHILLA_COLUMNS, chinchilla_like
@@ -120,3 +125,29 @@ def test_roles_left_out_or_null_use_the_configured_defaults():
     runs = normalise_runs(df, {"loss": None, "compute": None})
     assert runs.attrs["columns_used"]["loss"] == "final_loss"
     assert runs.attrs["columns_used"]["compute"] == "planned_flops"
+
+
+def test_the_unit_of_d_is_the_data_unit_column_or_tokens():
+    df = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=4)
+    assert run_data_unit(normalise_runs(df)) == "tokens"  # no column: a table from elsewhere
+    runs = normalise_runs(df.assign(data_unit=" Examples"))
+    assert runs["data_unit"].eq(" Examples").all()  # the column rides along as it is
+    assert run_data_unit(runs) == "examples"
+    blank = df.assign(data_unit=["examples", None, "", "examples"] * 3)
+    assert run_data_unit(normalise_runs(blank)) == "examples"  # empty cells do not count
+    assert run_data_unit(df.assign(data_unit=np.nan)) == "tokens"
+
+
+def test_two_units_of_d_in_one_table_name_the_column_and_rows():
+    df = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=4)
+    mixed = df.assign(data_unit=["tokens"] * 10 + ["examples"] * 2)
+    with pytest.raises(RunsTableError) as err:
+        normalise_runs(mixed, source="runs.csv")
+    message = str(err.value)
+    assert message.startswith("runs.csv: column 'data_unit' (what D counts) holds more than one")
+    assert "'examples' at rows 11, 12" in message
+    assert "'tokens' at rows 1, 2, 3, 4, 5 and 5 more" in message
+    assert "analysis.filter.data_unit=examples" in message
+    # the filter the message suggests keeps one unit
+    runs = normalise_runs(mixed, source="runs.csv", filters={"data_unit": "tokens"})
+    assert len(runs) == 10 and run_data_unit(runs) == "tokens"

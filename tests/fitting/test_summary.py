@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
+from flops_fit.fitting.runs import RunsTableError
 from flops_fit.fitting.summary import summarise, surface_section
 from flops_fit.fitting.surface_fit import ComputeRatios, SurfaceFit
 from flops_fit.schema import SURFACE_KEYS
@@ -22,7 +24,7 @@ def test_document_is_plain_json(small_study):
     doc = _doc(small_study)
     assert json.loads(json.dumps(doc, allow_nan=False)) == doc
     assert list(doc) == [
-        "meta", "excluded_runs", "approach_1", "approach_2", "approach_3",
+        "data_unit", "meta", "excluded_runs", "approach_1", "approach_2", "approach_3",
         "extrapolation_check", "agreement", "warnings",
     ]
     assert doc["meta"]["bootstrap"] == {"draws": 200, "seed": 0, "resample": "runs"}
@@ -40,6 +42,17 @@ def test_document_is_plain_json(small_study):
     assert set(doc["agreement"]) == {"exponent_a", "exponent_b", "n_opt_at_largest_target"}
     # 1e25 is 1e4 x the largest budget measured
     assert any("target budgets reach 1e+25 FLOPs" in w for w in doc["warnings"])
+
+
+def test_the_unit_of_d_lands_in_scaling_laws(small_study, tmp_path):
+    assert _doc(small_study)["data_unit"] == "tokens"  # synthetic results carry no data_unit
+    study = replace(small_study, runs=small_study.runs.assign(data_unit="examples"))
+    path = tmp_path / "scaling_laws.json"
+    path.write_text(json.dumps(_doc(study), allow_nan=False))
+    assert json.loads(path.read_text())["data_unit"] == "examples"
+    mixed = study.runs.assign(data_unit=["examples"] * (len(study.runs) - 1) + ["tokens"])
+    with pytest.raises(RunsTableError, match="column 'data_unit' .* more than one unit"):
+        _doc(replace(study, runs=mixed))
 
 
 def test_unfitted_surface_section_keeps_the_schema():

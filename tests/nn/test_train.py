@@ -10,18 +10,35 @@ import pytest
 
 from flops_fit.backends import RunContext, get_backend
 from flops_fit.corpus import CorpusSplit, split_corpus
+from flops_fit.data.text import ByteWindows, DataError, check_epochs, heldout_windows
 from flops_fit.flops import training_flops_per_token
 from flops_fit.nn.checkpoint import checkpoint_path
-from flops_fit.nn.data import DataError, TrainBatches, check_epochs, heldout_windows
 from flops_fit.nn.train import train_run
 from flops_fit.parameters.base import ParameterError
 from flops_fit.parameters.torch_backend import TorchConfig
+from flops_fit.plugins.data import NEXT_TOKEN_LOSS
+from flops_fit.plugins.models import BUILTIN_GPT, ModelPlugin
 from flops_fit.shapes import ModelShape, non_embedding_params
 
 SHAPE = ModelShape(
     d_model=32, num_layers=1, num_heads=1, d_ff=96, vocab_size=256, context_length=64
 )
 FAST = {"eval": {"heldout_tokens": 4096, "batch_size": 64}, "checkpoint_every_minutes": None}
+GPT = ModelPlugin(BUILTIN_GPT)
+
+
+def gpt_train(shape: ModelShape, *, corpus: CorpusSplit, config: TorchConfig | None = None,
+              **kw) -> dict:
+    """The generic loop with the built-in GPT on the byte corpus, as the backend runs it."""
+    config = config or TorchConfig()
+    data = ByteWindows(corpus, shape.context_length, config.eval.heldout_tokens)
+    return train_run(GPT, shape.to_dict(), data=data, loss=NEXT_TOKEN_LOSS,
+                     flops_per_unit=training_flops_per_token(shape), config=config, **kw)
+
+
+def ctx(split: CorpusSplit | None, seed: int = 0, **kw) -> RunContext:
+    data = ByteWindows(split, SHAPE.context_length, 4096) if split is not None else None
+    return RunContext(seed=seed, data=data, model=GPT, loss=NEXT_TOKEN_LOSS, **kw)
 
 
 def record(shape: ModelShape = SHAPE, steps: int = 20, batch: int = 8, **extra) -> dict:
@@ -35,6 +52,7 @@ def record(shape: ModelShape = SHAPE, steps: int = 20, batch: int = 8, **extra) 
         "batch_size": batch,
         "num_steps": steps,
         "flops_formula": "full",
+        "flops_per_token": training_flops_per_token(shape, extra.get("flops_formula", "full")),
         **extra,
     }
 
@@ -43,7 +61,7 @@ def test_backend_is_registered_and_sets_omp_policy():
     import os
 
     backend = get_backend("torch")
-    assert backend.name == "torch" and backend.needs_corpus
+    assert backend.name == "torch" and backend.needs_data
     assert os.environ["OMP_WAIT_POLICY"].upper() == "PASSIVE"
     backend.validate_params(FAST)
     with pytest.raises(ValueError, match=r"unknown parameter 'torch_backend\.optimizer\.lrr' "
@@ -54,18 +72,18 @@ def test_backend_is_registered_and_sets_omp_policy():
 def test_exact_token_accounting(corpus_split):
     rec = record(steps=12, batch=4)
     out = get_backend("torch").train(
-        rec, FAST, RunContext(seed=0, corpus=corpus_split, show_progress=False)
+        rec, FAST, ctx(corpus_split, show_progress=False)
     )
     assert rec["num_steps"] * rec["batch_size"] * rec["context_length"] == rec["num_tokens"]
     assert out["tokens_seen"] == rec["num_tokens"] == out["num_steps_run"] * 4 * 64
     assert out["actual_flops"] == rec["num_tokens"] * training_flops_per_token(SHAPE, "full")
-    assert out["heldout_tokens"] == 4096
+    assert out["heldout_units"] == 4096 and out["heldout_examples"] == 64
     assert out["device"] == "cpu" and out["precision"] == "float32"
-    assert math.isclose(out["final_loss_bits_per_byte"], out["final_loss"] / math.log(2))
+    assert math.isclose(out["final_loss_bits"], out["final_loss"] / math.log(2))
     six_nd = get_backend("torch").train(
         record(steps=2, batch=4, flops_formula="6nd"),
         FAST,
-        RunContext(seed=0, corpus=corpus_split, show_progress=False),
+        ctx(corpus_split, show_progress=False),
     )
     assert six_nd["actual_flops"] == 6 * non_embedding_params(SHAPE) * 2 * 4 * 64
 
@@ -74,14 +92,14 @@ def test_inconsistent_record_or_missing_corpus_is_rejected(corpus_split):
     backend = get_backend("torch")
     bad = {**record(steps=10, batch=4), "num_tokens": 10 * 4 * 64 + 1}
     with pytest.raises(ValueError, match="differs from num_tokens"):
-        backend.train(bad, FAST, RunContext(seed=0, corpus=corpus_split))
-    with pytest.raises(ValueError, match="needs the corpus"):
-        backend.train(record(), FAST, RunContext(seed=0, corpus=None))
+        backend.train(bad, FAST, ctx(corpus_split))
+    with pytest.raises(ValueError, match="needs the study's data, model and loss"):
+        backend.train(record(), FAST, ctx(None))
 
 
 def test_a_few_hundred_steps_learn_far_below_the_uniform_baseline(corpus_split):
     cfg = TorchConfig.from_params(FAST)
-    out = train_run(SHAPE, num_steps=300, batch_size=16, corpus=corpus_split, config=cfg, seed=0)
+    out = gpt_train(SHAPE, num_steps=300, batch_size=16, corpus=corpus_split, config=cfg, seed=0)
     uniform = math.log(256)  # 5.55 nats: a model that learnt nothing
     assert out["final_loss"] < 3.0 < uniform
     assert out["train_loss"] < 3.0
@@ -93,7 +111,7 @@ def test_same_seed_same_loss_other_seed_other_loss(corpus_split):
     cfg = TorchConfig.from_params(FAST)
 
     def run(seed: int) -> dict:
-        return train_run(
+        return gpt_train(
             SHAPE, num_steps=15, batch_size=4, corpus=corpus_split, config=cfg, seed=seed
         )
 
@@ -110,7 +128,7 @@ class Crash(RuntimeError):
 def test_resume_after_a_crash_gives_the_uninterrupted_result(corpus_split, tmp_path, trigger):
     steps, crash_at = 24, 14
     base = TorchConfig.from_params(FAST)
-    reference = train_run(
+    reference = gpt_train(
         SHAPE, num_steps=steps, batch_size=4, corpus=corpus_split, config=base, seed=7, name="r"
     )
     if trigger == "steps":  # a checkpoint every 5 steps: the last one before the crash is 10
@@ -125,7 +143,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(corpus_split, tmp_p
             raise Crash(f"simulated crash after step {step}")
 
     with pytest.raises(Crash):
-        train_run(
+        gpt_train(
             SHAPE,
             num_steps=steps,
             batch_size=4,
@@ -137,7 +155,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(corpus_split, tmp_p
             on_step=crash,
         )
     assert checkpoint_path(ckdir).is_file()
-    resumed = train_run(
+    resumed = gpt_train(
         SHAPE,
         num_steps=steps,
         batch_size=4,
@@ -157,9 +175,9 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(corpus_split, tmp_p
 def test_checkpoint_of_another_run_is_ignored_and_kept_on_request(corpus_split, tmp_path):
     cfg = TorchConfig.from_params({**FAST, "checkpoint_every_steps": 2, "keep_checkpoints": True})
     kw = dict(batch_size=4, corpus=corpus_split, config=cfg, checkpoint_dir=tmp_path)
-    train_run(SHAPE, num_steps=4, seed=1, name="a", **kw)
+    gpt_train(SHAPE, num_steps=4, seed=1, name="a", **kw)
     assert checkpoint_path(tmp_path).is_file()  # kept on request
-    out = train_run(SHAPE, num_steps=4, seed=2, name="a", **kw)  # another seed: start over
+    out = gpt_train(SHAPE, num_steps=4, seed=2, name="a", **kw)  # another seed: start over
     assert out["resumed_from_step"] == 0
 
 
@@ -178,7 +196,7 @@ def test_run_beyond_max_epochs_fails_before_training():
     )
     cfg = TorchConfig.from_params({**FAST, "eval": {"heldout_tokens": 64}})
     with pytest.raises(DataError, match="epochs"):
-        train_run(SHAPE, num_steps=10, batch_size=4, corpus=tiny, config=cfg, max_epochs=1)
+        gpt_train(SHAPE, num_steps=10, batch_size=4, corpus=tiny, config=cfg, max_epochs=1)
 
 
 def test_corpus_split_and_evaluation_windows_never_overlap_training_text():
@@ -194,12 +212,16 @@ def test_corpus_split_and_evaluation_windows_never_overlap_training_text():
     assert set(windows.ravel().tolist()) <= heldout_blocks
     import torch
 
-    batches = TrainBatches(split.train, 16, 8, seed=0, device=torch.device("cpu"))
-    x, y = batches.batch(0)
+    source = ByteWindows(split, 16, 160)
+    batch = source.train_batch(0, 8, seed=0)
+    x, y = batch["inputs"], batch["targets"]
     assert set(x.unique().tolist()) <= train_blocks
     assert torch.equal(x[:, 1:], y[:, :-1])
-    assert torch.equal(batches.batch(5)[0], batches.batch(5)[0])  # a pure function of the step
-    assert not torch.equal(batches.batch(5)[0], batches.batch(6)[0])
+    five = source.train_batch(5, 8, 0)["inputs"]
+    assert torch.equal(five, source.train_batch(5, 8, 0)["inputs"])  # pure in (step, seed)
+    assert not torch.equal(five, source.train_batch(6, 8, 0)["inputs"])
+    assert not torch.equal(five, source.train_batch(5, 8, 1)["inputs"])
+    assert set(source.heldout()["inputs"].unique().tolist()) <= heldout_blocks
 
 
 def test_heldout_set_is_fixed_and_spans_the_real_corpus(corpus_split):
@@ -227,6 +249,6 @@ def test_config_errors_name_the_key():
 def test_bfloat16_autocast_path_runs(corpus_split):
     """The CUDA precision path (bf16 autocast, fp32 loss) exercised on the CPU."""
     cfg = TorchConfig.from_params({**FAST, "precision": "bfloat16"})
-    out = train_run(SHAPE, num_steps=10, batch_size=4, corpus=corpus_split, config=cfg)
+    out = gpt_train(SHAPE, num_steps=10, batch_size=4, corpus=corpus_split, config=cfg)
     assert out["precision"] == "bfloat16" and math.isfinite(out["final_loss"])
     assert out["final_loss"] < math.log(256)

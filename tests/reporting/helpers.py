@@ -43,3 +43,17 @@ def summary_of(study, **kwargs):
 def prediction(study, approach, budget):
     p = study["predictions"]
     return p[(p.approach == approach) & np.isclose(p.compute_budget, budget)].iloc[0]
+
+
+def in_unit(study, unit: str = "examples"):
+    """The study with D counted in `unit`: scaling_laws' data_unit and the runs' column."""
+    study["scaling_laws"]["data_unit"] = unit
+    study["analysis_runs"]["data_unit"] = unit
+    return study
+
+
+def all_texts(fig: Figure) -> list[str]:
+    """Every non-empty text of the figure: titles, axis labels, legends, annotations."""
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]

@@ -3,6 +3,7 @@ import math
 import pytest
 
 from flops_fit.reporting.formatting import (
+    DataUnit,
     format_count,
     format_flops,
     format_interval,
@@ -35,3 +36,25 @@ def test_significant_figures_percent_and_intervals():
     assert format_interval([1.2e9, 3.4e9], format_count) == "1.2B – 3.4B"
     assert format_interval([1.0, None]) == "n/a"
     assert format_interval(None) == "n/a"
+
+
+@pytest.mark.parametrize("unit, plural, singular", [
+    ("tokens", "tokens", "token"), ("examples", "examples", "example"),
+    (" Examples ", "examples", "example"), ("image", "images", "image"),
+    ("batches", "batches", "batch"), ("entries", "entries", "entry"),
+    ("series", "series", "series"), (None, "tokens", "token"), (math.nan, "tokens", "token"),
+    ("", "tokens", "token"),
+])
+def test_the_unit_of_d_in_words(unit, plural, singular):
+    u = DataUnit.of(unit)
+    assert (u.plural, u.singular, u.per) == (plural, singular, f"per {singular}")
+    assert u.is_tokens == (plural == "tokens")
+
+
+def test_the_unit_counts_and_titles():
+    assert DataUnit.of().count(3.5e12) == "3.5T tokens"
+    assert DataUnit.of("examples").count(350e3) == "350K examples"
+    assert DataUnit.of("examples").capitalised == "Examples"
+    assert DataUnit.of("examples").to_dict() == {
+        "name": "examples", "plural": "examples", "singular": "example",
+        "per": "per example", "is_tokens": False}

@@ -10,7 +10,7 @@ import pytest
 from flops_fit.reporting.formatting import format_count, format_interval
 from flops_fit.reporting.render import render_html, render_markdown
 from flops_fit.reporting.summary import summarise_study
-from tests.reporting.helpers import prediction, summary_of
+from tests.reporting.helpers import in_unit, prediction, summary_of
 
 
 def test_headline_states_the_known_prediction_first(study):
@@ -84,3 +84,14 @@ def test_tokens_per_param_interval_is_reported(study):
     curve_summary = summary_of(study, headline_budget=3e23)
     assert curve_summary["headline"]["tokens_per_param_interval"] is None
     render_html(curve_summary), render_markdown(curve_summary)
+
+
+@pytest.mark.parametrize("budget", [1e24, 3e23, 1e26])  # predictions, curves, bare law
+def test_headline_names_the_unit_of_d(study, budget):
+    tokens = summary_of(study, headline_budget=budget)["headline"]["text"]
+    examples = summary_of(in_unit(study, "examples"), headline_budget=budget)["headline"]["text"]
+    assert " tokens" in tokens and "token" not in examples
+    assert examples == tokens.replace(" tokens", " examples")
+    d = format_count(prediction(study, "approach_3", 1e24).num_tokens)
+    if budget == 1e24:
+        assert f"parameters on D ≈ {d} examples (95% interval" in examples

@@ -147,3 +147,15 @@ def test_interval_pair_and_row_quantities():
     assert out["model_size_interval"] == [8e8, 1.2e9]
     assert out["num_tokens_interval"] is None
     assert out["tokens_per_param"] == 20.0 and out["tokens_per_param_interval"] is None
+
+
+def test_the_unit_of_d_comes_from_scaling_laws_then_the_runs_then_tokens():
+    runs = pd.DataFrame({"data_unit": ["examples", None, "examples"]})
+    assert inp.data_unit({"data_unit": "examples"}).plural == "examples"
+    assert inp.data_unit({"data_unit": "images"}, runs).plural == "images"  # the laws win
+    assert inp.data_unit({}, runs).plural == "examples"  # scaling_laws from before units
+    assert inp.data_unit({}).plural == "tokens"
+    assert inp.data_unit({"data_unit": None}, pd.DataFrame({"x": [1]})).plural == "tokens"
+    # a table that mixes units is analysis's error; reporting falls back to tokens
+    mixed = pd.DataFrame({"data_unit": ["examples", "tokens"]})
+    assert inp.data_unit({}, mixed).plural == "tokens"

@@ -1,9 +1,12 @@
-"""The HTML report is self-contained and escapes text from the data; Markdown links figures."""
+"""The HTML report is self-contained and escapes text from the data; Markdown links figures;
+both name the unit of D."""
 
 from __future__ import annotations
 
 import base64
 import re
+
+import pytest
 
 from flops_fit.reporting import figures
 from flops_fit.reporting.render import (
@@ -12,7 +15,7 @@ from flops_fit.reporting.render import (
     render_markdown,
     template_environment,
 )
-from tests.reporting.helpers import summary_of
+from tests.reporting.helpers import in_unit, summary_of
 
 
 def test_html_is_self_contained_with_embedded_figures(study):
@@ -48,3 +51,45 @@ def test_markdown_cells_escape_pipes_and_newlines():
     env = template_environment()
     assert env.filters["md"]("a | b\nc") == "a \\| b c"
     assert env.filters["interval"]([1.2e9, 3.4e9], "count") == "1.2B – 3.4B"
+
+
+#: Every place the report names the unit of D, for tokens (as before units were named).
+TOKEN_WORDING = (
+    "on how many tokens D should it train", "tokens (95% interval", "| training tokens D |",
+    "| tokens per parameter D/N |", "| expected loss (nats/token) |", "| D (tokens) |",
+    "_Tokens per parameter._", "rule of thumb of about 20 tokens per parameter.",
+)
+
+
+def test_the_report_names_tokens_as_before(study):
+    md = render_markdown(summary_of(study))
+    for text in TOKEN_WORDING:
+        assert text in md
+    html = render_html(summary_of(study))
+    for text in ("training tokens D", "tokens per parameter D/N", "expected loss (nats/token)",
+                 "D_opt (tokens)", "<th>D (tokens)</th>", "; Chinchilla: about 20</div>"):
+        assert text in html
+
+
+def test_the_report_in_examples_never_says_tokens(study):
+    summary = summary_of(in_unit(study, "examples"))
+    md = render_markdown(summary)
+    for text in TOKEN_WORDING[:5]:
+        assert text.replace("tokens", "examples").replace("token", "example") in md
+    assert "| D (examples) |" in md and "_Examples per parameter._" in md
+    html = render_html(summary, {"tokens_per_param": figures.no_data_figure("t", "why")},
+                       embed_dpi=20)
+    for text in ("training examples D", "examples per parameter D/N",
+                 "expected loss (nats/example)", "D_opt (examples)", "<th>D (examples)</th>"):
+        assert text in html
+    # only the figure's file name and anchor keep "tokens"; the Chinchilla rule is for tokens
+    for text in (md.replace("tokens_per_param.png", ""),
+                 re.sub(r'(data:image/png;base64,[^"]*|figure-tokens_per_param)', "", html)):
+        assert "token" not in text.lower() and "chinchilla" not in text.lower()
+
+
+@pytest.mark.parametrize("render", [render_markdown, render_html])
+def test_a_summary_from_before_units_renders_as_tokens(study, render):
+    summary = summary_of(study)
+    del summary["unit"]
+    assert render(summary) == render(summary_of(study))

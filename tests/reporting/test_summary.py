@@ -10,9 +10,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from flops_fit.reporting import figures
+from flops_fit.reporting.formatting import DataUnit
 from flops_fit.reporting.render import render_html, render_markdown
 from flops_fit.reporting.summary import summarise_study
-from tests.reporting.helpers import summary_of
+from tests.reporting.helpers import in_unit, summary_of
 
 
 def test_report_sections_show_laws_agreement_checks_warnings_and_inventory(study):
@@ -83,3 +84,21 @@ def test_runs_left_out_by_analysis_come_from_the_run_table(study):
     assert excluded["experiment_id"] == "c2.2e18-n6"
     assert excluded["reason"] == "loss 1.6x the IsoFLOP parabola (outlier)"
     assert summary["inventory"]["failed"] == 2 and summary["inventory"]["excluded"] == 1
+
+
+def test_the_summary_words_the_unit_of_d(study):
+    tokens = summary_of(study)
+    assert tokens["unit"] == {"name": "tokens", "plural": "tokens", "singular": "token",
+                              "per": "per token", "is_tokens": True}
+    assert tokens["question"] == (
+        "For a compute budget C, how many parameters N should the model have and on how many "
+        "tokens D should it train to reach the lowest loss?")
+    assert tokens["figures"] == [{"name": k, **v} for k, v in figures.FIGURES.items()]
+    examples = summary_of(in_unit(study, "examples"))
+    assert examples["unit"]["plural"] == "examples" and not examples["unit"]["is_tokens"]
+    assert examples["question"] == tokens["question"].replace("tokens D", "examples D")
+    assert examples["figures"] == [{"name": k, **v} for k, v in figures.figure_specs(
+        DataUnit.of("examples")).items()]
+    # no scaling_laws: the run table's data_unit column says it
+    del study["scaling_laws"]["data_unit"]
+    assert summarise_study(study["analysis_runs"], None)["unit"]["plural"] == "examples"

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from flops_fit.corpus import CorpusSplit
-
 #: backend name -> "module:Class"
 BACKENDS: dict[str, str] = {
     "synthetic": "flops_fit.backends.synthetic:SyntheticBackend",
@@ -24,7 +22,9 @@ class RunContext:
     """What a backend gets besides the plan record and its parameters."""
 
     seed: int
-    corpus: CorpusSplit | None = None  # train / held-out tokens, for backends that need data
+    data: Any = None  # the study's DataSource (flops_fit.plugins.data), for backends that train
+    model: Any = None  # the study's ModelPlugin (an import path and kwargs, resolved here)
+    loss: str | None = None  # the loss's import path
     checkpoint_dir: Path | None = None  # a folder this run may use for a resumable checkpoint
     show_progress: bool = True
 
@@ -32,12 +32,16 @@ class RunContext:
 @runtime_checkable
 class TrainingBackend(Protocol):
     name: str
-    needs_corpus: bool
+    needs_data: bool  # True: prepare_study gives the runs their data, model and loss
 
     def validate_params(self, params: Any) -> Any:
         """The backend's parameters validated (e.g. its typed model), before any run; raise
         ValueError naming `params:<section>.<key>` for a bad one. What it returns is what
         `train` gets (it is pickled to Dask workers)."""
+
+    # Optional: `prepare_study(plan, training, backend_params, training_data, corpus_params)`
+    # returns (data, model, loss) for every run, after checking their contracts on a probe
+    # batch (flops_fit.plugins.contracts), before any run starts.
 
     def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
         """Train one planned run; return at least final_loss, train_loss, actual_flops and

@@ -23,9 +23,8 @@ import numpy as np
 
 from flops_fit.backends.base import RunContext
 from flops_fit.fitting.surface import parametric_loss
-from flops_fit.flops import training_flops
+from flops_fit.flops import run_flops
 from flops_fit.parameters.training import SyntheticParams
-from flops_fit.shapes import ModelShape
 
 
 class SyntheticFailure(RuntimeError):
@@ -39,7 +38,7 @@ def true_loss(n: float, d: float, params: SyntheticParams | dict[str, Any] | Non
 
 class SyntheticBackend:
     name = "synthetic"
-    needs_corpus = False
+    needs_data = False
 
     def validate_params(self, params: Any) -> SyntheticParams:
         return SyntheticParams.from_params(params)
@@ -66,12 +65,11 @@ class SyntheticBackend:
         train_loss = loss * math.exp(p.noise_sigma * z_train)
         if u_diverge < p.divergence_fraction:
             final_loss = train_loss = math.nan
-        shape = ModelShape.from_record(record)
         tokens = int(record["num_tokens"])
         return {
             "final_loss": final_loss,
             "train_loss": train_loss,
-            "actual_flops": training_flops(shape, tokens, record.get("flops_formula", "full")),
+            "actual_flops": run_flops(record, tokens),
             "tokens_seen": tokens,
             "true_loss": loss,
         }

@@ -1,4 +1,5 @@
-"""The `torch` training backend: a real u-μP GPT trained on the corpus (flops_fit.nn).
+"""The `torch` training backend: the study's model (the built-in u-μP GPT or a plugin) trained on
+its data with its loss, by the one training loop of `flops_fit.nn.train`.
 
 `OMP_WAIT_POLICY=PASSIVE` must be set before torch is imported (OpenMP reads it once, at load):
 this module sets it (unless already set) BEFORE importing torch. A worker process that imports
@@ -14,54 +15,80 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from collections.abc import Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
 from flops_fit.backends.base import RunContext  # noqa: E402
-from flops_fit.flops import check_formula  # noqa: E402
 from flops_fit.parameters.torch_backend import TorchConfig  # noqa: E402
-from flops_fit.shapes import ModelShape  # noqa: E402
+from flops_fit.parameters.training import TrainingConfig  # noqa: E402
 
 
 class TorchBackend:
-    """Train the planned GPT on exactly the planned tokens; report the held-out loss."""
+    """Train the planned model on exactly the planned units of D; report the held-out loss."""
 
     name = "torch"
-    needs_corpus = True
+    needs_data = True
 
     def validate_params(self, params: Any) -> TorchConfig:
         return TorchConfig.from_params(params)
 
+    def prepare_study(self, plan: list[Mapping[str, Any]], training: TrainingConfig,
+                      params: TorchConfig, training_data: Any, corpus_params: Any):
+        """(data, model, loss) for every run, after the contract checks on a probe batch."""
+        from flops_fit.plugins.contracts import check_study
+        from flops_fit.plugins.study import build_study, plan_context_length
+
+        study = build_study(
+            training_data, training, umup=params.umup, corpus_params=corpus_params,
+            context_length=plan_context_length(plan), heldout_tokens=params.eval.heldout_tokens)
+        factories = {str(r.get("model_factory", study.model.factory_path)) for r in plan}
+        if factories != {study.model.factory_path}:
+            raise ValueError(
+                f"the sweep plan was made for model factory {sorted(factories)} but "
+                f"params:training.model names {study.model.factory_path}; re-run planning")
+        ordered = sorted(plan, key=lambda r: float(r["model_size"]))
+        check_study(study, [model_kwargs(r) for r in ordered], int(ordered[0]["batch_size"]))
+        return study.data, study.model, study.loss_path
+
     def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
+        from flops_fit.flops import run_flops
         from flops_fit.nn.train import train_run
 
         config = TorchConfig.from_params(params)
-        shape = ModelShape.from_record(record)
         eid = str(record.get("experiment_id", "run"))
+        if ctx.data is None or ctx.model is None or ctx.loss is None:
+            raise ValueError(f"{eid}: the torch backend needs the study's data, model and loss "
+                             "(RunContext.data, .model, .loss from prepare_study)")
         steps, batch = int(record["num_steps"]), int(record["batch_size"])
-        tokens = int(record["num_tokens"])
-        if steps * batch * shape.context_length != tokens:
+        units, per = int(record["num_tokens"]), int(ctx.data.units_per_example)
+        if steps * batch * per != units:
             raise ValueError(
-                f"{eid}: num_steps·batch_size·context_length = {steps}·{batch}·"
-                f"{shape.context_length} = {steps * batch * shape.context_length} differs from "
-                f"num_tokens = {tokens}; re-plan the sweep"
-            )
-        if ctx.corpus is None:
-            raise ValueError(f"{eid}: the torch backend needs the corpus (RunContext.corpus)")
-        if shape.vocab_size < 256:
-            raise ValueError(
-                f"{eid}: vocab_size {shape.vocab_size} cannot hold byte tokens (needs 256)"
+                f"{eid}: num_steps·batch_size·units_per_example = {steps}·{batch}·{per} = "
+                f"{steps * batch * per} differs from num_tokens = {units} (the plan's D, in "
+                f"{ctx.data.unit}); re-plan the sweep"
             )
         return train_run(
-            shape,
+            ctx.model,
+            model_kwargs(record),
+            data=ctx.data,
+            loss=ctx.loss,
             num_steps=steps,
             batch_size=batch,
-            corpus=ctx.corpus,
+            flops_per_unit=run_flops(record, 1),
             config=config,
             seed=int(ctx.seed),
-            flops_formula=check_formula(str(record.get("flops_formula", "full"))),
-            # The plan's own limit: the corpus may have changed since the plan was made.
+            # The plan's own limit: the data may have changed since the plan was made.
             max_epochs=record.get("max_epochs"),
             checkpoint_dir=ctx.checkpoint_dir,
             show_progress=ctx.show_progress,
             name=eid,
         )
+
+
+def model_kwargs(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The planned model's kwargs (a GPT plan from before they were recorded: its shape)."""
+    if isinstance(record.get("model_kwargs"), Mapping):
+        return dict(record["model_kwargs"])
+    from flops_fit.shapes import ModelShape
+
+    return ModelShape.from_record(dict(record)).to_dict()

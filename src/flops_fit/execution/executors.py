@@ -18,7 +18,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from flops_fit.corpus import CorpusSplit
 from flops_fit.execution.clusters import cluster_kind
 from flops_fit.execution.clusters import connect as connect_cluster
 from flops_fit.execution.dask_failures import (
@@ -45,9 +44,11 @@ class RunJob:
 
     backend_name: str
     backend_params: dict[str, Any]
-    corpus: CorpusSplit | None = None
+    data: Any = None  # the study's DataSource (sent to each Dask worker once)
     checkpoint_root: str | None = None
     show_progress: bool = False
+    model: Any = None  # the study's ModelPlugin: an import path and kwargs (picklable)
+    loss: str | None = None  # the loss's import path
 
 
 def _log_failure(task: RunTask, record: dict[str, Any], attempt: int) -> None:
@@ -72,10 +73,12 @@ class SequentialExecutor:
                     task,
                     job.backend_name,
                     job.backend_params,
-                    job.corpus,
+                    job.data,
                     job.checkpoint_root,
                     job.show_progress,
                     attempt,
+                    job.model,
+                    job.loss,
                 )
                 if record["status"] == "completed":
                     break
@@ -155,13 +158,13 @@ class DaskExecutor:
             if self.scheduler_address or self.config.dashboard_address:
                 log.info("Dask dashboard: %s", client.dashboard_link)
             try:
-                corpus = (
-                    client.scatter(job.corpus, broadcast=True) if job.corpus is not None else None
+                data = (
+                    client.scatter(job.data, broadcast=True) if job.data is not None else None
                 )
             except Exception as exc:
                 if client_lost(client) or is_comm_error(exc):
                     raise SchedulerLostError(
-                        address, f"scattering the corpus failed ({type(exc).__name__}: {exc})"
+                        address, f"scattering the data failed ({type(exc).__name__}: {exc})"
                     ) from exc
                 raise
             submitted: dict[str, tuple[RunTask, int]] = {}
@@ -173,10 +176,12 @@ class DaskExecutor:
                     task,
                     job.backend_name,
                     job.backend_params,
-                    corpus,
+                    data,
                     job.checkpoint_root,
                     False,
                     attempt,
+                    job.model,
+                    job.loss,
                     key=key,
                     pure=False,
                     retries=self.config.retries,

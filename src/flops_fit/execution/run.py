@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from flops_fit.backends.base import RunContext, get_backend
-from flops_fit.corpus import CorpusSplit
 from flops_fit.execution.records import build_result_record, check_metrics, utc_now
 from flops_fit.execution.tasks import RunTask
 
@@ -35,10 +34,12 @@ def run_task(
     task: RunTask,
     backend_name: str,
     backend_params: dict[str, Any],
-    corpus: CorpusSplit | None = None,
+    data: Any = None,
     checkpoint_root: str | None = None,
     show_progress: bool = False,
     attempt: int = 1,
+    model: Any = None,
+    loss: str | None = None,
 ) -> dict[str, Any]:
     """Train one run; exceptions and non-finite losses become a `failed` record, never a raise."""
     started_at = utc_now()
@@ -49,7 +50,9 @@ def run_task(
         backend = get_backend(backend_name)
         ctx = RunContext(
             seed=task.seed,
-            corpus=corpus,
+            data=data,
+            model=model,
+            loss=loss,
             checkpoint_dir=Path(checkpoint_root) / task.partition_key if checkpoint_root else None,
             show_progress=show_progress,
         )

@@ -4,7 +4,8 @@
     records = stream.records()          # or hand it to RunPartitionsDataset.save
 
 Everything that can be wrong (the plan, the backend or executor name, the backend's
-parameters, the corpus) raises here, before any run starts.
+parameters, the model, data and loss plugins on a probe batch) raises here, before any run
+starts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flops_fit.backends.base import get_backend
-from flops_fit.corpus import prepare_corpus
 from flops_fit.execution.executors import RunJob, make_executor
 from flops_fit.execution.stream import RunStream
 from flops_fit.execution.tasks import expand_plan, select_pending
@@ -41,7 +41,7 @@ def prepare_training(
     existing_runs: Mapping[str, Any] | None,
     training_params: Mapping[str, Any] | None,
     backend_sections: Mapping[str, Any] | None = None,
-    corpus_text: str | bytes | None = None,
+    training_data: Any = None,
     corpus_params: Mapping[str, Any] | None = None,
     client: Any = None,
 ) -> RunStream:
@@ -59,16 +59,19 @@ def prepare_training(
         log.warning("Stored run %s is not usable and will be run again: %s", key, why)
     log.info("Training: %s", report.summary())
 
-    corpus = None
-    if backend.needs_corpus and pending:
-        if corpus_params is None:
-            raise ValueError(f"the '{config.backend}' backend needs params:corpus")
-        corpus = prepare_corpus(corpus_text, corpus_params)
+    data = model = loss = None
+    prepare = getattr(backend, "prepare_study", None)
+    if getattr(backend, "needs_data", False) and pending and callable(prepare):
+        # The plugin contracts are checked here, on a probe batch, before any run starts.
+        data, model, loss = prepare(records, config, backend_params, training_data,
+                                    corpus_params)
 
     job = RunJob(
         backend_name=config.backend,
         backend_params=backend_params,
-        corpus=corpus,
+        data=data,
+        model=model,
+        loss=loss,
         checkpoint_root=config.checkpoint_dir,
         show_progress=config.show_progress and config.executor == "sequential",
     )

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from flops_fit.fitting.budgets import assign_budgets
-from flops_fit.fitting.runs import normalise_runs
+from flops_fit.fitting.runs import normalise_runs, run_data_unit
 from flops_fit.fitting.selection import check_enough_budgets, select_runs
 from flops_fit.parameters.analysis import AnalysisConfig
 
@@ -48,12 +48,14 @@ def prepare_runs(
         "columns_used": columns_used,
         "n_runs": int(len(runs)),
         "n_runs_used": int(runs["used_in_fit"].sum()),
+        "data_unit": run_data_unit(runs, label),
     }
     log.info(
-        "Analysis runs: %d of %d used, %d budgets, from %s",
+        "Analysis runs: %d of %d used, %d budgets, D in %s, from %s",
         summary["n_runs_used"],
         summary["n_runs"],
         runs.loc[runs["used_in_fit"], "budget_id"].nunique(),
+        summary["data_unit"],
         label,
     )
     return runs, summary

@@ -3,13 +3,18 @@
 `normalise_runs` turns the training pipeline's `results` table, or a CSV / JSON list of runs
 trained elsewhere, into the analysis runs table: the `results` column names
 (`experiment_id`, `compute_budget`, `model_size`, `num_tokens`, `final_loss`, `status`,
-`error_message`) plus `compute` (each run's C). Columns are found through a mapping
+`error_message`) plus `compute` (each run's C), and the source's other columns as they are.
+Columns are found through a mapping
 (`analysis.columns`): canonical name -> the source's column name, or a list of candidate names
 (the first present wins). N and the loss are required, and D or C; the missing one of D and C
 comes from C = 6 N D. A loss that is empty, NaN, infinite, zero or negative is kept here and
 left out by `fitting.selection` (with a WARNING naming the rows). A role that `analysis.columns` leaves out (or sets to null) is looked
 for under its default name (`AnalysisConfig.columns`, = conf/base). Problems raise
 `RunsTableError` naming the column, the rows and the file.
+
+What D counts is the `data_unit` column (a plan field: "tokens" for the built-in GPT, "examples"
+for a classifier, or the data source's own word), one unit per table; a table without it, such
+as one trained elsewhere, counts tokens (`run_data_unit`).
 
 `fitting.selection` then decides which runs the fits use and says why the others are left out.
 """
@@ -28,6 +33,9 @@ from flops_fit.schema import ANALYSIS_RUN_COLUMNS, RUN_COLUMN_ROLES
 
 REQUIRED = ("model_size", "loss")
 MAX_LISTED = 5
+#: The column that says what D counts, and the unit of a table without it.
+DATA_UNIT_COLUMN = "data_unit"
+DEFAULT_DATA_UNIT = "tokens"
 
 
 class RunsTableError(ValueError):
@@ -117,6 +125,26 @@ def _numeric(
                 f"{source}: column '{column}' ({canonical}) is empty at {_rows(missing, kind)}"
             )
     return values
+
+
+def run_data_unit(runs: pd.DataFrame, source: str = "results") -> str:
+    """What D counts in `runs`: the one value of its `data_unit` column (trimmed, lower case;
+    empty cells are ignored), or tokens when it has none. Two units raise `RunsTableError`."""
+    if DATA_UNIT_COLUMN not in runs.columns:
+        return DEFAULT_DATA_UNIT
+    cells = runs[DATA_UNIT_COLUMN]
+    units = cells.where(cells.notna(), "").astype(str).str.strip().str.lower()
+    values = sorted(set(units) - {""})
+    if len(values) > 1:
+        kind = "json" if str(source).lower().endswith(".json") else "csv"
+        where = "; ".join(f"{v!r} at {_rows(np.flatnonzero((units == v).to_numpy()), kind)}"
+                          for v in values)
+        raise RunsTableError(
+            f"{source}: column '{DATA_UNIT_COLUMN}' (what D counts) holds more than one unit: "
+            f"{where}. D must count the same unit in every run of a study; analyse one at a "
+            f"time, e.g. --params analysis.filter.{DATA_UNIT_COLUMN}={values[0]}"
+        )
+    return values[0] if values else DEFAULT_DATA_UNIT
 
 
 def normalise_runs(
@@ -225,6 +253,7 @@ def normalise_runs(
         out[col] = df[col]
     ordered = list(ANALYSIS_RUN_COLUMNS) + extra
     out = out[ordered].reset_index(drop=True)
+    run_data_unit(out, source)  # one unit of D per table, or a clear error now
     out.attrs["source"] = source
     out.attrs["columns_used"] = {k: v for k, v in found.items() if v is not None}
     return out

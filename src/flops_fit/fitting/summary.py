@@ -1,5 +1,6 @@
-"""The `scaling_laws` document: every fitted law with intervals, diagnostics, agreement between
-the approaches and warnings, as plain JSON (docs/INTERFACES.md, "Analysis outputs").
+"""The `scaling_laws` document: what D counts (`data_unit`), every fitted law with intervals,
+diagnostics, agreement between the approaches and warnings, as plain JSON (docs/INTERFACES.md,
+"Analysis outputs").
 
 This is where the typed fit results (`IsoflopFit`, `SurfaceFit`, `ExtrapolationCheck`) become
 JSON, once, through `flops_fit.jsonsafe.json_safe`.
@@ -16,6 +17,7 @@ from flops_fit.fitting.bootstrap import interval
 from flops_fit.fitting.diagnostics import agreement, study_warnings
 from flops_fit.fitting.extrapolation import ExtrapolationCheck
 from flops_fit.fitting.isoflop_laws import IsoflopFit, LawFit
+from flops_fit.fitting.runs import run_data_unit
 from flops_fit.fitting.surface import allocation_power_laws
 from flops_fit.fitting.surface_fit import SurfaceFit
 from flops_fit.jsonsafe import json_safe
@@ -125,6 +127,7 @@ def summarise(
     budgets = sorted(float(b) for b in used["budget"].dropna().unique())
     level = cfg.confidence_level
     doc: dict[str, Any] = {
+        "data_unit": run_data_unit(runs, summary.get("source") or "analysis_runs"),
         "meta": {
             "n_runs": int(len(runs)),
             "n_runs_used": int(len(used)),

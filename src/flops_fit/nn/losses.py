@@ -1,4 +1,6 @@
-"""Next-token cross entropy, fused for speed on small vocabularies.
+"""Cross-entropy losses: the fused kernel, and the built-in losses of the plugin contract.
+
+Next-token cross entropy is fused for speed on small vocabularies.
 
 `F.cross_entropy` runs log_softmax forward and a separate, slow log_softmax backward kernel over
 the (tokens × vocab) logits; for the smallest models of a CPU sweep that is ~10% of a training
@@ -34,3 +36,42 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
 def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean cross entropy (nats) of (N, V) logits against (N,) integer targets."""
     return _SoftmaxCrossEntropy.apply(logits, targets)
+
+
+# The built-in losses of the plugin contract: `(outputs, batch) -> scalar tensor` (mean nats),
+# with `per_example` for the held-out standard error and, for classifiers, `metrics`.
+
+
+def next_token_cross_entropy(outputs: Tensor, batch: dict[str, Tensor]) -> Tensor:
+    """Mean next-token cross entropy (nats/token) of (B, T, V) logits, float32 under autocast."""
+    return cross_entropy(outputs.flatten(0, 1).float(), batch["targets"].flatten())
+
+
+def _next_token_per_example(outputs: Tensor, batch: dict[str, Tensor]) -> Tensor:
+    """(B,) mean loss of each sequence: tokens within a window are correlated, so the
+    standard error is taken over windows."""
+    targets = batch["targets"]
+    losses = torch.nn.functional.cross_entropy(
+        outputs.flatten(0, 1).float(), targets.flatten(), reduction="none"
+    )
+    return losses.view(len(targets), -1).mean(dim=1)
+
+
+def classification_cross_entropy(outputs: Tensor, batch: dict[str, Tensor]) -> Tensor:
+    """Mean cross entropy (nats/example) of (B, K) logits against (B,) integer labels."""
+    return cross_entropy(outputs.float(), batch["targets"].flatten())
+
+
+def _classification_per_example(outputs: Tensor, batch: dict[str, Tensor]) -> Tensor:
+    return torch.nn.functional.cross_entropy(
+        outputs.float(), batch["targets"].flatten(), reduction="none"
+    )
+
+
+def _classification_metrics(outputs: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {"accuracy": (outputs.argmax(dim=-1) == batch["targets"].flatten()).float()}
+
+
+next_token_cross_entropy.per_example = _next_token_per_example
+classification_cross_entropy.per_example = _classification_per_example
+classification_cross_entropy.metrics = _classification_metrics

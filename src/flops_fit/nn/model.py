@@ -45,7 +45,7 @@ from unit_scaling.core.functional import logarithmic_interpolation
 
 from flops_fit.nn.losses import cross_entropy
 from flops_fit.parameters.torch_backend import UMuPConfig
-from flops_fit.shapes import ModelShape
+from flops_fit.shapes import ModelShape, non_embedding_params
 
 
 def attention_output_scale(seq_len: int, head_dim: int, mult: float) -> float:
@@ -176,3 +176,20 @@ class GPT(nn.Module):
         """Parameters other than the token embedding and the output head."""
         skip = {id(self.embedding), id(self.head)}
         return sum(p.numel() for p in self.parameters() if id(p) not in skip)
+
+    def num_params(self) -> int:
+        """N of the plugin contract: the exact non-embedding count of `flops_fit.shapes`."""
+        return non_embedding_params(self.shape)
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
+        """The optimiser hook of the plugin contract: u-μP's per-tensor learning rates."""
+        from flops_fit.nn.optim import umup_param_groups
+
+        return umup_param_groups(self, lr, weight_decay)
+
+
+def make_gpt(*, umup: UMuPConfig | dict | None = None, **shape: int) -> GPT:
+    """The built-in model factory: `make_gpt(d_model=..., num_layers=..., num_heads=..., d_ff=...,
+    vocab_size=..., context_length=..., umup=...)`, the planned shape's fields as keywords."""
+    cfg = umup if isinstance(umup, UMuPConfig) else UMuPConfig.from_params(umup)
+    return GPT(ModelShape(**shape), cfg)

@@ -46,6 +46,34 @@ def umup_param_groups(
     ]
 
 
+def default_param_groups(
+    model: torch.nn.Module, lr: float, weight_decay: float
+) -> list[dict[str, Any]]:
+    """AdamW groups for a model without its own hook: matrices and kernels are decayed, vectors
+    (biases, norm gains) are not; one learning rate. Decay is independent of the learning rate,
+    as for the GPT (each step multiplies a weight by 1 - λ·s(t))."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    keep = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "lr": lr, "base_lr": lr, "weight_decay": weight_decay / lr},
+              {"params": keep, "lr": lr, "base_lr": lr, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def param_groups(model: torch.nn.Module, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+    """The model's own groups (an optional `param_groups(lr, weight_decay)` method, e.g. the
+    GPT's u-μP rules), else `default_param_groups`. Every group must carry `base_lr`."""
+    hook = getattr(model, "param_groups", None)
+    groups = hook(lr, weight_decay) if callable(hook) else default_param_groups(
+        model, lr, weight_decay)
+    for group in groups:
+        group.setdefault("base_lr", group.get("lr", lr))
+        group.setdefault("lr", group["base_lr"])
+        # A group without its own decay gets the configured one, LR-independent like the rest
+        # (never torch AdamW's own default of 0.01).
+        group.setdefault("weight_decay", weight_decay / group["base_lr"])
+    return groups
+
+
 def build_optimizer(
     model: torch.nn.Module,
     *,
@@ -55,7 +83,7 @@ def build_optimizer(
     weight_decay: float,
     device_type: str,
 ) -> torch.optim.AdamW:
-    groups = umup_param_groups(model, lr, weight_decay)
+    groups = param_groups(model, lr, weight_decay)
     impl = {"fused": True} if device_type == "cuda" else {"foreach": True}
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **impl)
 

@@ -1,8 +1,11 @@
-"""One training run: a u-μP GPT trained on exactly `num_steps · batch_size · context_length`
-tokens, then evaluated on a fixed held-out set.
+"""The one training loop: any model, data and loss of the plugin contract (`flops_fit.plugins`),
+trained on exactly `num_steps · batch_size · units_per_example` units of D, then evaluated on
+the data's fixed held-out set. The built-in u-μP GPT on the byte corpus runs through it too.
 
-Framework-free: a notebook user calls `train_run(shape, ...)` directly;
-`flops_fit.backends.torch_backend` adapts it to the training pipeline's backend interface.
+AdamW with a linear warm-up and cosine decay; a model may supply its own parameter groups
+(`param_groups(lr, weight_decay)`, as the GPT does for u-μP's per-tensor learning rates).
+Framework-free: a notebook calls `train_run(...)` directly; `flops_fit.backends.torch_backend`
+adapts it to the training pipeline's backend interface.
 """
 
 from __future__ import annotations
@@ -16,18 +19,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from flops_fit.corpus import CorpusSplit
-from flops_fit.flops import training_flops_per_token
+from flops_fit.data.text import check_epochs
 from flops_fit.nn import checkpoint as ckpt
 from flops_fit.nn import runtime
-from flops_fit.nn.data import TrainBatches, check_epochs, heldout_windows
-from flops_fit.nn.losses import cross_entropy
-from flops_fit.nn.model import GPT
 from flops_fit.nn.optim import build_optimizer, lr_factor, set_lr, warmup_steps_for
 from flops_fit.parameters.torch_backend import TorchConfig
-from flops_fit.shapes import ModelShape
+from flops_fit.plugins.data import DataSource
+from flops_fit.plugins.imports import resolve_callable
+from flops_fit.plugins.models import ModelPlugin
 
 log = logging.getLogger(__name__)
 
@@ -36,41 +36,57 @@ LN2 = math.log(2.0)
 
 def evaluate(
     model: torch.nn.Module,
-    windows: np.ndarray,
+    heldout: dict[str, torch.Tensor],
+    loss_fn: Callable[[Any, dict[str, torch.Tensor]], torch.Tensor],
     batch_size: int,
     device: torch.device,
     dtype: torch.dtype,
-) -> tuple[float, float, int]:
-    """Mean next-token loss (nats) over the windows, its standard error, and the token count.
+) -> dict[str, float]:
+    """Mean held-out loss (nats per unit), its standard error, and the loss's metrics.
 
-    The standard error is taken over per-window means (tokens within a window are correlated).
+    With the loss's `per_example` hook the standard error is taken over examples (a language
+    model's tokens within a window are correlated, so its hook gives one mean per window);
+    without it, over the evaluation batches' means.
     """
-    data = torch.from_numpy(windows).to(device).long()
-    window_means = []
+    per_example = getattr(loss_fn, "per_example", None)
+    metrics_fn = getattr(loss_fn, "metrics", None)
+    rows = len(heldout["inputs"])
+    means: list[torch.Tensor] = []
+    metrics: dict[str, list[torch.Tensor]] = {}
     was_training = model.training
     model.eval()
     with torch.no_grad(), runtime.autocast(device, dtype):
-        for i in range(0, len(data), batch_size):
-            chunk = data[i : i + batch_size]
-            logits = model(chunk[:, :-1])
-            losses = F.cross_entropy(
-                logits.flatten(0, 1).float(), chunk[:, 1:].flatten(), reduction="none"
-            )
-            window_means.append(losses.view(len(chunk), -1).mean(dim=1).double().cpu())
+        for i in range(0, rows, batch_size):
+            chunk = {k: v[i : i + batch_size].to(device) for k, v in heldout.items()}
+            outputs = model(chunk["inputs"])
+            if per_example is not None:
+                means.append(per_example(outputs, chunk).double().cpu())
+            else:
+                means.append(loss_fn(outputs, chunk).double().cpu().reshape(1))
+            if metrics_fn is not None:
+                for name, value in metrics_fn(outputs, chunk).items():
+                    metrics.setdefault(name, []).append(value.double().cpu())
     model.train(was_training)
-    means = torch.cat(window_means).numpy()
-    stderr = float(means.std(ddof=1) / math.sqrt(len(means))) if len(means) > 1 else float("nan")
-    return float(means.mean()), stderr, int(data[:, 1:].numel())
+    values = torch.cat(means).numpy()
+    if per_example is None:  # batch means, weighted by the rows in each batch
+        weights = np.diff(np.r_[np.arange(0, rows, batch_size), rows])
+        mean = float(np.average(values, weights=weights))
+    else:
+        mean = float(values.mean())
+    stderr = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+    out = {"loss": mean, "stderr": stderr}
+    out.update({name: float(torch.cat(v).mean()) for name, v in metrics.items()})
+    return out
 
 
-def _progress_bar(total: int, initial: int, desc: str, enabled: bool):
+def _progress_bar(total: int, initial: int, desc: str, enabled: bool, unit: str = "tok"):
     from tqdm.auto import tqdm
 
     return tqdm(
         total=total,
         initial=initial,
         desc=desc,
-        unit="tok",
+        unit=unit,
         unit_scale=True,
         disable=not enabled,
         leave=False,
@@ -81,14 +97,16 @@ def _progress_bar(total: int, initial: int, desc: str, enabled: bool):
 
 
 def train_run(
-    shape: ModelShape,
+    model_plugin: ModelPlugin,
+    model_kwargs: dict[str, Any],
     *,
+    data: DataSource,
+    loss: str | Callable[..., torch.Tensor],
     num_steps: int,
     batch_size: int,
-    corpus: CorpusSplit,
+    flops_per_unit: float,
     config: TorchConfig | None = None,
     seed: int = 0,
-    flops_formula: str = "full",
     max_epochs: float | None = None,
     checkpoint_dir: Path | str | None = None,
     show_progress: bool = False,
@@ -97,31 +115,29 @@ def train_run(
 ) -> dict[str, Any]:
     """Train one model for exactly `num_steps` optimiser steps and evaluate it.
 
-    `on_step(k)` is called after step k (1-based) has been applied and, if due, checkpointed.
-    Returns the metrics of the run; raises on failure (including a non-finite loss).
+    The model is `model_plugin.build(model_kwargs)`, the batches `data.train_batch(step, ...)`
+    and the loss `loss(outputs, batch)` (an import path or a callable). `on_step(k)` is called
+    after step k (1-based) has been applied and, if due, checkpointed. Returns the metrics of
+    the run; raises on failure (including a non-finite loss).
     """
     cfg = config or TorchConfig()
     if num_steps < 1 or batch_size < 1:
         raise ValueError(
             f"{name}: num_steps ({num_steps}) and batch_size ({batch_size}) must be >= 1"
         )
-    T = shape.context_length
-    tokens_per_step = batch_size * T
-    num_tokens = num_steps * tokens_per_step
-    train_tokens = int(corpus.train.size)
-    epochs = check_epochs(num_tokens, train_tokens, max_epochs, name)
+    loss_fn = resolve_callable(loss, "training.loss") if isinstance(loss, str) else loss
+    units_per_step = batch_size * int(data.units_per_example)
+    num_units = num_steps * units_per_step
+    epochs = check_epochs(num_units, data.train_units, max_epochs, name, data.unit)
 
     device = runtime.resolve_device(cfg.device)
     dtype = runtime.resolve_dtype(cfg.precision, device)
     runtime.configure(device, cfg.num_threads)
-
-    # Data: the held-out windows are fixed by the corpus and the context length alone.
-    batches = TrainBatches(corpus.train, T, batch_size, seed, device)
-    eval_windows = heldout_windows(corpus.heldout, T, cfg.eval.heldout_tokens)
+    heldout = data.heldout()  # fixed by the data alone: the same for every run of a study
 
     # Model and optimiser: initialised on the CPU so a seed gives the same weights anywhere.
     torch.manual_seed(seed)
-    model = GPT(shape, cfg.umup)
+    model = model_plugin.build(model_kwargs)
     model.to(device)
     optimizer = build_optimizer(
         model,
@@ -139,7 +155,8 @@ def train_run(
 
     run_key = {
         "name": name,
-        "shape": shape.to_dict(),
+        "model": {"factory": model_plugin.factory_path, "kwargs": model_kwargs,
+                  "extra": model_plugin.extra},
         "num_steps": num_steps,
         "batch_size": batch_size,
         "seed": int(seed),
@@ -190,16 +207,18 @@ def train_run(
             ema = beta * ema + (1 - beta) * v
             ema_steps += 1
 
-    bar = _progress_bar(num_tokens, start_step * tokens_per_step, name, show_progress)
+    unit_label = {"tokens": "tok", "examples": "ex"}.get(data.unit, data.unit)
+    bar = _progress_bar(num_units, start_step * units_per_step, name, show_progress, unit_label)
     model.train()
     t_start = last_ckpt = time.perf_counter()
     try:
         for step in range(start_step, num_steps):
             set_lr(optimizer, lr_factor(step, num_steps, warmup, cfg.schedule.min_lr_ratio))
-            inputs, targets = batches.batch(step)
+            batch = {k: v.to(device, non_blocking=True)
+                     for k, v in data.train_batch(step, batch_size, seed).items()}
             with runtime.autocast(device, dtype):
-                logits = forward(inputs)
-            loss = cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+                outputs = forward(batch["inputs"])
+            loss = loss_fn(outputs, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.optimizer.grad_clip is not None:
@@ -210,7 +229,7 @@ def train_run(
             if len(pending) >= flush_every or done == num_steps:
                 flush(done)
                 bar.set_postfix(loss=f"{ema / (1 - beta**ema_steps):.3f}", refresh=False)
-            bar.update(tokens_per_step)
+            bar.update(units_per_step)
             if ckpt_file is not None and done < num_steps:
                 now = time.perf_counter()
                 if (every_steps and done % every_steps == 0) or now - last_ckpt >= every_s:
@@ -226,10 +245,9 @@ def train_run(
     train_seconds = time.perf_counter() - t_start
 
     t_eval = time.perf_counter()
-    final_loss, stderr, heldout_tokens = evaluate(
-        model, eval_windows, cfg.eval.batch_size, device, dtype
-    )
+    evaluation = evaluate(model, heldout, loss_fn, cfg.eval.batch_size, device, dtype)
     eval_seconds = time.perf_counter() - t_eval
+    final_loss = evaluation.pop("loss")
     if not math.isfinite(final_loss):
         raise FloatingPointError(f"{name}: held-out loss is {final_loss}")
 
@@ -240,20 +258,22 @@ def train_run(
             ckpt.remove_checkpoint(ckpt_file)
 
     train_loss = ema / (1 - beta**ema_steps) if ema_steps else float("nan")
-    tokens_seen = num_steps * tokens_per_step
-    executed = (num_steps - start_step) * tokens_per_step
+    executed = (num_steps - start_step) * units_per_step
     return {
         "final_loss": final_loss,
-        "final_loss_stderr": stderr,
-        "final_loss_bits_per_byte": final_loss / LN2,
-        "heldout_tokens": heldout_tokens,
+        "final_loss_stderr": evaluation.pop("stderr"),
+        "final_loss_bits": final_loss / LN2,
+        **{f"heldout_{metric}": value for metric, value in evaluation.items()},
+        "heldout_examples": len(heldout["inputs"]),
+        "heldout_units": int(heldout["targets"].numel()),
         "train_loss": train_loss,
-        "train_loss_bits_per_byte": train_loss / LN2,
-        "tokens_seen": tokens_seen,
-        "actual_flops": float(tokens_seen) * training_flops_per_token(shape, flops_formula),
+        "train_loss_bits": train_loss / LN2,
+        "data_unit": data.unit,
+        "tokens_seen": num_units,
+        "actual_flops": float(num_units) * flops_per_unit,
         "num_steps_run": num_steps,
         "resumed_from_step": start_step,
-        "tokens_per_second": executed / train_seconds if train_seconds > 0 else float("nan"),
+        "units_per_second": executed / train_seconds if train_seconds > 0 else float("nan"),
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
         "corpus_epochs": epochs,

@@ -11,9 +11,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from flops_fit.flops import FLOPS_FORMULAS
+from flops_fit.flops import PLANNING_FORMULAS
 from flops_fit.parameters.base import (
     Integer,
+    NonNegativeInt,
     NonNegativeNumber,
     Number,
     PositiveInt,
@@ -109,11 +110,12 @@ class PlanningConfig(Section):
     model_sizes: ModelSizes = ModelSizes()
     model_family: ShapeFamily = ShapeFamily()
     batch_size: PositiveInt = 16
-    flops_formula: Literal[FLOPS_FORMULAS] = "full"
+    flops_formula: Literal[PLANNING_FORMULAS] = "auto"  # auto: full (GPT) or measured (plugin)
     min_tokens_per_param: NonNegativeNumber = 0.5
     max_tokens_per_param: PositiveNumber | None = 5000.0
     max_epochs: PositiveNumber | None = 4.0
-    throughput_flops_per_second: PositiveNumber = 7.0e10
+    timing_probe_steps: NonNegativeInt = 3  # timed steps per probed model; 0: use throughput
+    throughput_flops_per_second: PositiveNumber = 3.5e10  # per worker, without a probe
 
     @model_validator(mode="after")
     def _tokens_per_param_range(self) -> PlanningConfig:

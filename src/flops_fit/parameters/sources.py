@@ -129,17 +129,40 @@ def unknown_sections(raw_params: Mapping[str, Any], conf_root: Path,
     return problems
 
 
+def plugin_import_problems(training: Any, sources: ParameterSources) -> list[str]:
+    """Every plugin import path (model, data, loss) that does not resolve to a callable."""
+    from flops_fit.plugins.imports import PluginError, resolve_callable
+
+    problems = []
+    for key, path in (("training.model.factory", training.model.factory),
+                      ("training.data.factory", training.data.factory),
+                      ("training.loss", training.loss)):
+        if path is None:
+            continue
+        try:
+            resolve_callable(path, key)
+        except PluginError as exc:
+            where = sources(key)
+            origin = " (given with --params)" if where == "--params" else (
+                f" (in {where})" if where else "")
+            problems.append(f"{exc}{origin}")
+    return problems
+
+
 def check_parameters(raw_params: Mapping[str, Any], conf_root: Path, base_env: str,
                      run_env: str | None, runtime_params: Mapping[str, Any] | None,
                      project_path: Path | None = None) -> None:
     """Raise one ParameterError listing every bad parameter, each with where it was set."""
     sources = ParameterSources(conf_root, base_env, run_env, runtime_params, project_path)
     problems = unknown_sections(raw_params, conf_root, sources)
+    validated = {}
     for name, model in SECTIONS.items():
         try:
-            model.from_params(raw_params.get(name), origin=sources)
+            validated[name] = model.from_params(raw_params.get(name), origin=sources)
         except ParameterError as exc:
             problems.extend(str(exc).splitlines())
+    if "training" in validated:
+        problems.extend(plugin_import_problems(validated["training"], sources))
     if problems:
         raise ParameterError(
             "invalid parameters, nothing was run:\n" + "\n".join(f"- {p}" for p in problems)

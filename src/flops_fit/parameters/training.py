@@ -21,6 +21,7 @@ from flops_fit.parameters.base import (
     PositiveNumber,
     Section,
 )
+from flops_fit.parameters.plugins import DataPluginParams, ModelPluginParams, check_import_path
 
 EXECUTORS = ("sequential", "dask")
 
@@ -170,6 +171,14 @@ class TrainingConfig(Section):
     scheduler_address: str | None = None  # executor dask: null starts a LocalCluster here
     dask: DaskParams = DaskParams()
     synthetic: SyntheticParams = SyntheticParams()
+    model: ModelPluginParams = ModelPluginParams()  # null factory: the built-in u-μP GPT
+    data: DataPluginParams = DataPluginParams()  # null factory: the training_data catalog entry
+    loss: str | None = None  # `(outputs, batch) -> scalar tensor`; null: the data's default
+
+    @field_validator("loss")
+    @classmethod
+    def _loss_path(cls, value: str | None) -> str | None:
+        return check_import_path(value)
 
     @field_validator("backend")
     @classmethod

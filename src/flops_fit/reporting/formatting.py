@@ -1,4 +1,5 @@
-"""Human-readable numbers for figures and reports: 1.2B parameters, 3.4e22 FLOPs, 1.93 nats.
+"""Human-readable numbers for figures and reports: 1.2B parameters, 3.4e22 FLOPs, 1.93 nats,
+and the words for the unit of D (`DataUnit`: tokens, examples, or what a data source names).
 
 Every function accepts None or NaN and returns "n/a" for it, so a template never has to check.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 MISSING = "n/a"
@@ -102,3 +104,74 @@ def format_interval(bounds: Sequence[Any] | None, fmt=format_sig, sep: str = " â
     if lo is None or hi is None:
         return MISSING
     return f"{fmt(lo)}{sep}{fmt(hi)}"
+
+
+#: What D counts when nothing says otherwise: a language model's training tokens.
+DEFAULT_DATA_UNIT = "tokens"
+
+_SIBILANT_ENDINGS = ("s", "x", "z", "ch", "sh")  # their plural adds "es"
+_SAME_IN_BOTH = ("series", "species", "data")  # the plural is the singular
+
+
+@dataclass(frozen=True)
+class DataUnit:
+    """The unit of D in words: every label, caption and sentence that names D's unit uses this.
+
+    `DataUnit.of("examples")` reads "examples", "example", "per example"; a data source may
+    name its own unit ("images", "sequences"), in the plural or the singular. None, NaN and
+    empty text mean tokens (`DEFAULT_DATA_UNIT`).
+    """
+
+    plural: str
+    singular: str
+
+    @classmethod
+    def of(cls, unit: Any = None) -> DataUnit:
+        word = unit.strip().lower() if isinstance(unit, str) else ""
+        word = word or DEFAULT_DATA_UNIT
+        if word.endswith(_SAME_IN_BOTH):
+            return cls(plural=word, singular=word)
+        singular = _singular(word)
+        return cls(plural=word if singular != word else _plural(word), singular=singular)
+
+    @property
+    def is_tokens(self) -> bool:
+        """Whether D counts tokens (then the Chinchilla rule of thumb applies)."""
+        return self.plural == DEFAULT_DATA_UNIT
+
+    @property
+    def capitalised(self) -> str:
+        """'Tokens', 'Examples': for titles."""
+        return self.plural[:1].upper() + self.plural[1:]
+
+    @property
+    def per(self) -> str:
+        """'per token', 'per example'."""
+        return f"per {self.singular}"
+
+    def count(self, value: Any) -> str:
+        """'1.2B tokens', '350K examples'."""
+        return f"{format_count(value)} {self.plural}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The words, for the report templates."""
+        return {"name": self.plural, "plural": self.plural, "singular": self.singular,
+                "per": self.per, "is_tokens": self.is_tokens}
+
+
+def _singular(word: str) -> str:
+    """'tokens' -> 'token', 'batches' -> 'batch', 'entries' -> 'entry'; a singular is kept."""
+    if word.endswith("ies") and len(word) > 3:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _plural(word: str) -> str:
+    """'example' -> 'examples', 'batch' -> 'batches', 'entry' -> 'entries'."""
+    if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + ("es" if word.endswith(_SIBILANT_ENDINGS) else "s")

@@ -1,5 +1,5 @@
-"""The report's answer: at the headline budget, train N on D tokens, with its interval and how
-far that budget lies beyond the fitted ones.
+"""The report's answer: at the headline budget, train N on D tokens (or the study's unit of D),
+with its interval and how far that budget lies beyond the fitted ones.
 
 The values come, in this order, from the predictions table (the budget is a target budget), the
 fitted curves (the budget lies inside their range; read off in log-log) or the bare power laws
@@ -18,7 +18,13 @@ import pandas as pd
 
 from flops_fit.fitting.surface import parametric_loss
 from flops_fit.reporting import inputs as inp
-from flops_fit.reporting.formatting import format_count, format_flops, format_interval, format_sig
+from flops_fit.reporting.formatting import (
+    DataUnit,
+    format_count,
+    format_flops,
+    format_interval,
+    format_sig,
+)
 
 #: The fallback order when the preferred headline approach could not be fitted.
 HEADLINE_ORDER = ("approach_3", "approach_2", "approach_1")
@@ -26,9 +32,10 @@ HEADLINE_ORDER = ("approach_3", "approach_2", "approach_1")
 
 def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
              optima: pd.DataFrame, budget: float, preferred: str, confidence: float,
-             notes: list[str]) -> dict[str, Any]:
+             notes: list[str], unit: DataUnit | None = None) -> dict[str, Any]:
     """The compute-optimal N, D, loss and D/N at `budget`; a note for the report's warnings is
-    appended to `notes` when the answer carries no interval."""
+    appended to `notes` when the answer carries no interval. D is in `unit` (default: what
+    scaling_laws says, else tokens)."""
     budget = float(budget)
     head: dict[str, Any] = {"budget": budget, "preferred_approach": preferred,
                             "available": False, "fallback_note": None}
@@ -67,7 +74,7 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
     head["largest_fitted_budget"] = largest
     head["extrapolation_factor"] = budget / largest if largest else None
     head["extrapolation_note"] = _extrapolation_note(budget, largest)
-    head["text"] = _headline_text(head, confidence)
+    head["text"] = _headline_text(head, confidence, unit or inp.data_unit(laws))
     return head
 
 
@@ -132,9 +139,9 @@ def _law_at(laws: Mapping[str, Any], approach: str, budget: float) -> dict[str, 
             "tokens_per_param": d / n}
 
 
-def _headline_text(head: dict[str, Any], confidence: float) -> str:
+def _headline_text(head: dict[str, Any], confidence: float, unit: DataUnit) -> str:
     text = (f"At {format_flops(head['budget'])} FLOPs, train N ≈ {format_count(head['model_size'])}"
-            f" parameters on D ≈ {format_count(head['num_tokens'])} tokens")
+            f" parameters on D ≈ {unit.count(head['num_tokens'])}")
     level = f"{format_sig(100 * confidence, 3)}%"
     if head.get("model_size_interval") and head.get("num_tokens_interval"):
         text += (f" ({level} interval: N {format_interval(head['model_size_interval'], format_count)}"

@@ -16,7 +16,7 @@ import pandas as pd
 
 from flops_fit.fitting.budgets import assign_budgets
 from flops_fit.fitting.surface import PARAM_NAMES
-from flops_fit.reporting.formatting import as_float
+from flops_fit.reporting.formatting import DataUnit, as_float
 from flops_fit.schema import (
     ANALYSIS_RUN_COLUMNS,
     CURVE_COLUMNS,
@@ -209,6 +209,18 @@ def excluded_runs(laws: Mapping[str, Any], runs: pd.DataFrame | None = None) -> 
             text = str(why) if isinstance(why, str) and why.strip() else "left out by analysis"
             out.setdefault(str(eid), text)
     return out
+
+
+def data_unit(laws: Mapping[str, Any], runs: Any = None) -> DataUnit:
+    """What D counts: scaling_laws' `data_unit`, else the one unit of the runs' `data_unit`
+    column, else tokens (a table from before units, or one that mixes them: analysis refuses
+    those)."""
+    unit = laws.get("data_unit") if isinstance(laws, Mapping) else None
+    if not (isinstance(unit, str) and unit.strip()) and isinstance(runs, pd.DataFrame) \
+            and "data_unit" in runs.columns:
+        values = {str(v).strip().lower() for v in runs["data_unit"].dropna()} - {""}
+        unit = values.pop() if len(values) == 1 else None
+    return DataUnit.of(unit)
 
 
 def held_out_budget(laws: Mapping[str, Any]) -> float | None:

@@ -1,6 +1,7 @@
 """Rendering the report summary (`flops_fit.reporting.summary`) with the Jinja2 templates in
 `flops_fit/templates/`: a self-contained HTML page with the figures embedded, and Markdown that
-links the figure files next to it. Every number is formatted here, by the template filters.
+links the figure files next to it. Every number is formatted here, by the template filters;
+the unit of D comes in words, as the summary's `unit` (tokens for a summary without one).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from matplotlib.figure import Figure
 
 from flops_fit.reporting.formatting import (
+    DataUnit,
     format_count,
     format_flops,
     format_interval,
@@ -57,6 +59,12 @@ def template_environment() -> Environment:
     return env
 
 
+def _with_unit(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary with the words for the unit of D (a summary from before units: tokens)."""
+    unit = summary.get("unit")
+    return {**summary, "unit": unit if isinstance(unit, Mapping) else DataUnit.of().to_dict()}
+
+
 def render_html(summary: Mapping[str, Any], figures: Mapping[str, Figure | None] | None = None,
                 embed_dpi: float = 110) -> str:
     """The self-contained HTML report: inline CSS, figures embedded as base64 PNG."""
@@ -64,9 +72,10 @@ def render_html(summary: Mapping[str, Any], figures: Mapping[str, Figure | None]
     for name, fig in (figures or {}).items():
         if fig is not None:
             images[name] = figure_to_data_uri(fig, embed_dpi)
-    return template_environment().get_template("report.html.j2").render(s=summary, images=images)
+    return template_environment().get_template("report.html.j2").render(s=_with_unit(summary),
+                                                                         images=images)
 
 
 def render_markdown(summary: Mapping[str, Any]) -> str:
     """The Markdown report; figures are linked by file name (they sit next to report.md)."""
-    return template_environment().get_template("report.md.j2").render(s=summary)
+    return template_environment().get_template("report.md.j2").render(s=_with_unit(summary))

@@ -3,8 +3,9 @@ templates read (`flops_fit.reporting.render`).
 
 `summarise_study` turns the tables and the fitted laws into raw numbers, nothing formatted. It
 states the question and the answer first (`headline`): at the headline budget, train N on D
-tokens, with the interval and how far that is an extrapolation. Missing or empty inputs never
-raise; they are listed in `missing` with the reason.
+tokens, with the interval and how far that is an extrapolation. D's unit (tokens, examples, or
+what the data source names) is scaling_laws' `data_unit`; `unit` carries its words to the
+templates. Missing or empty inputs never raise; they are listed in `missing` with the reason.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import pandas as pd
 
 from flops_fit.jsonsafe import json_safe
 from flops_fit.reporting import inputs as inp
-from flops_fit.reporting.figures import FIGURES
-from flops_fit.reporting.formatting import as_float
+from flops_fit.reporting.figures import figure_specs
+from flops_fit.reporting.formatting import DataUnit, as_float
 from flops_fit.reporting.headline import headline
 from flops_fit.schema import APPROACHES, SURFACE_KEYS
 
-QUESTION = ("For a compute budget C, how many parameters N should the model have and on how many "
-            "tokens D should it train to reach the lowest loss?")
+
+def question(unit: DataUnit | None = None) -> str:
+    """What the report answers, for the unit of D."""
+    return ("For a compute budget C, how many parameters N should the model have and on how many "
+            f"{(unit or DataUnit.of()).plural} D should it train to reach the lowest loss?")
 
 
 def summarise_study(
@@ -48,23 +52,25 @@ def summarise_study(
     curves = inp.curves_frame(scaling_law_curves)
     meta = inp.section(laws, "meta")
     confidence = as_float(meta.get("confidence_level")) or 0.95
+    unit = inp.data_unit(laws, runs)
 
     missing = _missing_inputs(raw_runs, runs, laws, optima, preds, curves)
     notes: list[str] = []
     summary: dict[str, Any] = {
         "title": title,
-        "question": QUESTION,
+        "question": question(unit),
+        "unit": unit.to_dict(),
         "confidence_level": confidence,
         "missing": missing,
         "headline": headline(laws, preds, curves, optima, headline_budget, headline_approach,
-                             confidence, notes),
+                             confidence, notes, unit),
         "laws": [_law_summary(laws, a) for a in APPROACHES],
         "agreement": _agreement(laws),
         "predictions": _predictions(preds),
         "extrapolation_check": _extrapolation_check(laws),
         "inventory": _inventory(runs, laws, raw_runs is not None),
         "meta": _meta(meta, laws),
-        "figures": [{"name": name, **spec} for name, spec in FIGURES.items()],
+        "figures": [{"name": name, **spec} for name, spec in figure_specs(unit).items()],
     }
     summary["warnings"] = _warnings(laws) + notes
     return json_safe(summary)

@@ -81,6 +81,7 @@ def test_downstream_nodes(fitted):
     laws = nodes.summarise_scaling_laws(summary, runs, isoflop, surface, check, predictions, params)
     json.dumps(laws, allow_nan=False)
     assert laws["meta"]["bootstrap"] == {"draws": 300, "seed": 0, "resample": "runs"}
+    assert laws["data_unit"] == summary["data_unit"] == "tokens"
 
 
 def test_prepare_rejects_bad_tables_with_named_errors():
@@ -91,6 +92,10 @@ def test_prepare_rejects_bad_tables_with_named_errors():
     bad = synthetic_results(sizes_per_budget=5).drop(columns=["final_loss"])
     with pytest.raises(RunsTableError, match="no column for loss"):
         nodes.prepare_analysis_runs(bad, params)
+    mixed = synthetic_results(sizes_per_budget=5)
+    mixed["data_unit"] = ["tokens", "examples"] * (len(mixed) // 2) + ["tokens"] * (len(mixed) % 2)
+    with pytest.raises(RunsTableError, match="column 'data_unit' .* more than one unit"):
+        nodes.prepare_analysis_runs(mixed, params)
 
 
 def test_invalid_parameters_name_the_key():

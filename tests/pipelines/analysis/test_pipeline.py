@@ -52,7 +52,9 @@ def check_law(law: dict) -> None:
 def check_scaling_laws(laws: dict) -> None:
     """The binding schema of docs/INTERFACES.md."""
     json.dumps(laws, allow_nan=False)
+    assert isinstance(laws["data_unit"], str) and laws["data_unit"]  # what D counts
     assert {
+        "data_unit",
         "meta",
         "excluded_runs",
         "approach_1",
@@ -113,12 +115,13 @@ def check_scaling_laws(laws: dict) -> None:
 
 
 def test_pipeline_on_a_memory_catalog():
-    results = synthetic_results(noise=0.01, seed=11)
+    results = synthetic_results(noise=0.01, seed=11).assign(data_unit="examples")
     results.loc[3, ["status", "final_loss", "error_message"]] = ["failed", np.nan, "OOM"]
     results.loc[7, "final_loss"] = np.nan
     out = run_pipeline(results, base_params())
     laws = out["scaling_laws"]
     check_scaling_laws(laws)
+    assert laws["data_unit"] == "examples"  # the results' plan field
     assert list(out["optimal_points"].columns) == list(OPTIMAL_POINT_COLUMNS)
     assert list(out["predictions"].columns) == list(PREDICTION_COLUMNS)
     assert list(out["scaling_law_curves"].columns) == list(CURVE_COLUMNS)
@@ -152,6 +155,7 @@ def test_without_bootstrap_intervals_are_null_but_the_schema_holds():
     out = run_pipeline(synthetic_results(noise=0.01), params)
     laws = out["scaling_laws"]
     check_scaling_laws(laws)
+    assert laws["data_unit"] == "tokens"  # a table without data_unit counts tokens
     assert laws["approach_3"]["intervals"]["a"] == [None, None]
     assert laws["meta"]["bootstrap"]["draws"] == 0
     assert out["predictions"]["model_size_lo"].isna().all()
@@ -172,6 +176,7 @@ def test_mock_study_recovers_the_synthetic_truth(kedro_run):
     kedro_run(env="mock", timeout=600)
     laws = json.loads((kedro_run.data_root / "07_model_output" / "scaling_laws.json").read_text())
     check_scaling_laws(laws)
+    assert laws["data_unit"] == "tokens"  # the built-in GPT's plan
     lo, hi = laws["approach_3"]["intervals"]["a"]
     assert lo <= TRUTH_A <= hi
 
@@ -192,6 +197,7 @@ def test_imported_chinchilla_runs(kedro_run):
     out = kedro_run.data_root / "07_model_output"
     laws = json.loads((out / "scaling_laws.json").read_text())
     check_scaling_laws(laws)
+    assert laws["data_unit"] == "tokens"  # the file has no data_unit column
     a3 = laws["approach_3"]
     assert a3["n_runs"] == 240
     assert a3["E"] == pytest.approx(1.8172, rel=0.01)

@@ -11,10 +11,12 @@ from ...test_sweep import base_params
 
 def _catalog(text: str) -> DataCatalog:
     return DataCatalog(datasets={
-        "corpus": MemoryDataset(text),
+        "training_data": MemoryDataset(text),
         "params:corpus": MemoryDataset(
             {"tokenizer": "bytes", "heldout_fraction": 0.02, "block_size": 4096}),
         "params:planning": MemoryDataset(base_params()),
+        "params:training": MemoryDataset({"backend": "synthetic"}),
+        "params:torch_backend": MemoryDataset({}),
     })
 
 

@@ -19,6 +19,7 @@ from flops_fit.pipelines.reporting.nodes import (
     render_markdown_report,
     summarise_report,
 )
+from tests.reporting.helpers import in_unit, legend_texts
 
 PARAMS = {"style": "paper", "headline_budget": 1e23, "headline_approach": "approach_2",
           "reference_tokens_per_param": 20.0, "embed_dpi": 50, "title": "Test study"}
@@ -75,6 +76,17 @@ def test_figure_nodes_return_one_figure_for_the_file_and_the_report(study):
     for for_file, for_report in outputs:
         assert isinstance(for_file, Figure) and for_file is for_report
         assert for_file.dpi == 300  # the paper style was applied
+
+
+def test_the_tokens_per_param_node_takes_the_unit_from_scaling_laws(study):
+    study = in_unit(study, "examples")
+    args = (study["optimal_points"], study["scaling_law_curves"], study["predictions"], PARAMS)
+    fig, _ = plot_tokens_per_param(*args, study["scaling_laws"])
+    assert fig.axes[0].get_ylabel() == "examples per parameter D/N"
+    assert not any("Chinchilla" in t for t in legend_texts(fig))
+    fig, _ = plot_tokens_per_param(*args)  # without scaling_laws: tokens, as before
+    assert fig.axes[0].get_ylabel() == "tokens per parameter D/N"
+    assert any("Chinchilla ≈ 20" in t for t in legend_texts(fig))
 
 
 def test_report_nodes_use_the_parameters(study):

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from flops_fit.pipelines.reporting import create_pipeline
 from flops_fit.reporting.figures import FIGURES
+from tests.reporting.helpers import all_texts, in_unit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 INPUTS = ("analysis_runs", "scaling_laws", "optimal_points", "predictions", "scaling_law_curves")
@@ -37,6 +38,21 @@ def test_pipeline_runs_on_memory_catalog(study):
     html = outputs["report_html"].load()
     assert html.count("data:image/png;base64,") == 4
     assert "At 1e24 FLOPs, train N ≈" in outputs["report_markdown"].load()
+
+
+def test_pipeline_names_the_unit_of_d(study):
+    """A classifier study (D in examples): no figure and no report line says tokens."""
+    study = in_unit(study, "examples")
+    outputs = SequentialRunner().run(create_pipeline(),
+                                     _memory_catalog({k: study[k] for k in INPUTS}))
+    md = outputs["report_markdown"].load()
+    assert "examples (95% interval" in md and "| training examples D |" in md
+    assert "token" not in md.replace("tokens_per_param.png", "")
+    for name in FIGURES:
+        texts = all_texts(outputs[f"{name}_plot"].load())
+        assert not [t for t in texts if "token" in t.lower() or "Chinchilla" in t], name
+    assert outputs["tokens_per_param_plot"].load().axes[0].get_ylabel() == (
+        "examples per parameter D/N")
 
 
 def test_pipeline_renders_with_nothing_to_report():

@@ -23,7 +23,7 @@ SYNTH = {"backend": "synthetic", "executor": "sequential", "show_progress": Fals
 def _catalog(plan, training, runs_dir=None):
     datasets = {
         "sweep_plan": MemoryDataset(plan),
-        "corpus": MemoryDataset(""),
+        "training_data": MemoryDataset(""),
         "params:training": MemoryDataset(training),
         "params:torch_backend": MemoryDataset({}),
         "params:corpus": MemoryDataset(CORPUS),

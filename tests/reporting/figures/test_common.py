@@ -11,11 +11,13 @@ from flops_fit.reporting.figures.common import (
     FIGURES,
     BudgetColours,
     count_tick,
+    figure_specs,
     finite,
     flops_tick,
     no_data_figure,
     sig_tick,
 )
+from flops_fit.reporting.formatting import DataUnit
 from tests.reporting.helpers import is_no_data
 
 
@@ -55,3 +57,15 @@ def test_finite_is_true_where_every_array_is_finite():
 def test_every_figure_names_a_png_with_a_title_and_a_caption():
     for spec in FIGURES.values():
         assert spec["file"].endswith(".png") and spec["title"] and spec["caption"]
+
+
+def test_figure_specs_name_the_unit_and_keep_chinchilla_for_tokens():
+    assert figure_specs() == figure_specs(DataUnit.of("tokens")) == FIGURES
+    assert FIGURES["tokens_per_param"]["title"] == "Tokens per parameter"
+    assert "about 20 tokens per parameter" in FIGURES["tokens_per_param"]["caption"]
+    specs = figure_specs(DataUnit.of("examples"))
+    assert [s["file"] for s in specs.values()] == [s["file"] for s in FIGURES.values()]
+    assert specs["tokens_per_param"]["title"] == "Examples per parameter"
+    assert "Chinchilla" not in specs["tokens_per_param"]["caption"]
+    assert "model size, examples and loss" in specs["scaling_laws"]["caption"]
+    assert not any("token" in s["title"] + s["caption"] for s in specs.values())

@@ -9,7 +9,14 @@ from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 
 from flops_fit.reporting import figures
-from tests.reporting.helpers import N_BUDGETS, colorbar_labels, data_axes, is_no_data, legend_texts
+from tests.reporting.helpers import (
+    N_BUDGETS,
+    colorbar_labels,
+    data_axes,
+    in_unit,
+    is_no_data,
+    legend_texts,
+)
 
 
 def test_isoflop_curves_draws_runs_parabolas_optima_and_failures(study):
@@ -19,7 +26,7 @@ def test_isoflop_curves_draws_runs_parabolas_optima_and_failures(study):
     (ax,) = data_axes(fig)
     assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
     assert "model size N" in ax.get_xlabel()
-    assert "loss" in ax.get_ylabel()
+    assert ax.get_ylabel() == "final held-out loss (nats/token)"
 
     markers = [ln for ln in ax.lines if ln.get_linestyle() == "None"]
     parabolas = [ln for ln in ax.lines if ln.get_linestyle() != "None"]
@@ -58,3 +65,14 @@ def test_isoflop_curves_from_a_results_table_without_optima(study):
 ])
 def test_isoflop_curves_no_data(results, why):
     assert why in is_no_data(figures.isoflop_curves(results, None, None))
+
+
+@pytest.mark.parametrize("laws_say", [True, False])
+def test_isoflop_curves_in_examples_measure_the_loss_per_example(study, laws_say):
+    study = in_unit(study, "examples")
+    if not laws_say:  # scaling_laws from before units: the runs' data_unit column says it
+        del study["scaling_laws"]["data_unit"]
+    fig = figures.isoflop_curves(study["analysis_runs"], study["optimal_points"],
+                                 study["scaling_laws"])
+    (ax,) = data_axes(fig)
+    assert ax.get_ylabel() == "final held-out loss (nats/example)"

@@ -7,7 +7,7 @@ from matplotlib.collections import PathCollection, PolyCollection
 
 from flops_fit.reporting import figures
 from tests.reporting import synthetic_study as truth
-from tests.reporting.helpers import N_BUDGETS, data_axes, is_no_data, legend_texts
+from tests.reporting.helpers import N_BUDGETS, data_axes, in_unit, is_no_data, legend_texts
 
 
 def test_scaling_laws_three_log_panels_with_bands(study):
@@ -32,6 +32,18 @@ def test_scaling_laws_three_log_panels_with_bands(study):
     n1 = study["scaling_laws"]["approach_1"]["n_opt"]["exponent"]
     assert f"{n1:.3f}" in legend
     assert "bootstrap 95%" in legend
+    assert [ax.get_ylabel() for ax in axes] == [
+        "N_opt (parameters)", "D_opt (tokens)", "L_opt (nats/token)"]
+
+
+def test_scaling_laws_in_examples_names_them(study):
+    study = in_unit(study, "examples")
+    fig = figures.scaling_laws(study["optimal_points"], study["scaling_law_curves"],
+                               study["scaling_laws"])
+    axes = data_axes(fig)
+    assert [ax.get_ylabel() for ax in axes] == [
+        "N_opt (parameters)", "D_opt (examples)", "L_opt (nats/example)"]
+    assert axes[1].get_title() == "compute-optimal training examples"
 
 
 def test_scaling_laws_points_only_when_no_curves(study):

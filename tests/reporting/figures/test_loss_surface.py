@@ -7,7 +7,7 @@ from matplotlib.contour import ContourSet
 
 from flops_fit.reporting import figures
 from tests.reporting import synthetic_study as truth
-from tests.reporting.helpers import N_BUDGETS, colorbar_labels, data_axes, is_no_data
+from tests.reporting.helpers import N_BUDGETS, colorbar_labels, data_axes, in_unit, is_no_data
 
 
 def test_parametric_fit_contours_runs_frontier_and_residuals(study):
@@ -15,7 +15,7 @@ def test_parametric_fit_contours_runs_frontier_and_residuals(study):
     surface_ax, residual_ax = data_axes(fig)
     assert surface_ax.get_xscale() == "log" and surface_ax.get_yscale() == "log"
     assert "model size N" in surface_ax.get_xlabel()
-    assert "tokens D" in surface_ax.get_ylabel()
+    assert surface_ax.get_ylabel() == "training tokens D"
     assert any(isinstance(c, ContourSet) for c in surface_ax.collections)
     frontier = [ln for ln in surface_ax.lines if len(ln.get_xdata()) == 80]
     assert len(frontier) == 1
@@ -32,6 +32,13 @@ def test_parametric_fit_contours_runs_frontier_and_residuals(study):
     # residuals of the synthetic runs are the 0.4% noise: all well inside 2%
     assert max(np.max(np.abs(ln.get_ydata())) for ln in per_budget) < 2.0
     assert len(colorbar_labels(fig)) == N_BUDGETS
+
+
+def test_parametric_fit_in_examples_names_them(study):
+    study = in_unit(study, "examples")
+    surface_ax, _ = data_axes(figures.parametric_fit(study["analysis_runs"],
+                                                     study["scaling_laws"]))
+    assert surface_ax.get_ylabel() == "training examples D"
 
 
 def test_parametric_fit_not_fitted_says_why(study):

@@ -1,4 +1,5 @@
-"""Figure 3, tokens per parameter: trend, optima, predictions and the Chinchilla line."""
+"""Figure 3, tokens (or the study's unit) per parameter: trend, optima, predictions and, for
+tokens, the Chinchilla line."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import pandas as pd
 from matplotlib.collections import PathCollection
 
 from flops_fit.reporting import figures
-from tests.reporting.helpers import N_BUDGETS, data_axes, is_no_data, legend_texts
+from tests.reporting.helpers import (
+    N_BUDGETS,
+    all_texts,
+    data_axes,
+    in_unit,
+    is_no_data,
+    legend_texts,
+)
 
 
 def test_tokens_per_param_trend_points_predictions_and_chinchilla_line(study):
@@ -27,7 +35,28 @@ def test_tokens_per_param_trend_points_predictions_and_chinchilla_line(study):
     assert sorted(len(c.get_offsets()) for c in scatter) == [N_BUDGETS] * 3
     legend = " | ".join(legend_texts(fig))
     assert "Chinchilla ≈ 20" in legend and "prediction at a target budget" in legend
+    assert ax.get_ylabel() == "tokens per parameter D/N"
+    assert ax.get_title() == "How many tokens per parameter is compute-optimal?"
+
+
+def test_tokens_per_param_in_examples_names_them_and_drops_the_chinchilla_line(study):
+    study = in_unit(study, "examples")
+    fig = figures.tokens_per_param(study["optimal_points"], study["scaling_law_curves"],
+                                   study["predictions"], scaling_laws=study["scaling_laws"])
+    (ax,) = data_axes(fig)
+    assert ax.get_ylabel() == "examples per parameter D/N"
+    assert ax.get_title() == "How many examples per parameter is compute-optimal?"
+    assert not [ln for ln in ax.lines if list(ln.get_ydata()) == [20.0, 20.0]]
+    assert not any("Chinchilla" in t or "token" in t for t in all_texts(fig))
+    # the same tables with tokens (or no scaling_laws at all) keep the reference line
+    study["scaling_laws"]["data_unit"] = "tokens"
+    for laws in (study["scaling_laws"], None):
+        fig = figures.tokens_per_param(study["optimal_points"], study["scaling_law_curves"],
+                                       study["predictions"], scaling_laws=laws)
+        assert "Chinchilla ≈ 20 tokens/parameter" in legend_texts(fig)
 
 
 def test_tokens_per_param_no_data():
     is_no_data(figures.tokens_per_param(pd.DataFrame(), pd.DataFrame(), None))
+    fig = figures.tokens_per_param(None, None, None, scaling_laws={"data_unit": "examples"})
+    assert is_no_data(fig) and fig.axes[0].get_title(loc="left") == "Examples per parameter"

@@ -1,4 +1,5 @@
-"""Planning nodes: thin adapters from parameters to the framework-free `flops_fit.sweep`."""
+"""Planning nodes: thin adapters from parameters and the catalog to the framework-free
+`flops_fit.sweep` (sizes, D), `flops_fit.plugins` (model, data, loss) and `flops_fit.wall_time`."""
 
 from __future__ import annotations
 
@@ -7,21 +8,59 @@ from typing import Any
 
 import pandas as pd
 
-from flops_fit import corpus as corpus_lib
+from flops_fit import wall_time
 from flops_fit.parameters.corpus import CorpusConfig
 from flops_fit.parameters.planning import PlanningConfig
+from flops_fit.parameters.torch_backend import TorchConfig
+from flops_fit.parameters.training import TrainingConfig
 from flops_fit.schema import PLAN_FIELDS
-from flops_fit.sweep import budget_tag, plan_sweep, summarise_plan
+from flops_fit.sweep import StudyModel, budget_tag, plan_sweep, summarise_plan
 
 log = logging.getLogger(__name__)
 
 
-def summarise_corpus(corpus: str, corpus_params: CorpusConfig) -> dict[str, Any]:
-    """Token counts of the train / held-out split, so the plan knows how much data there is."""
-    split = corpus_lib.prepare_corpus(corpus, corpus_params)
-    summary = corpus_lib.corpus_summary(split)
-    log.info("Corpus: %d training tokens, %d held-out tokens (%s)",
-             summary["train_tokens"], summary["heldout_tokens"], summary["tokenizer"])
+def _study(training_data: Any, training: TrainingConfig, planning: PlanningConfig,
+           corpus: CorpusConfig, torch_backend: TorchConfig):
+    from flops_fit.plugins.study import build_study
+
+    training = TrainingConfig.from_params(training)
+    planning = PlanningConfig.from_params(planning)
+    torch_backend = TorchConfig.from_params(torch_backend)
+    corpus = CorpusConfig.from_params(corpus)
+    return build_study(training_data, training, umup=torch_backend.umup, corpus_params=corpus,
+                       context_length=planning.model_family.context_length,
+                       heldout_tokens=torch_backend.eval.heldout_tokens)
+
+
+def summarise_data(training_data: Any, corpus_params: CorpusConfig,
+                   training_params: TrainingConfig, planning_params: PlanningConfig,
+                   torch_backend_params: TorchConfig) -> dict[str, Any]:
+    """What the study trains on: the unit of D, the training set's size and the held-out set."""
+    from flops_fit.plugins.contracts import check_data
+
+    study = _study(training_data, training_params, planning_params, corpus_params,
+                   torch_backend_params)
+    check_data(study, PlanningConfig.from_params(planning_params).batch_size)
+    data = study.data
+    heldout = data.heldout()
+    summary = {
+        "source": study.data_where,
+        "data_type": type(data).__name__,
+        "unit": data.unit,
+        "units_per_example": int(data.units_per_example),
+        "train_units": data.train_units,
+        "heldout_examples": int(len(heldout["inputs"])),
+        "heldout_units": int(heldout["targets"].numel()),
+        "default_loss": getattr(data, "default_loss", None),
+        "loss": study.loss_path,
+    }
+    if hasattr(data, "split"):  # the byte corpus: its split, as the corpus knows it
+        from flops_fit.corpus import corpus_summary
+
+        summary.update(corpus_summary(data.split))
+    log.info("Data: %s training %s (%s), %d held-out examples, from %s",
+             "fresh" if data.train_units is None else f"{data.train_units}", data.unit,
+             summary["data_type"], summary["heldout_examples"], study.data_where)
     return summary
 
 
@@ -32,31 +71,109 @@ def choose_compute_budgets(planning_params: PlanningConfig) -> list[float]:
 
 
 def plan_isoflop_sweep(
-    compute_budgets: list[float], corpus_summary: dict[str, Any], planning_params: PlanningConfig
+    compute_budgets: list[float],
+    data_summary: dict[str, Any],
+    training_data: Any,
+    planning_params: PlanningConfig,
+    training_params: TrainingConfig,
+    corpus_params: CorpusConfig,
+    torch_backend_params: TorchConfig,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """One record per run (see schema.PLAN_FIELDS), and the target sizes dropped with reasons."""
+    """One record per run (see schema.PLAN_FIELDS), and the target sizes dropped with reasons.
+
+    With a plugin model, a measured FLOP count or the torch backend, the model, data and loss
+    are probed here first (flops_fit.plugins.contracts), so a broken plugin fails at planning.
+    """
+    from flops_fit.plugins.sizing import FlopsPerUnit, resolve_formula, sizer_for
+
     cfg = PlanningConfig.from_params(planning_params).with_budgets(compute_budgets)
-    train_tokens = corpus_summary.get("train_tokens") if cfg.max_epochs is not None else None
-    return plan_sweep(cfg, train_tokens)
+    training = TrainingConfig.from_params(training_params)
+    train_units = data_summary.get("train_units") if cfg.max_epochs is not None else None
+    formula = resolve_formula(cfg.flops_formula, _model_plugin(training))
+    plugin_model = not training.model.builtin
+    if not (plugin_model or formula == "measured" or training.backend == "torch"):
+        return plan_sweep(cfg, train_units)  # the GPT by its analytic count: no torch needed
+    from flops_fit.plugins.contracts import check_data, check_model_on_batch
+
+    study = _study(training_data, training, cfg, corpus_params, torch_backend_params)
+    sizer = sizer_for(study.model, cfg.model_family)
+    # The data, and the smallest model with the loss, are checked before any FLOP is counted.
+    batch = check_data(study, cfg.batch_size)
+    smallest = min(t for b in cfg.compute_budgets.budgets() for t in cfg.model_sizes.targets(b))
+    check_model_on_batch(study, sizer.model_for(float(smallest)).kwargs, batch)
+    probe = {k: v[:1] for k, v in batch.items()} if formula == "measured" else None
+    flops = FlopsPerUnit(sizer, formula, probe, study.loss_fn() if probe else None,
+                         int(study.data.units_per_example))
+    model = StudyModel(sizer, flops, formula, study.data.unit,
+                       int(study.data.units_per_example), train_units)
+    records, dropped = plan_sweep(cfg, train_units, model)
+    if training.backend == "torch":
+        from flops_fit.backends.torch_backend import model_kwargs
+        from flops_fit.plugins.contracts import check_study
+
+        ordered = sorted(records, key=lambda r: float(r["model_size"]))
+        report = check_study(study, [model_kwargs(r) for r in ordered], cfg.batch_size)
+        log.info("Plugins checked on a probe batch: %d models build, loss %.4g on the smallest",
+                 report["models"], report.get("probe_loss", float("nan")))
+    return records, dropped
+
+
+def _model_plugin(training: TrainingConfig):
+    from flops_fit.plugins.models import ModelPlugin
+
+    return ModelPlugin.from_params(training.model)
+
+
+def estimate_training_time(
+    sweep_plan: list[dict[str, Any]],
+    training_data: Any,
+    planning_params: PlanningConfig,
+    training_params: TrainingConfig,
+    corpus_params: CorpusConfig,
+    torch_backend_params: TorchConfig,
+) -> dict[str, Any]:
+    """The sweep's wall time: a short timing probe of the planned models on this machine."""
+    cfg = PlanningConfig.from_params(planning_params)
+    training = TrainingConfig.from_params(training_params)
+    workers = 1
+    if training.executor == "dask":
+        dask = training.dask
+        workers = (dask.slurm.jobs * dask.slurm.processes if dask.cluster == "slurm"
+                   else dask.workers if dask.cluster == "local" and not training.scheduler_address
+                   else 1)
+    if training.backend == "synthetic":
+        seconds = [training.synthetic.sleep_seconds] * len(sweep_plan)
+        return {"method": "synthetic backend: params:training.synthetic.sleep_seconds per run",
+                "training_seconds_one_worker": float(sum(seconds)), "workers": workers,
+                "estimated_wall_seconds": wall_time.schedule_seconds(seconds, workers)}
+    if cfg.timing_probe_steps == 0 or training.backend != "torch":
+        return wall_time.estimate_from_throughput(sweep_plan, cfg.throughput_flops_per_second,
+                                                  workers)
+    study = _study(training_data, training, cfg, corpus_params, torch_backend_params)
+    probed = wall_time.probe_seconds(study, sweep_plan, cfg.timing_probe_steps,
+                                          TorchConfig.from_params(torch_backend_params))
+    return wall_time.estimate(sweep_plan, probed, workers)
 
 
 def tabulate_sweep_plan(sweep_plan: list[dict[str, Any]]) -> pd.DataFrame:
     """The plan as a spreadsheet-friendly table with a stable column order."""
-    return pd.DataFrame.from_records(sweep_plan, columns=list(PLAN_FIELDS))
+    from flops_fit.jsonsafe import flat_cells
+
+    return pd.DataFrame.from_records(flat_cells(sweep_plan), columns=list(PLAN_FIELDS))
 
 
 def summarise_sweep_plan(
     sweep_plan: list[dict[str, Any]],
     dropped_model_sizes: list[dict[str, Any]],
-    planning_params: PlanningConfig,
+    training_time_estimate: dict[str, Any],
 ) -> dict[str, Any]:
     """Runs per budget, total FLOPs, estimated wall time and every dropped size with its reason."""
-    throughput = PlanningConfig.from_params(planning_params).throughput_flops_per_second
-    summary = summarise_plan(sweep_plan, dropped_model_sizes, throughput)
+    summary = summarise_plan(sweep_plan, dropped_model_sizes, training_time_estimate)
     log.info(
-        "Sweep plan: %d runs over %d budgets, %.3g FLOPs in all, about %.0f s of training "
-        "at %.3g FLOP/s; %d target sizes dropped",
+        "Sweep plan: %d runs over %d budgets, %.3g FLOPs in all, about %.0f s of training on "
+        "%d worker(s) (%s); %d target sizes dropped",
         summary["runs"], summary["budgets"], summary["total_planned_flops"],
-        summary["estimated_wall_seconds"], throughput, len(dropped_model_sizes),
+        summary["estimated_wall_seconds"], training_time_estimate.get("workers", 1),
+        training_time_estimate.get("method"), len(dropped_model_sizes),
     )
     return summary

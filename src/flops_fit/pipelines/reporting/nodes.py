@@ -43,10 +43,13 @@ def plot_scaling_laws(optimal_points: pd.DataFrame, scaling_law_curves: pd.DataF
 
 def plot_tokens_per_param(optimal_points: pd.DataFrame, scaling_law_curves: pd.DataFrame,
                           predictions: pd.DataFrame, reporting: ReportingConfig,
+                          scaling_laws: dict[str, Any] | None = None,
                           ) -> tuple[Figure, Figure]:
+    """D/N against C; `scaling_laws` names the unit of D (without it: tokens)."""
     cfg = ReportingConfig.from_params(reporting)
     fig = figures.tokens_per_param(optimal_points, scaling_law_curves, predictions,
-                                   style=cfg.style, reference=cfg.reference_tokens_per_param)
+                                   style=cfg.style, reference=cfg.reference_tokens_per_param,
+                                   scaling_laws=scaling_laws)
     return fig, fig
 
 

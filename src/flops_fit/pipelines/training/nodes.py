@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def train_pending_runs(
     sweep_plan: list[dict[str, Any]],
     existing_runs: Mapping[str, Any],
-    corpus: str,
+    training_data: Any,
     training_params: TrainingConfig,
     torch_backend_params: TorchConfig,
     corpus_params: CorpusConfig,
@@ -41,7 +41,7 @@ def train_pending_runs(
         existing_runs,
         training_params,
         backend_sections={"torch": torch_backend_params},
-        corpus_text=corpus,
+        training_data=training_data,
         corpus_params=corpus_params,
     )
 

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 [
                     "sweep_plan",
                     "existing_runs",
-                    "corpus",
+                    "training_data",
                     "params:training",
                     "params:torch_backend",
                     "params:corpus",

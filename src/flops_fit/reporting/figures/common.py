@@ -1,5 +1,5 @@
-"""What every figure shares: the figure registry, the "No data" figure, one colour per compute
-budget, and the axis formatters.
+"""What every figure shares: the figure registry (worded for the unit of D), the "No data"
+figure, one colour per compute budget, and the axis formatters.
 
 Tick formatters are module-level functions, not lambdas, so that a Figure pickles (the
 ParallelRunner ships figures between processes).
@@ -18,38 +18,51 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
-from flops_fit.reporting.formatting import format_count, format_flops, format_sig
+from flops_fit.reporting.formatting import DataUnit, format_count, format_flops, format_sig
 from flops_fit.reporting.styles import styled_figure
 
-#: Figure name -> (title, caption, file name under 08_reporting). The file names match
-#: conf/base/catalog_reporting.yml (a test checks it); report.md links to them.
-FIGURES: dict[str, dict[str, str]] = {
-    "isoflops_curves": {
-        "title": "IsoFLOP profiles",
-        "file": "isoflops_curves.png",
-        "caption": "Final held-out loss against model size for every compute budget (colour), "
-                   "with the Approach 2 parabolas and each approach's optimum per budget.",
-    },
-    "scaling_laws": {
-        "title": "Scaling laws",
-        "file": "scaling_laws.png",
-        "caption": "Compute-optimal model size, tokens and loss against compute per approach, "
-                   "with the fitted power laws and their bootstrap 95% bands, extrapolated to "
-                   "the largest target budget.",
-    },
-    "tokens_per_param": {
-        "title": "Tokens per parameter",
-        "file": "tokens_per_param.png",
-        "caption": "D/N at the optimum against compute per approach, with the fitted trend "
-                   "and the Chinchilla rule of thumb of about 20 tokens per parameter.",
-    },
-    "parametric_fit": {
-        "title": "Approach 3: the fitted loss surface",
-        "file": "parametric_fit.png",
-        "caption": "Iso-loss contours of the fitted L(N, D) with the runs and the "
-                   "compute-optimal frontier, and the residuals of every run by budget.",
-    },
-}
+
+def figure_specs(unit: DataUnit | None = None) -> dict[str, dict[str, str]]:
+    """Figure name -> (title, caption, file name under 08_reporting), worded for the unit of D.
+
+    The file names match conf/base/catalog_reporting.yml (a test checks it); report.md links to
+    them. The Chinchilla rule of thumb is for tokens: other units' captions leave it out.
+    """
+    u = unit or DataUnit.of()
+    ratio_caption = "D/N at the optimum against compute per approach, with the fitted trend"
+    ratio_caption += (" and the Chinchilla rule of thumb of about 20 tokens per parameter."
+                      if u.is_tokens else ".")
+    return {
+        "isoflops_curves": {
+            "title": "IsoFLOP profiles",
+            "file": "isoflops_curves.png",
+            "caption": "Final held-out loss against model size for every compute budget "
+                       "(colour), with the Approach 2 parabolas and each approach's optimum per "
+                       "budget.",
+        },
+        "scaling_laws": {
+            "title": "Scaling laws",
+            "file": "scaling_laws.png",
+            "caption": f"Compute-optimal model size, {u.plural} and loss against compute per "
+                       "approach, with the fitted power laws and their bootstrap 95% bands, "
+                       "extrapolated to the largest target budget.",
+        },
+        "tokens_per_param": {
+            "title": f"{u.capitalised} per parameter",
+            "file": "tokens_per_param.png",
+            "caption": ratio_caption,
+        },
+        "parametric_fit": {
+            "title": "Approach 3: the fitted loss surface",
+            "file": "parametric_fit.png",
+            "caption": "Iso-loss contours of the fitted L(N, D) with the runs and the "
+                       "compute-optimal frontier, and the residuals of every run by budget.",
+        },
+    }
+
+
+#: The registry for tokens (the default unit of D).
+FIGURES: dict[str, dict[str, str]] = figure_specs()
 
 #: The neutral grey of legend entries that stand for every budget at once.
 GREY = "0.45"

@@ -56,7 +56,9 @@ def isoflop_curves(
     if completed.empty:
         return no_data_figure(title, f"none of the {len(runs)} recorded runs completed with a "
                               "finite loss; see the run inventory in the report.", style)
-    excluded = inp.excluded_runs(inp.laws_dict(scaling_laws), runs)
+    laws = inp.laws_dict(scaling_laws)
+    unit = inp.data_unit(laws, runs)
+    excluded = inp.excluded_runs(laws, runs)
     is_excluded = completed["experiment_id"].isin(excluded)
     used, dropped = completed[~is_excluded], completed[is_excluded]
     failed = runs[~runs["completed"]]
@@ -81,7 +83,7 @@ def isoflop_curves(
 
         ax.set_ylim(bottom, top)
         ax.set_xlabel("model size N (non-embedding parameters)")
-        ax.set_ylabel("final held-out loss (nats/token)")
+        ax.set_ylabel(f"final held-out loss (nats/{unit.singular})")
         ax.set_title("IsoFLOP profiles: loss against model size at fixed compute")
         count_axis(ax)
         colours.colorbar(fig, ax)

@@ -24,7 +24,7 @@ from flops_fit.reporting.figures.common import (
     legend_below,
     no_data_figure,
 )
-from flops_fit.reporting.formatting import format_flops, format_sig
+from flops_fit.reporting.formatting import DataUnit, format_flops, format_sig
 from flops_fit.reporting.styles import get_style, styled_figure
 
 _FRONTIER_COLOUR = inp.APPROACH_COLOURS["approach_3"]
@@ -39,6 +39,7 @@ class _Surface:
     is_excluded: pd.Series  # over `completed`: analysis left the run out of the fits
     budgets: list[float]
     targets: list[float]
+    unit: DataUnit  # what D counts
     colours: BudgetColours
     frontier_n: np.ndarray
     frontier_d: np.ndarray
@@ -98,6 +99,7 @@ def _surface(params: dict[str, Any], runs: pd.DataFrame, laws: dict[str, Any],
         is_excluded=completed["experiment_id"].isin(excluded),
         budgets=budgets,
         targets=targets,
+        unit=inp.data_unit(laws, runs),
         colours=BudgetColours.for_budgets(budgets or targets),
         frontier_n=frontier_n,
         frontier_d=frontier_d,
@@ -148,7 +150,7 @@ def _draw_surface(ax, s: _Surface, k: float) -> None:
     ax.set_xlim(s.n_lim)
     ax.set_ylim(s.d_lim)
     ax.set_xlabel("model size N (parameters)")
-    ax.set_ylabel("training tokens D")
+    ax.set_ylabel(f"training {s.unit.plural} D")
     ax.set_title("Iso-loss contours of the fitted L(N, D)")
     count_axis(ax, "x")
     count_axis(ax, "y")

@@ -1,5 +1,6 @@
-"""Figure 3, tokens per parameter: D/N at the optimum against C per approach, the fitted trend,
-the predictions with their intervals and the Chinchilla rule of thumb (≈ 20)."""
+"""Figure 3, tokens (or the study's unit of D) per parameter: D/N at the optimum against C per
+approach, the fitted trend, the predictions with their intervals and, for tokens, the Chinchilla
+rule of thumb (≈ 20)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from matplotlib.ticker import FuncFormatter, LogLocator
 
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures.common import (
-    FIGURES,
     GREY,
     decade_locator,
+    figure_specs,
     finite,
     flops_axis,
     legend_below,
@@ -36,9 +37,15 @@ def tokens_per_param(
     predictions: Any = None,
     style: str = "notebook",
     reference: float = 20.0,
+    scaling_laws: Any = None,
 ) -> Figure:
-    """D/N at the optimum against C per approach, the fitted trend and the ≈20 reference."""
-    title = FIGURES["tokens_per_param"]["title"]
+    """D/N at the optimum against C per approach, the fitted trend and the ≈20 reference.
+
+    The unit of D is scaling_laws' `data_unit` (tokens without it); the reference line is
+    Chinchilla's tokens per parameter, drawn only when D counts tokens.
+    """
+    unit = inp.data_unit(inp.laws_dict(scaling_laws))
+    title = figure_specs(unit)["tokens_per_param"]["title"]
     k = get_style(style).marker_scale
     optima = inp.optimal_frame(optimal_points)
     optima = optima[optima["approach"].isin(APPROACHES)
@@ -66,13 +73,13 @@ def tokens_per_param(
         if not preds.dropna(subset=["tokens_per_param"]).empty:
             handles.append(Line2D([], [], marker="o", ls="none", mfc="white", mec=GREY,
                                   label="prediction at a target budget (95% interval)"))
-        if reference:
+        if reference and unit.is_tokens:
             ax.axhline(reference, color="black", ls="--", lw=1.1, zorder=1)
             handles.append(Line2D([], [], color="black", ls="--",
                                   label=f"Chinchilla ≈ {format_sig(reference)} tokens/parameter"))
         ax.set_xlabel("compute budget C (FLOPs)")
-        ax.set_ylabel("tokens per parameter D/N")
-        ax.set_title("How many tokens per parameter is compute-optimal?")
+        ax.set_ylabel(f"{unit.plural} per parameter D/N")
+        ax.set_title(f"How many {unit.plural} per parameter is compute-optimal?")
         ax.xaxis.set_major_locator(decade_locator(ax))
         flops_axis(ax)
         ax.yaxis.set_major_formatter(FuncFormatter(sig_tick))

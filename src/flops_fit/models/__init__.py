@@ -1,0 +1,1 @@
+"""Built-in model factories (plugins named by import path in parameters)."""

@@ -1,0 +1,1 @@
+"""Tests of the plugin layer: a user's model, data and loss named by import path."""
