@@ -15,7 +15,6 @@ from typing import Any
 
 from flops_fit.flops import compute_6nd
 from flops_fit.parameters.planning import MIN_SIZES_PER_BUDGET, PlanningConfig
-from flops_fit.parameters.plugins import ModelPluginParams
 from flops_fit.schema import PLAN_FIELDS
 from flops_fit.shapes import ModelShape
 
@@ -67,12 +66,11 @@ class StudyModel:
     @classmethod
     def builtin(cls, cfg: PlanningConfig, train_units: int | None = None) -> StudyModel:
         """The built-in GPT on the byte corpus with an analytic formula (no torch needed)."""
-        from flops_fit.plugins.models import ModelPlugin
+        from flops_fit.plugins.models import BUILTIN_GPT, ModelPlugin
         from flops_fit.plugins.sizing import FlopsPerUnit, GPTLadder, resolve_formula
 
-        plugin = ModelPlugin.from_params(ModelPluginParams())
-        sizer = GPTLadder(cfg.model_family, plugin)
-        formula = resolve_formula(cfg.flops_formula, plugin)
+        sizer = GPTLadder(cfg.model_family, ModelPlugin(BUILTIN_GPT))
+        formula = resolve_formula(cfg.flops_formula, builtin=True)
         return cls(sizer, FlopsPerUnit(sizer, formula), formula, "tokens",
                    cfg.model_family.context_length, train_units)
 

@@ -40,8 +40,8 @@ def probe_seconds(study: Any, plan: list[Mapping[str, Any]], probe_steps: int,
     MAX_PROBED_MODELS planned models; each trains `probe_steps + 1` steps."""
     import torch
 
-    from flops_fit.backends.torch_backend import model_kwargs
     from flops_fit.nn.train import train_run
+    from flops_fit.plugins.study import model_kwargs
 
     by_size = {int(r["model_size"]): r for r in sorted(plan, key=lambda r: r["model_size"])}
     sizes = sorted(by_size)

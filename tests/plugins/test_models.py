@@ -227,9 +227,9 @@ def test_the_gpt_plan_keeps_its_fields():
 
 
 def test_auto_is_measured_for_a_plugin_and_full_for_the_gpt():
-    assert resolve_formula("auto", _plugin()) == "measured"
-    assert resolve_formula("auto", ModelPlugin.from_params(ModelPluginParams())) == "full"
-    assert resolve_formula("6nd", _plugin()) == "6nd"
+    assert resolve_formula("auto", _plugin().builtin) == "measured"
+    assert resolve_formula("auto", ModelPlugin.from_params(ModelPluginParams()).builtin) == "full"
+    assert resolve_formula("6nd", _plugin().builtin) == "6nd"
 
 
 # ---- the planning node ---------------------------------------------------------------------

@@ -35,7 +35,7 @@ class TorchBackend:
     def prepare_study(self, plan: list[Mapping[str, Any]], training: TrainingConfig,
                       params: TorchConfig, training_data: Any, corpus_params: Any):
         """(data, model, loss) for every run, after the contract checks on a probe batch."""
-        from flops_fit.plugins.contracts import check_study
+        from flops_fit.plugins.contracts import check_plan
         from flops_fit.plugins.study import build_study, plan_context_length
 
         study = build_study(
@@ -46,13 +46,13 @@ class TorchBackend:
             raise ValueError(
                 f"the sweep plan was made for model factory {sorted(factories)} but "
                 f"params:training.model names {study.model.factory_path}; re-run planning")
-        ordered = sorted(plan, key=lambda r: float(r["model_size"]))
-        check_study(study, [model_kwargs(r) for r in ordered], int(ordered[0]["batch_size"]))
+        check_plan(study, plan)
         return study.data, study.model, study.loss_path
 
     def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
         from flops_fit.flops import run_flops
         from flops_fit.nn.train import train_run
+        from flops_fit.plugins.study import model_kwargs
 
         config = TorchConfig.from_params(params)
         eid = str(record.get("experiment_id", "run"))
@@ -84,11 +84,3 @@ class TorchBackend:
             name=eid,
         )
 
-
-def model_kwargs(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The planned model's kwargs (a GPT plan from before they were recorded: its shape)."""
-    if isinstance(record.get("model_kwargs"), Mapping):
-        return dict(record["model_kwargs"])
-    from flops_fit.shapes import ModelShape
-
-    return ModelShape.from_record(dict(record)).to_dict()

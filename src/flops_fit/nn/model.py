@@ -43,7 +43,7 @@ import unit_scaling as uu
 from torch import Tensor, nn
 from unit_scaling.core.functional import logarithmic_interpolation
 
-from flops_fit.nn.losses import cross_entropy
+from flops_fit.nn.losses import next_token_cross_entropy
 from flops_fit.parameters.torch_backend import UMuPConfig
 from flops_fit.shapes import ModelShape, non_embedding_params
 
@@ -169,8 +169,7 @@ class GPT(nn.Module):
 
     def loss(self, tokens: Tensor, targets: Tensor) -> Tensor:
         """Mean next-token cross entropy in nats (float32 even under bf16 autocast)."""
-        logits = self(tokens)
-        return cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return next_token_cross_entropy(self(tokens), {"targets": targets})
 
     def non_embedding_params(self) -> int:
         """Parameters other than the token embedding and the output head."""

@@ -10,9 +10,9 @@ next-token cross entropy.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from flops_fit.parameters.base import PositiveInt, Section
 
@@ -25,6 +25,10 @@ def check_import_path(value: str | None) -> str | None:
     if value is not None and not IMPORT_PATH.match(value.strip()):
         raise ValueError("must be an import path 'package.module:attribute' (or null)")
     return value.strip() if value is not None else None
+
+
+#: a plugin's import path, or null (the built-in one)
+ImportPath = Annotated[str | None, AfterValidator(check_import_path)]
 
 
 class SizeSearch(Section):
@@ -56,15 +60,10 @@ class ModelPluginParams(Section):
 
     SECTION = "training.model"
 
-    factory: str | None = None
+    factory: ImportPath = None
     size_param: str | None = None  # the integer argument planning varies (width, d_model, ...)
     kwargs: dict[str, Any] = {}  # fixed keyword arguments of every call
     size: SizeSearch = SizeSearch()
-
-    @field_validator("factory")
-    @classmethod
-    def _factory(cls, value: str | None) -> str | None:
-        return check_import_path(value)
 
     @field_validator("size_param")
     @classmethod
@@ -107,11 +106,6 @@ class DataPluginParams(Section):
 
     SECTION = "training.data"
 
-    factory: str | None = None
+    factory: ImportPath = None
     kwargs: dict[str, Any] = {}
     unit: str | None = Field(None, min_length=1)  # what D counts for an arrays mapping; null: examples
-
-    @field_validator("factory")
-    @classmethod
-    def _factory(cls, value: str | None) -> str | None:
-        return check_import_path(value)

@@ -21,7 +21,7 @@ from flops_fit.parameters.base import (
     PositiveNumber,
     Section,
 )
-from flops_fit.parameters.plugins import DataPluginParams, ModelPluginParams, check_import_path
+from flops_fit.parameters.plugins import DataPluginParams, ImportPath, ModelPluginParams
 
 EXECUTORS = ("sequential", "dask")
 
@@ -173,12 +173,7 @@ class TrainingConfig(Section):
     synthetic: SyntheticParams = SyntheticParams()
     model: ModelPluginParams = ModelPluginParams()  # null factory: the built-in u-μP GPT
     data: DataPluginParams = DataPluginParams()  # null factory: the training_data catalog entry
-    loss: str | None = None  # `(outputs, batch) -> scalar tensor`; null: the data's default
-
-    @field_validator("loss")
-    @classmethod
-    def _loss_path(cls, value: str | None) -> str | None:
-        return check_import_path(value)
+    loss: ImportPath = None  # `(outputs, batch) -> scalar tensor`; null: the data's default
 
     @field_validator("backend")
     @classmethod

@@ -130,6 +130,16 @@ def check_study(study: Study, model_kwargs: Sequence[Mapping[str, Any]], batch_s
     return {"models": len(distinct), "probe_loss": loss, "probe_rows": len(batch["inputs"])}
 
 
+def check_plan(study: Study, plan: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`check_study` for the models of a sweep plan, smallest first (planning and training)."""
+    from flops_fit.plugins.study import model_kwargs
+
+    ordered = sorted(plan, key=lambda r: float(r["model_size"]))
+    if not ordered:
+        return {"models": 0}
+    return check_study(study, [model_kwargs(r) for r in ordered], int(ordered[0]["batch_size"]))
+
+
 def _shown(kwargs: Mapping[str, Any]) -> str:
     text = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "umup")
     return text if len(text) < 160 else text[:160] + "..."

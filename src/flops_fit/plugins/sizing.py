@@ -96,11 +96,11 @@ def sizer_for(plugin: ModelPlugin, family: ShapeFamily):
     return GPTLadder(family, plugin) if plugin.builtin else FactorySizes(plugin)
 
 
-def resolve_formula(formula: str, plugin: ModelPlugin) -> str:
-    """`auto`: the GPT's analytic `full` count, `measured` for a plugin model."""
+def resolve_formula(formula: str, builtin: bool) -> str:
+    """`auto`: the GPT's analytic `full` count (`builtin`), `measured` for a plugin model."""
     if formula != "auto":
         return formula
-    return "full" if plugin.builtin else "measured"
+    return "full" if builtin else "measured"
 
 
 class FlopsPerUnit:

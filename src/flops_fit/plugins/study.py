@@ -94,3 +94,12 @@ def plan_context_length(records: list[Mapping[str, Any]]) -> int | None:
     if len(lengths) > 1:
         raise ValueError(f"the sweep plan mixes context lengths {sorted(lengths)}; re-plan it")
     return lengths.pop() if lengths else None
+
+
+def model_kwargs(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A plan record's model kwargs (a GPT plan from before they were recorded: its shape)."""
+    if isinstance(record.get("model_kwargs"), Mapping):
+        return dict(record["model_kwargs"])
+    from flops_fit.shapes import ModelShape
+
+    return ModelShape.from_record(dict(record)).to_dict()

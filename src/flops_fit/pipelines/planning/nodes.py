@@ -89,7 +89,7 @@ def plan_isoflop_sweep(
     cfg = PlanningConfig.from_params(planning_params).with_budgets(compute_budgets)
     training = TrainingConfig.from_params(training_params)
     train_units = data_summary.get("train_units") if cfg.max_epochs is not None else None
-    formula = resolve_formula(cfg.flops_formula, _model_plugin(training))
+    formula = resolve_formula(cfg.flops_formula, training.model.builtin)
     plugin_model = not training.model.builtin
     if not (plugin_model or formula == "measured" or training.backend == "torch"):
         return plan_sweep(cfg, train_units)  # the GPT by its analytic count: no torch needed
@@ -108,20 +108,12 @@ def plan_isoflop_sweep(
                        int(study.data.units_per_example), train_units)
     records, dropped = plan_sweep(cfg, train_units, model)
     if training.backend == "torch":
-        from flops_fit.backends.torch_backend import model_kwargs
-        from flops_fit.plugins.contracts import check_study
+        from flops_fit.plugins.contracts import check_plan
 
-        ordered = sorted(records, key=lambda r: float(r["model_size"]))
-        report = check_study(study, [model_kwargs(r) for r in ordered], cfg.batch_size)
+        report = check_plan(study, records)
         log.info("Plugins checked on a probe batch: %d models build, loss %.4g on the smallest",
                  report["models"], report.get("probe_loss", float("nan")))
     return records, dropped
-
-
-def _model_plugin(training: TrainingConfig):
-    from flops_fit.plugins.models import ModelPlugin
-
-    return ModelPlugin.from_params(training.model)
 
 
 def estimate_training_time(
