@@ -18,7 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = sorted((ROOT / "benchmarks").glob("bench_*.py"))
 MFU = ROOT / "benchmarks" / "bench_training_mfu.py"
 #: what a benchmark's quick output must contain beyond "something" (its table, its verdict)
-EXPECTED = {"bench_training_mfu": ("MFU causal", "sweep-wide", "x the 0.5 target")}
+EXPECTED = {
+    "bench_training_mfu": ("MFU causal", "sweep-wide", "x the 0.5 target"),
+    # the coverage table: every design, the gated approaches, the columns it is judged on
+    "bench_coverage": (
+        "Coverage of the 95% bootstrap intervals",
+        "3 budgets x 5 sizes, 1% noise",
+        "off-centre",
+        "approach_2  a",
+        "approach_3  log10 N_opt(1e24)",
+        "coverage w/spread",
+    ),
+}
 TIMEOUT_S = 180  # a hang fails the test; a busy shared machine is still well inside it
 
 
@@ -37,7 +48,8 @@ def run_benchmark(path: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_every_benchmark_is_found():
     assert MFU in BENCHMARKS
-    assert len(BENCHMARKS) >= 2
+    assert ROOT / "benchmarks" / "bench_coverage.py" in BENCHMARKS
+    assert len(BENCHMARKS) >= 3
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.stem)

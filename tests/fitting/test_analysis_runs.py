@@ -32,6 +32,7 @@ def test_prepare_runs_summary_and_reasons():
             "status": "status",
             "error_message": "error_message",
         },
+        "notes": [],  # C and D both given: nothing read from a budget column
         "n_runs": 15,
         "n_runs_used": 13,
         "data_unit": "tokens",  # the table has no data_unit column
@@ -79,3 +80,19 @@ def test_text_flags_are_read_as_booleans():
     assert out["reason"].tolist() == ["", "no compute budget"]
     assert out["experiment_id"].tolist() == ["1", "2"]
     assert out["budget_id"].isna().tolist() == [False, True]
+
+
+def test_a_table_with_only_a_budget_column_reads_the_budget_as_c():
+    table = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=5)
+    shaped = table.rename(columns={"model_size": "parameters", "compute_budget": "budget"})[
+        ["parameters", "budget", "final_loss"]
+    ]
+    cfg = AnalysisConfig.from_params({"columns": {"model_size": "parameters"}})
+    runs, summary = prepare_runs(shaped, cfg)
+    assert summary["notes"] == [
+        "the table gives neither D nor C: each run's compute C is its budget column 'budget' "
+        "(an IsoFLOP run spends its budget) and D = C / (6 N)"
+    ]
+    np.testing.assert_allclose(runs["compute"], table["compute_budget"], rtol=0)
+    np.testing.assert_allclose(runs["num_tokens"], table["num_tokens"], rtol=1e-12)
+    assert runs["budget_id"].tolist() == [0] * 5 + [1] * 5 + [2] * 5

@@ -7,7 +7,7 @@ import pytest
 
 from flops_fit.fitting.predictions import predict
 from flops_fit.fitting.surface import optimal_allocation, parametric_loss
-from flops_fit.fitting.surface_fit import ComputeRatios, SurfaceFit
+from flops_fit.fitting.surface_fit import SurfaceFit
 from flops_fit.schema import APPROACHES, CURVE_COLUMNS, PREDICTION_COLUMNS
 
 
@@ -17,8 +17,11 @@ def test_tables_and_intervals(small_study):
     assert list(curves.columns) == list(CURVE_COLUMNS)
     assert preds["approach"].tolist() == [a for a in APPROACHES for _ in range(3)]
     assert len(curves) == 3 * 12
+    a1 = preds["approach"] == "approach_1"  # Approach 1 gives no interval
     for col in ("model_size", "num_tokens", "tokens_per_param", "loss"):
-        assert (preds[f"{col}_lo"] <= preds[col]).all() and (preds[col] <= preds[f"{col}_hi"]).all()
+        assert preds.loc[a1, f"{col}_lo"].isna().all() and preds.loc[a1, f"{col}_hi"].isna().all()
+        p = preds[~a1]
+        assert (p[f"{col}_lo"] <= p[col]).all() and (p[col] <= p[f"{col}_hi"]).all()
     np.testing.assert_allclose(preds["tokens_per_param"], preds["num_tokens"] / preds["model_size"])
 
 
@@ -46,7 +49,7 @@ def test_approaches_1_2_evaluate_their_power_laws(small_study):
 
 
 def test_unfitted_surface_predicts_nothing(small_study):
-    empty = SurfaceFit(fit=None, draws=None, warnings=[], compute_ratios=ComputeRatios(), n_runs=0)
+    empty = SurfaceFit(fit=None, draws=None, warnings=[], n_runs=0)
     preds, _ = predict(small_study.isoflop, empty, small_study.runs, small_study.cfg)
     a3 = preds[preds["approach"] == "approach_3"]
     assert a3.drop(columns=["approach", "compute_budget"]).isna().all().all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flops_fit.fitting.objective import RunData
+from flops_fit.fitting.objective import RunData, batched_objective
 from flops_fit.fitting.start_search import grid, local_minima, profile_surface, start_points
 from flops_fit.fitting.synthetic import CHINCHILLA_TRUTH, synthetic_results
 
@@ -35,3 +35,22 @@ def test_local_minima_best_first_then_the_best_pairs():
     theta = np.arange(45.0).reshape(3, 3, 5)
     assert start_points(obj, theta, 5)[:, 0].tolist() == [30.0, 10.0, 0.0, 5.0, 15.0]
     assert start_points(np.full((2, 2), np.inf), theta[:2, :2], 3).shape == (0, 5)
+
+
+def test_least_squares_profile_is_exact_for_raw_residuals():
+    df = synthetic_results(noise=0.0)
+    data = RunData.from_arrays(df["model_size"], df["num_tokens"], df["final_loss"])
+    alphas, betas = np.array([0.3, 0.34, 0.38]), np.array([0.24, 0.28, 0.32])
+    obj, theta = profile_surface(data, alphas, betas, 1e-3, "least_squares")
+    assert np.argmin(obj) == 4 and obj[1, 1] < 1e-10  # the true pair fits (up to the ridge)
+    truth = [CHINCHILLA_TRUTH[k] for k in ("A", "B", "E")]
+    np.testing.assert_allclose(np.exp(theta[1, 1, :3]), truth, rtol=1e-4)
+    # away from the truth the inner NNLS is the raw least-squares optimum: no better E nearby
+    i, j = 0, 2
+    base = batched_objective(theta[i, j], data, None, 1e-3, objective="least_squares")[0]
+    assert obj[i, j] == pytest.approx(base)
+    for k in range(3):
+        for step in (-1e-4, 1e-4):
+            moved = theta[i, j].copy()
+            moved[k] += step
+            assert batched_objective(moved, data, None, 1e-3, objective="least_squares")[0] >= base

@@ -9,7 +9,7 @@ import pytest
 
 from flops_fit.fitting.runs import RunsTableError
 from flops_fit.fitting.summary import summarise, surface_section
-from flops_fit.fitting.surface_fit import ComputeRatios, SurfaceFit
+from flops_fit.fitting.surface_fit import SurfaceFit
 from flops_fit.schema import SURFACE_KEYS
 
 
@@ -24,12 +24,27 @@ def test_document_is_plain_json(small_study):
     doc = _doc(small_study)
     assert json.loads(json.dumps(doc, allow_nan=False)) == doc
     assert list(doc) == [
-        "data_unit", "meta", "excluded_runs", "approach_1", "approach_2", "approach_3",
-        "extrapolation_check", "agreement", "warnings",
+        "data_unit", "compute_model", "meta", "excluded_runs", "approach_1", "approach_2",
+        "approach_3", "extrapolation_check", "diagnostics", "agreement", "warnings",
+        "recommended_approach",
     ]
-    assert doc["meta"]["bootstrap"] == {"draws": 200, "seed": 0, "resample": "runs"}
+    assert doc["meta"]["bootstrap"] == {"draws": 200, "seed": 0, "resample": "residuals"}
     assert doc["meta"]["budget_grouping"] == {"gap_dex": 0.05, "max_width_dex": 0.2}
-    assert list(doc["approach_1"]) == ["n_opt", "d_opt", "l_opt", "warnings", "excluded_budgets"]
+    assert list(doc["approach_1"]) == [
+        "n_opt", "d_opt", "l_opt", "bootstrap", "interval_note", "warnings", "excluded_budgets"
+    ]
+    a1 = doc["approach_1"]
+    assert a1["bootstrap"] is None and a1["interval_note"].startswith("no interval:")
+    assert a1["n_opt"]["interval"] == {"coefficient": [None, None], "exponent": [None, None]}
+    assert a1["n_opt"]["interval_note"] == a1["interval_note"]
+    for approach in ("approach_2", "approach_3"):
+        boot = doc[approach]["bootstrap"]
+        assert boot["scheme"] == "residuals" and boot["draws"] == 200
+        assert boot["failed_draws"] == 0 and boot["failed_draw_share"] == 0.0
+        assert boot["unreliable"] is False and doc[approach]["interval_note"] is None
+    assert doc["approach_2"]["bootstrap"]["failed_budget_draws"] == 0
+    assert doc["approach_2"]["bootstrap"]["failed_budget_draw_share"] == 0.0
+    assert doc["approach_3"]["bootstrap"]["failed_budget_draws"] is None
     fit = small_study.surface.fit
     for key in SURFACE_KEYS:
         assert doc["approach_3"][key] == getattr(fit, key)
@@ -57,9 +72,19 @@ def test_the_unit_of_d_lands_in_scaling_laws(small_study, tmp_path):
 
 def test_unfitted_surface_section_keeps_the_schema():
     section = surface_section(
-        SurfaceFit(fit=None, draws=None, warnings=["w"], compute_ratios=ComputeRatios(), n_runs=4),
+        SurfaceFit(fit=None, draws=None, warnings=["w"], n_runs=4),
         0.95,
     )
     assert {k: section[k] for k in SURFACE_KEYS} == dict.fromkeys(SURFACE_KEYS)
     assert section["n_runs"] == 4 and section["warnings"] == ["w"]
     assert section["n_opt"]["interval"] == {"coefficient": [None, None], "exponent": [None, None]}
+    assert section["bootstrap"] is None and section["interval_note"] is None
+
+
+def test_unreliable_intervals_say_so(small_study):
+    report = replace(small_study.surface.bootstrap, failed_draws=60)
+    section = surface_section(replace(small_study.surface, bootstrap=report), 0.95)
+    assert section["bootstrap"]["unreliable"] is True
+    assert section["bootstrap"]["failed_draw_share"] == pytest.approx(0.3)
+    assert section["interval_note"].startswith("unreliable: 60 of 200 bootstrap draws (30%)")
+    assert section["n_opt"]["interval_note"] == section["interval_note"]

@@ -36,6 +36,9 @@ def prepare_runs(
     label = cfg.source or source or attrs.get("source") or "the results dataset"
     runs = normalise_runs(table, cfg.columns, label, cfg.filter)
     columns_used = dict(runs.attrs.get("columns_used", {}))
+    notes = list(runs.attrs.get("notes", []))
+    for note in notes:
+        log.info("%s: %s", label, note)
     runs = assign_budgets(runs, cfg.budgets)
     runs = select_runs(runs, cfg)
     runs.attrs["columns_used"] = columns_used
@@ -46,6 +49,7 @@ def prepare_runs(
     summary = {
         "source": label,
         "columns_used": columns_used,
+        "notes": notes,
         "n_runs": int(len(runs)),
         "n_runs_used": int(runs["used_in_fit"].sum()),
         "data_unit": run_data_unit(runs, label),

@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from flops_fit.fitting.bootstrap import UNRELIABLE_SHARE
 from flops_fit.schema import APPROACHES
 
 if TYPE_CHECKING:
+    from flops_fit.fitting.bootstrap import BootstrapReport
     from flops_fit.fitting.extrapolation import ExtrapolationCheck
     from flops_fit.fitting.isoflop_laws import BudgetOptimum, IsoflopFit
     from flops_fit.fitting.parametric import ParametricFit
     from flops_fit.parameters.analysis import Approach3Params
 
-C_RATIO_WARN = 0.05  # warn when runs' compute differs from 6 N D by more than this (median)
 POOR_R2 = 0.9  # a power law through the optima with a lower R^2 is flagged
 BASINS_WARN = 0.05  # share of bootstrap draws where a perturbed start found a better minimum
 EXTRAPOLATION_MISS = 0.5  # relative N_opt error at the held-out budget that is flagged
@@ -40,7 +41,7 @@ def left_out_budget(approach: str, point: BudgetOptimum) -> str:
 
 
 def isoflop_warnings(fit: IsoflopFit) -> list[str]:
-    """Budgets left out, poor power laws, too few budgets, bootstrap draws without a law."""
+    """Budgets left out, poor power laws, too few budgets, failed bootstrap draws."""
     warnings = [left_out_budget(fit.approach, p) for p in fit.excluded]
     for key, law in fit.laws.items():
         if law.r2 is not None and law.r2 < POOR_R2:
@@ -53,14 +54,8 @@ def isoflop_warnings(fit: IsoflopFit) -> list[str]:
             "only 2 usable budgets: the power laws pass exactly through them "
             "(R^2 undefined) and their intervals rest on very little"
         )
-    draws = fit.laws["n_opt"].exponent_draws
-    if draws is not None:
-        failed = int(np.sum(~np.isfinite(draws)))
-        if failed:
-            warnings.append(
-                f"{failed} of {len(draws)} bootstrap draws could not fit the "
-                f"power laws (too few valid budgets in the draw) and were dropped"
-            )
+    if fit.bootstrap is not None:
+        warnings.extend(bootstrap_warnings(fit.approach, fit.bootstrap))
     return warnings
 
 
@@ -69,35 +64,43 @@ def isoflop_warnings(fit: IsoflopFit) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def compute_ratio_warnings(overall_ratio: float) -> list[str]:
-    """Approach 3's optimum is defined on C = 6 N D: say so when the runs count otherwise."""
-    if not abs(overall_ratio - 1.0) > C_RATIO_WARN:
-        return []
-    return [
-        f"the runs' compute is {1 / overall_ratio:.3g} x 6 N D (median): Approach 3's "
-        f"optimum is defined on C = 6 N D, so its per-budget optima use each budget's "
-        f"6 N D and its predictions at target budgets read them as 6 N D; Approaches 1-2 "
-        f"use the budgets' own FLOP count"
-    ]
-
-
-def surface_bootstrap_warnings(improved_by_extra_start: np.ndarray, bad: np.ndarray) -> list[str]:
-    """Draws whose best minimum came from a perturbed start (several basins), dropped draws."""
+def surface_bootstrap_warnings(
+    improved_by_extra_start: np.ndarray, report: BootstrapReport
+) -> list[str]:
+    """Draws whose best minimum came from a perturbed start (several basins), failed draws."""
     warnings = []
-    moved = float(np.mean(improved_by_extra_start))
+    moved = float(np.mean(improved_by_extra_start)) if len(improved_by_extra_start) else 0.0
     if moved > BASINS_WARN:
         warnings.append(
             f"in {moved:.0%} of bootstrap draws a perturbed start found a better "
             f"minimum than the full-data fit: the surface has several basins for these "
             f"runs, so its intervals may be wide and its fit fragile"
         )
-    if bad.any():
-        warnings.append(
-            f"{int(bad.sum())} of {len(bad)} bootstrap draws gave no valid "
-            f"surface (non-finite objective or non-positive exponent) and "
-            f"were dropped"
+    return warnings + bootstrap_warnings("approach_3", report)
+
+
+def bootstrap_warnings(approach: str, report: BootstrapReport) -> list[str]:
+    """Failed bootstrap draws (and budget-draws), and an interval made unreliable by them."""
+    if not report.failed_draws:
+        return []
+    what = (
+        "no valid surface (non-finite objective or non-positive exponent)"
+        if report.failed_budget_draws is None
+        else f"a budget whose parabola failed ({report.failed_budget_draws} of "
+        f"{report.budget_draws} budget-draws: no minimum, vertex outside the sampled "
+        f"sizes or too few distinct sizes) or fewer than two budgets"
+    )
+    text = (
+        f"{approach}: {report.failed_draws} of {report.draws} bootstrap draws "
+        f"({report.failed_draw_share:.1%}) failed with {what} and are left out of the "
+        f"intervals"
+    )
+    if report.unreliable:
+        text += (
+            f"; more than {UNRELIABLE_SHARE:.0%} failed, so its intervals are UNRELIABLE "
+            f"(the failed draws are the noisiest ones: the intervals are likely too narrow)"
         )
-    return warnings
+    return [text]
 
 
 def surface_fit_warnings(

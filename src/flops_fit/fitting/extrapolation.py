@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flops_fit.fitting.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.isoflop import approach1_point, approach2_point, budget_groups, fit_power_law
 from flops_fit.fitting.parametric import ParametricFitError, fit_parametric
-from flops_fit.fitting.surface import optimal_allocation, parametric_loss
-from flops_fit.fitting.surface_fit import ComputeRatios
+from flops_fit.fitting.surface import parametric_loss
 from flops_fit.fitting.threads import limit_blas_threads
 from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.schema import APPROACHES, ISOFLOP_APPROACHES
@@ -89,7 +89,9 @@ def _num(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def extrapolation_check(runs: pd.DataFrame, cfg: AnalysisConfig) -> ExtrapolationCheck:
+def extrapolation_check(
+    runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel | None = None
+) -> ExtrapolationCheck:
     """Leave the largest budget out, refit every approach, predict its optimum; report errors.
 
     The held-out budget is the largest with `analysis.budgets.min_runs` runs; every approach is
@@ -161,8 +163,7 @@ def extrapolation_check(runs: pd.DataFrame, cfg: AnalysisConfig) -> Extrapolatio
                 used_rest["final_loss"].to_numpy(float),
                 cfg.approach_3,
             )
-            c6 = ComputeRatios.of(runs).as_6nd(held.budget_id, held.budget)
-            n_pred, d_pred = optimal_allocation(c6, fit.params)
+            n_pred, d_pred = optimal_allocation(held.budget, fit.params, model)
             l_pred = float(parametric_loss(n_pred, d_pred, fit.params))
             out.approaches["approach_3"] = ExtrapolationEntry.compare(
                 l_pred, float(n_pred), best_actual, best_from, len(rest)

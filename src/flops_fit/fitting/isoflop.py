@@ -7,9 +7,12 @@
 - Power laws y = k C^e for N_opt, D_opt and L_opt, fitted by least squares in log10 space,
   with R^2.
 
-Every estimator here also runs on bootstrap draws, vectorised over draws: a draw is a row of
-resampling counts per run (`bootstrap.resample_weights`). A run with count 0 is absent from
-the draw; counts weight the parabola fits.
+Approach 2's estimators also run on bootstrap draws, vectorised over draws: a draw is a row of
+resampling counts per run (pairs modes, `bootstrap.resample_weights`: a run with count 0 is
+absent from the draw, counts weight the parabola fits) and/or a row of per-draw losses (the
+residual bootstrap, `bootstrap.residual_losses`, from `approach2_residuals`). Approach 1 has no
+per-draw version: its optimum is one of the sampled sizes, and a bootstrap of an argmin over a
+grid does not estimate its error (see `fitting.isoflop_laws`).
 """
 
 from __future__ import annotations
@@ -68,32 +71,27 @@ def approach1_point(group: BudgetRuns) -> dict[str, float]:
     }
 
 
-def approach1_draws(group: BudgetRuns, weights: np.ndarray) -> dict[str, np.ndarray]:
-    """Per draw: the lowest-loss run among those drawn (NaN if none drawn)."""
-    w = weights[:, group.index]
-    masked = np.where(w > 0, group.loss[None, :], np.inf)
-    i = np.argmin(masked, axis=1)
-    present = np.isfinite(masked[np.arange(len(i)), i])
-    return {
-        "model_size": np.where(present, group.model_size[i], np.nan),
-        "num_tokens": np.where(present, group.num_tokens[i], np.nan),
-        "loss": np.where(present, group.loss[i], np.nan),
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # Approach 2
 # ---------------------------------------------------------------------------------------------
 
 
+def _design(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """The parabola's design matrix (m, 3) in centred x (for conditioning), and the centre."""
+    xc = float(x.mean())
+    xs = x - xc
+    return np.stack([xs * xs, xs, np.ones_like(xs)], axis=1), xc
+
+
 def _weighted_parabolas(x: np.ndarray, y: np.ndarray, w: np.ndarray):
-    """Least-squares y = c2 x^2 + c1 x + c0 per row of weights w (B, m): coefficients (B, 3),
-    with NaN where fewer than 3 distinct x carry weight."""
-    xc = x.mean()
-    xs = x - xc  # centred for conditioning
-    design = np.stack([xs * xs, xs, np.ones_like(xs)], axis=1)  # (m, 3)
+    """Least-squares y = c2 x^2 + c1 x + c0 per row of weights w (B, m), y (m,) or one row per
+    draw (B, m): coefficients (B, 3), with NaN where fewer than 3 distinct x carry weight."""
+    design, xc = _design(x)
     gram = np.einsum("bm,mi,mj->bij", w, design, design)
-    rhs = np.einsum("bm,mi,m->bi", w, design, y)
+    if np.ndim(y) == 2:
+        rhs = np.einsum("bm,mi,bm->bi", w, design, y)
+    else:
+        rhs = np.einsum("bm,mi,m->bi", w, design, y)
     ok = _distinct_counts(x, w) >= MIN_PARABOLA_POINTS
     coef = np.full((w.shape[0], 3), np.nan)
     if ok.any():
@@ -167,17 +165,45 @@ def approach2_point(group: BudgetRuns) -> dict[str, object]:
     }
 
 
-def approach2_draws(group: BudgetRuns, weights: np.ndarray) -> dict[str, np.ndarray]:
-    """Per draw: vertex N, D and loss; NaN where the draw's parabola is invalid."""
-    w = weights[:, group.index]
+def approach2_residuals(group: BudgetRuns) -> dict[str, np.ndarray]:
+    """The loss-vs-log10 N parabola at the budget's runs: fitted losses, log residuals
+    log(L / fitted) and each run's leverage (diagonal of the hat matrix), for the residual
+    bootstrap. NaN fitted values when the parabola cannot be fitted."""
+    x = np.log10(group.model_size)
+    coef = _weighted_parabolas(x, group.loss, np.ones((1, x.size)))[0]
+    fitted = coef[0] * x * x + coef[1] * x + coef[2]
+    design, _ = _design(x)
+    leverage = np.einsum("ij,ji->i", design, np.linalg.pinv(design))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        residuals = np.log(group.loss / fitted)
+    return {"fitted": fitted, "residuals": residuals, "leverage": leverage}
+
+
+def approach2_draws(
+    group: BudgetRuns, weights: np.ndarray | None = None, losses: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Per draw: vertex N, D and loss, NaN where the draw's parabola fails, and why.
+
+    `weights` (B, rows of the runs table) are resampling counts, `losses` (B, m) per-draw losses
+    of the group's runs; a missing one counts every run once / uses the observed losses.
+    `code` (B,) says why a draw's parabola failed ('' where it did not): 'few' (fewer than 3
+    distinct sizes drawn), 'down' (no minimum) or 'outside' (vertex outside the drawn sizes).
+    """
+    if weights is None and losses is None:
+        raise ValueError("approach2_draws needs weights or losses")
+    draws = (weights if weights is not None else losses).shape[0]
+    w = weights[:, group.index] if weights is not None else np.ones((draws, group.loss.size))
+    y = losses if losses is not None else group.loss
     xn, xd = np.log10(group.model_size), np.log10(group.num_tokens)
-    vn, ln, _, _, code_n = _vertex(_weighted_parabolas(xn, group.loss, w), xn, w)
-    vd, _, _, _, code_d = _vertex(_weighted_parabolas(xd, group.loss, w), xd, w)
-    ok = (code_n == "") & (code_d == "")
+    vn, ln, _, _, code_n = _vertex(_weighted_parabolas(xn, y, w), xn, w)
+    vd, _, _, _, code_d = _vertex(_weighted_parabolas(xd, y, w), xd, w)
+    code = np.where(code_n != "", code_n, code_d)
+    ok = code == ""
     return {
         "model_size": np.where(ok, 10.0 ** np.where(ok, vn, 0.0), np.nan),
         "num_tokens": np.where(ok, 10.0 ** np.where(ok, vd, 0.0), np.nan),
         "loss": np.where(ok, ln, np.nan),
+        "code": code,
     }
 
 

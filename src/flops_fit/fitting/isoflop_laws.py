@@ -1,10 +1,19 @@
 """Approaches 1 and 2 on the analysis runs table: per-budget optima and the power laws through
-them, each with paired bootstrap draws and percentile intervals.
+them; Approach 2's laws with paired bootstrap draws and percentile intervals.
 
 The estimators themselves (a budget's lowest-loss run, its parabola vertex, a power law in log
 space, all vectorised over draws) are `fitting.isoflop`; this module applies them to every
 budget of a study, decides which budgets the laws use (`analysis.budgets.min_runs`, valid
 parabolas) and collects what the summary document reports (`fitting.summary`).
+
+The bootstrap (`fitting.bootstrap`): Approach 2 refits every budget's parabolas in every draw.
+With the residual bootstrap (default) a draw's losses are the budget's parabola fitted values
+times exp(a residual resampled from the parabolas of all the budgets the laws use, relative,
+leverage-corrected r/sqrt(1-h), centred, and scaled by the small-sample factor t/z of their
+sum(m - 3) degrees of freedom). A budget whose parabola fails in a draw (no minimum, vertex
+outside the sampled sizes, too few distinct sizes) fails that whole draw: the draw is left out
+of the percentiles and counted (`BootstrapReport`), never fitted without the budget. Approach 1
+gets no interval (`APPROACH_1_NO_INTERVAL`).
 """
 
 from __future__ import annotations
@@ -17,15 +26,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flops_fit.fitting.bootstrap import interval, run_weights
+from flops_fit.fitting.bootstrap import (
+    BootstrapReport,
+    Resampling,
+    interval,
+    plan_draws,
+    residual_losses,
+    small_sample_factor,
+    standardised_residuals,
+    unreliable_note,
+)
 from flops_fit.fitting.diagnostics import isoflop_warnings, left_out_budget
 from flops_fit.fitting.isoflop import (
     BudgetRuns,
     PowerLaw,
-    approach1_draws,
     approach1_point,
     approach2_draws,
     approach2_point,
+    approach2_residuals,
     budget_groups,
     fit_power_law,
     fit_power_law_draws,
@@ -39,6 +57,14 @@ log = logging.getLogger(__name__)
 #: approach 2's parabola fields, as `optimal_points` lists them
 PARABOLA_FIELDS = ("parabola_c2", "parabola_c1", "parabola_c0", "log10_n_min", "log10_n_max")
 _OPTIMUM_FIELDS = ("model_size", "num_tokens", "loss")
+#: why Approach 1 has no interval (the document and the report say so)
+APPROACH_1_NO_INTERVAL = (
+    "no interval: Approach 1's optimum is the sampled size with the lowest loss, so its error "
+    "is set by the spacing of the sampled sizes more than by the noise, and a bootstrap of "
+    "that choice does not measure it (resampling runs gave intervals 0.18 wide in the exponent "
+    "and a decade wide in N_opt with noise-free runs, whose optimum was exact); use Approach 2 "
+    "or 3 for intervals"
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,8 @@ class LawFit:
     )
     coefficient_draws: np.ndarray | None = None
     exponent_draws: np.ndarray | None = None
+    #: what the interval says about itself: why there is none, or that it is unreliable
+    interval_note: str | None = None
 
     @classmethod
     def from_power_law(
@@ -78,9 +106,10 @@ class LawFit:
         coefficient_draws: np.ndarray | None,
         exponent_draws: np.ndarray | None,
         level: float,
+        interval_note: str | None = None,
     ) -> LawFit:
         if law is None:
-            return cls(coefficient=None, exponent=None)
+            return cls(coefficient=None, exponent=None, interval_note=interval_note)
         return cls(
             coefficient=law.coefficient,
             exponent=law.exponent,
@@ -92,6 +121,7 @@ class LawFit:
             },
             coefficient_draws=coefficient_draws,
             exponent_draws=exponent_draws,
+            interval_note=interval_note,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +134,7 @@ class LawFit:
         if self.n_budgets is not None:
             out["n_budgets"] = self.n_budgets
         out["interval"] = {k: list(v) for k, v in self.interval.items()}
+        out["interval_note"] = self.interval_note
         return out
 
 
@@ -119,6 +150,10 @@ class IsoflopFit:
     points: list[BudgetOptimum]
     laws: dict[str, LawFit]  # keys of schema.LAW_COLUMNS
     warnings: list[str] = field(default_factory=list)
+    #: the bootstrap's scheme, draws and failures; None without one (and for Approach 1)
+    bootstrap: BootstrapReport | None = None
+    #: why the laws have no interval, or that it is unreliable (None: a reliable interval)
+    interval_note: str | None = None
 
     @property
     def excluded(self) -> list[BudgetOptimum]:
@@ -130,11 +165,11 @@ def fit_isoflop_approaches(runs: pd.DataFrame, cfg: AnalysisConfig) -> dict[str,
     """Approaches 1 and 2 (keyed by name): per-budget optima, power laws, bootstrap draws."""
     t0 = time.perf_counter()
     groups = budget_groups(runs)
-    weights = run_weights(runs, cfg.bootstrap)
+    resampling = plan_draws(runs, cfg.bootstrap)
     out: dict[str, IsoflopFit] = {}
     with limit_blas_threads(cfg.blas_threads):
         for approach in ISOFLOP_APPROACHES:
-            out[approach] = fit_isoflop_approach(approach, groups, weights, cfg)
+            out[approach] = fit_isoflop_approach(approach, groups, resampling, cfg)
     log.info(
         "Approaches 1-2 fitted with %s bootstrap draws in %.2f s",
         cfg.bootstrap.draws if cfg.bootstrap.active else 0,
@@ -168,9 +203,9 @@ def budget_optimum(approach: str, group: BudgetRuns, min_runs: int) -> BudgetOpt
 
 
 def fit_isoflop_approach(
-    approach: str, groups: list[BudgetRuns], weights: np.ndarray | None, cfg: AnalysisConfig
+    approach: str, groups: list[BudgetRuns], resampling: Resampling | None, cfg: AnalysisConfig
 ) -> IsoflopFit:
-    """One approach on the budgets `groups`, bootstrapped over the rows of `weights`."""
+    """One approach on the budgets `groups`; Approach 2 bootstrapped with `resampling`."""
     points = [budget_optimum(approach, g, cfg.budgets.min_runs) for g in groups]
     for p in points:
         if not p.valid:
@@ -178,24 +213,95 @@ def fit_isoflop_approach(
     valid = [p for p in points if p.valid]
     valid_groups = [g for g, p in zip(groups, points, strict=True) if p.valid]
     budgets = np.array([p.compute_budget for p in valid])
-    per_budget_draws = None
-    if weights is not None and valid_groups:
-        fn = approach1_draws if approach == "approach_1" else approach2_draws
-        draws = [fn(g, weights) for g in valid_groups]
-        per_budget_draws = {
-            col: np.stack([d[col] for d in draws], axis=1) for col in _OPTIMUM_FIELDS
-        }
-        if cfg.bootstrap.resample == "budgets":
-            bw = np.stack([weights[:, g.index[0]] for g in valid_groups], axis=1)
-        else:
-            bw = np.ones((weights.shape[0], len(valid_groups)))
+    level = cfg.confidence_level
+    report, per_budget_draws, bw, note = None, None, None, None
+    if approach == "approach_1":
+        note = APPROACH_1_NO_INTERVAL
+    elif resampling is not None and len(valid_groups) >= 2:
+        report, per_budget_draws, bw = approach2_bootstrap(valid_groups, resampling, level)
+        note = unreliable_note(report) or (report.note if report.draws == 0 else None)
     laws: dict[str, LawFit] = {}
     for key, col in LAW_COLUMNS.items():
         law = fit_power_law(budgets, [getattr(p, col) for p in valid]) if len(valid) >= 2 else None
         coef_d = exp_d = None
         if law is not None and per_budget_draws is not None:
             coef_d, exp_d = fit_power_law_draws(budgets, per_budget_draws[col], bw)
-        laws[key] = LawFit.from_power_law(law, coef_d, exp_d, cfg.confidence_level)
-    fit = IsoflopFit(approach=approach, points=points, laws=laws)
+        laws[key] = LawFit.from_power_law(law, coef_d, exp_d, level, note)
+    fit = IsoflopFit(
+        approach=approach, points=points, laws=laws, bootstrap=report, interval_note=note
+    )
     fit.warnings.extend(isoflop_warnings(fit))
     return fit
+
+
+def approach2_bootstrap(
+    groups: list[BudgetRuns], resampling: Resampling, level: float
+) -> tuple[BootstrapReport, dict[str, np.ndarray] | None, np.ndarray | None]:
+    """Approach 2's optimum of every budget in every draw: (report, draws per optimum field
+    (B, k) with NaN in failed draws, budget weights (B, k) for the power laws).
+
+    A budget whose parabola fails in a draw fails the whole draw; in `budgets` mode a budget
+    the draw did not pick is simply not in it (weight 0), and a draw with fewer than two
+    budgets fails.
+    """
+    scheme, draws = resampling.mode, resampling.draws
+    k = len(groups)
+    dof = factor = None
+    if resampling.residual:
+        parts = [approach2_residuals(g) for g in groups]
+        dof = int(sum(g.loss.size - 3 for g in groups))
+        if dof < 1:
+            report = BootstrapReport(
+                scheme=scheme,
+                draws=0,
+                failed_draws=0,
+                note="no interval: every budget has exactly 3 sizes, so its parabola passes "
+                "through them and leaves no residuals to resample",
+            )
+            return report, None, None
+        pool = standardised_residuals(
+            np.concatenate([p["residuals"] for p in parts]),
+            np.concatenate([p["leverage"] for p in parts]),
+        )
+        factor = small_sample_factor(dof, level)
+        results = [
+            approach2_draws(
+                g, losses=residual_losses(p["fitted"], pool, g.index, resampling, factor)
+            )
+            for g, p in zip(groups, parts, strict=True)
+        ]
+        bw = np.ones((draws, k))
+    else:
+        weights = resampling.weights
+        results = [approach2_draws(g, weights=weights) for g in groups]
+        if scheme == "budgets":
+            bw = np.stack([weights[:, g.index[0]] for g in groups], axis=1)
+        else:
+            bw = np.ones((draws, k))
+    in_draw = bw > 0
+    failed_budget = np.stack([r["code"] != "" for r in results], axis=1) & in_draw
+    failed = failed_budget.any(axis=1) | (in_draw.sum(axis=1) < 2)
+    per_budget = {
+        col: np.where(failed[:, None], np.nan, np.stack([r[col] for r in results], axis=1))
+        for col in _OPTIMUM_FIELDS
+    }
+    report = BootstrapReport(
+        scheme=scheme,
+        draws=draws,
+        failed_draws=int(failed.sum()),
+        failed_budget_draws=int(failed_budget.sum()),
+        budget_draws=int(in_draw.sum()),
+        residual_dof=dof,
+        small_sample_factor=factor,
+        note=FAILED_BUDGET_POLICY,
+    )
+    return report, per_budget, bw
+
+
+#: how Approach 2's bootstrap treats a budget whose parabola fails in a draw (the document says)
+FAILED_BUDGET_POLICY = (
+    "a budget whose parabola fails in a draw (no minimum, vertex outside the sampled sizes, "
+    "fewer than 3 distinct sizes) fails the whole draw, which is left out of the percentiles "
+    "and counted in failed_draws; a draw is never fitted without one of the budgets the point "
+    "estimate uses"
+)

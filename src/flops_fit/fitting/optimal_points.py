@@ -2,23 +2,28 @@
 power laws used it, and why not.
 
 Approaches 1-2 list their per-budget optima (`fitting.isoflop_laws`); Approach 3 lists the
-surface's compute-optimal allocation at each budget's compute read as 6 N D
-(`surface_fit.ComputeRatios`).
+surface's compute-optimal allocation at each budget's own compute under the study's compute
+model (`fitting.compute_model`), so its optimum lies on the budget's IsoFLOP curve:
+f(N_opt) · D_opt = C.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from flops_fit.fitting.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.isoflop import budget_groups
 from flops_fit.fitting.isoflop_laws import IsoflopFit
-from flops_fit.fitting.surface import optimal_allocation, parametric_loss
+from flops_fit.fitting.surface import parametric_loss
 from flops_fit.fitting.surface_fit import SurfaceFit
 from flops_fit.schema import ISOFLOP_APPROACHES, OPTIMAL_POINT_COLUMNS
 
 
 def optimal_points_table(
-    isoflop: dict[str, IsoflopFit], surface: SurfaceFit, runs: pd.DataFrame
+    isoflop: dict[str, IsoflopFit],
+    surface: SurfaceFit,
+    runs: pd.DataFrame,
+    model: ComputeModel | None = None,
 ) -> pd.DataFrame:
     """Per budget per approach: the optimum (N, D, loss), whether the fit used it and why not."""
     rows = []
@@ -39,8 +44,7 @@ def optimal_points_table(
     fit = surface.fit
     if fit is not None:
         for g in budget_groups(runs):
-            c6 = surface.compute_ratios.as_6nd(g.budget_id, g.budget)
-            n, d = optimal_allocation(c6, fit)
+            n, d = optimal_allocation(g.budget, fit, model)
             rows.append(
                 {
                     "approach": "approach_3",

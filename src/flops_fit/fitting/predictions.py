@@ -2,8 +2,8 @@
 
 For every approach: N_opt, D_opt (and D/N at the targets) and the loss at budgets C, each with
 its percentile interval over the bootstrap draws. Approaches 1-2 evaluate their power laws;
-Approach 3 its surface's compute-optimal allocation (`surface.optimal_allocation`, over all
-draws at once).
+Approach 3 its surface's compute-optimal allocation under the study's compute model
+(`compute_model.optimal_allocation`, over all draws at once).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.bootstrap import intervals_columns
+from flops_fit.fitting.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.isoflop_laws import IsoflopFit
-from flops_fit.fitting.surface import optimal_allocation, parametric_loss
+from flops_fit.fitting.surface import parametric_loss
 from flops_fit.fitting.surface_fit import SurfaceFit
 from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.schema import APPROACHES, CURVE_COLUMNS, LAW_COLUMNS, PREDICTION_COLUMNS
@@ -44,18 +45,18 @@ def _isoflop_values(fit: IsoflopFit, compute: np.ndarray):
     return point, samples
 
 
-def _surface_values(surface: SurfaceFit, compute: np.ndarray):
+def _surface_values(surface: SurfaceFit, compute: np.ndarray, model: ComputeModel):
     """Point values and draws (B, m) of N, D, loss on the Approach 3 surface at budgets C."""
     fit = surface.fit
     if fit is None:
         nan = np.full(compute.shape, np.nan)
         return dict.fromkeys(_VALUES, nan), dict.fromkeys(_VALUES)
-    n, d = optimal_allocation(compute, fit)
+    n, d = optimal_allocation(compute, fit, model)
     point = {"model_size": n, "num_tokens": d, "loss": parametric_loss(n, d, fit)}
     if surface.draws is None:
         return point, dict.fromkeys(_VALUES)
     with np.errstate(all="ignore"):
-        ns, ds = optimal_allocation(compute, surface.draws)
+        ns, ds = optimal_allocation(compute, surface.draws, model)
         ls = parametric_loss(ns, ds, surface.draws)
     return point, {"model_size": ns, "num_tokens": ds, "loss": ls}
 
@@ -88,8 +89,11 @@ def predict(
     surface: SurfaceFit,
     runs: pd.DataFrame,
     cfg: AnalysisConfig,
+    model: ComputeModel | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(predictions at the target budgets, scaling-law curves with bands), every approach."""
+    """(predictions at the target budgets, scaling-law curves with bands), every approach.
+
+    `model` is the study's compute model (`compute_model.compute_model_of`; None: 6 N D)."""
     targets = np.array(sorted(cfg.target_budgets), dtype=float)
     used_budgets = runs.loc[runs["used_in_fit"], "budget"].dropna()
     lo = float(used_budgets.min()) if len(used_budgets) else float(targets.min())
@@ -99,7 +103,7 @@ def predict(
     for approach in APPROACHES:
         for compute, sink, tpp in ((targets, preds, True), (grid, curves, False)):
             if approach == "approach_3":
-                point, samples = _surface_values(surface, compute)
+                point, samples = _surface_values(surface, compute, model)
             else:
                 point, samples = _isoflop_values(isoflop[approach], compute)
             sink.append(_table(approach, compute, point, samples, cfg.confidence_level, tpp))

@@ -7,7 +7,10 @@ trained elsewhere, into the analysis runs table: the `results` column names
 Columns are found through a mapping
 (`analysis.columns`): canonical name -> the source's column name, or a list of candidate names
 (the first present wins). N and the loss are required, and D or C; the missing one of D and C
-comes from C = 6 N D. A loss that is empty, NaN, infinite, zero or negative is kept here and
+comes from C = 6 N D. A table with neither, but with a budget column (`compute_budget`, e.g.
+(parameters, compute_budget, final_loss) as in the CS336 IsoFLOP file), takes each run's budget
+as its C: an IsoFLOP run spends its budget (`COMPUTE_FROM_BUDGET_NOTE`, also in
+`attrs["notes"]` for scaling_laws and the report). A loss that is empty, NaN, infinite, zero or negative is kept here and
 left out by `fitting.selection` (with a WARNING naming the rows). A role that `analysis.columns` leaves out (or sets to null) is looked
 for under its default name (`AnalysisConfig.columns`, = conf/base). Problems raise
 `RunsTableError` naming the column, the rows and the file.
@@ -32,6 +35,10 @@ from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.schema import ANALYSIS_RUN_COLUMNS, RUN_COLUMN_ROLES
 
 REQUIRED = ("model_size", "loss")
+COMPUTE_FROM_BUDGET_NOTE = (
+    "the table gives neither D nor C: each run's compute C is its budget column '{column}' "
+    "(an IsoFLOP run spends its budget) and D = C / (6 N)"
+)
 MAX_LISTED = 5
 #: The column that says what D counts, and the unit of a table without it.
 DATA_UNIT_COLUMN = "data_unit"
@@ -190,11 +197,17 @@ def normalise_runs(
                 f"columns {list(df.columns)}. Map it with --params "
                 f"analysis.columns.{key}=<column name>"
             )
+    notes: list[str] = []
+    if found["num_tokens"] is None and found["compute"] is None and found["compute_budget"]:
+        found["compute"] = found["compute_budget"]
+        notes.append(COMPUTE_FROM_BUDGET_NOTE.format(column=found["compute_budget"]))
     if found["num_tokens"] is None and found["compute"] is None:
         raise RunsTableError(
             f"{source}: neither a token count D (looked for {mapping['num_tokens']}) nor a "
             f"compute C (looked for {mapping['compute']}); one of them is required, the other "
-            f"follows from C = 6 N D. The table has columns {list(df.columns)}"
+            f"follows from C = 6 N D (or a budget column, looked for "
+            f"{mapping['compute_budget']}, read as each run's C). The table has columns "
+            f"{list(df.columns)}"
         )
     if df.empty:
         raise RunsTableError(f"{source}: the table has no runs")
@@ -256,4 +269,5 @@ def normalise_runs(
     run_data_unit(out, source)  # one unit of D per table, or a clear error now
     out.attrs["source"] = source
     out.attrs["columns_used"] = {k: v for k, v in found.items() if v is not None}
+    out.attrs["notes"] = notes
     return out

@@ -1,9 +1,10 @@
-"""A batched Levenberg-Marquardt solver for Approach 3's Huber objective (`fitting.objective`).
+"""A batched Levenberg-Marquardt solver for Approach 3's objectives (`fitting.objective`).
 
-All K problems (starting points, or bootstrap draws with their own weights) are refined at
-once: each step solves (H + lambda diag H) step = -g with H the IRLS Gauss-Newton matrix of the
-Huber loss (weights min(1, delta/|r|)), and is kept only when the true objective does not
-increase, so the objective never goes up. Problems leave the batch as they converge.
+All K problems (starting points, or bootstrap draws with their own weights or losses) are
+refined at once: each step solves (H + lambda diag H) step = -g with H the Gauss-Newton matrix
+(for the Huber objective: exact curvature inside the Huber zone, a small IRLS floor outside;
+see `objective.derivatives`), and is kept only when the true objective does not increase, so
+the objective never goes up. Problems leave the batch as they converge.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import numpy as np
 from flops_fit.fitting.objective import (
     RunData,
     batch_rows,
+    check_objective,
     derivatives,
-    objective_gradient_hessian,
+    objective_sum,
     residual_parts,
-    weighted_huber_sum,
+    target,
 )
+
+_LAMBDA0, _LAMBDA_DOWN, _LAMBDA_UP = 1e-3, 10.0, 10.0  # damping: start, after a kept/lost step
 
 
 def minimise_batched(
@@ -27,34 +31,59 @@ def minimise_batched(
     delta: float,
     ftol: float,
     max_iter: int,
+    *,
+    log_l: np.ndarray | None = None,
+    objective: str = "huber_log",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Refine K starting points at once; returns (theta (K,5), objective (K,), iterations (K,)).
 
     `weights` is None, one row (n,) shared by all problems, or one row per problem (K, n) -- the
-    bootstrap's resampling counts. A problem stops when a step lowers its objective by less
-    than `ftol` (relative), or after `max_iter` steps.
+    bootstrap's resampling counts. `log_l` is None (every problem fits the runs' log-losses
+    `data.log_l`), one row (n,) shared by all problems, or one row per problem (K, n) -- a
+    residual bootstrap's synthetic log-losses. `objective` is one of `objective.OBJECTIVES`
+    (`delta`, the Huber threshold, is unused by "least_squares"). A problem stops when a step
+    lowers its objective by less than `ftol` (relative), or after `max_iter` steps.
     """
+    check_objective(objective)
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
-    k = len(theta0)
-    if weights is not None:
-        weights = np.asarray(weights, dtype=float)
-        if weights.ndim == 1:
-            weights = np.broadcast_to(weights, (k, weights.size))
+    k, n = len(theta0), data.log_l.size
+    weights = _per_problem(weights, k, n, "weights")
+    log_l = _per_problem(log_l, k, n, "log_l")
     out_t, out_f, out_i = np.empty_like(theta0), np.empty(k), np.empty(k, dtype=int)
-    chunk = batch_rows(data.log_l.size)
+    chunk = batch_rows(n)
     for lo in range(0, k, chunk):
         hi = min(k, lo + chunk)
         w = None if weights is None else np.ascontiguousarray(weights[lo:hi])
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            t, f, it = _lm_chunk(theta0[lo:hi].copy(), data, w, delta, ftol, max_iter)
+            tv = target(data, None if log_l is None else log_l[lo:hi], objective)
+            t, f, it = _lm_chunk(
+                theta0[lo:hi].copy(), data, w, delta, ftol, max_iter, np.asarray(tv), objective
+            )
         out_t[lo:hi], out_f[lo:hi], out_i[lo:hi] = t, f, it
     return out_t, out_f, out_i
 
 
-def _lm_chunk(theta, data, weights, delta, ftol, max_iter):
+def _per_problem(arr, k: int, n: int, name: str) -> np.ndarray | None:
+    """None, or `arr` as (k, n): a single row (n,) is shared by every problem."""
+    if arr is None:
+        return None
+    arr = np.asarray(arr, dtype=float)
+    if arr.ndim == 1:
+        arr = np.broadcast_to(arr, (k, arr.size))
+    if arr.shape != (k, n):
+        raise ValueError(f"{name} must have shape ({n},) or ({k}, {n}), got {arr.shape}")
+    return arr
+
+
+def _lm_chunk(theta, data, weights, delta, ftol, max_iter, tv, objective):
+    """One batch: `tv` is the target in the objective's space, (n,) shared or (k, n)."""
     k = len(theta)
-    lam = np.full(k, 1e-3)
-    f, g, h = objective_gradient_hessian(theta, data, weights, delta)
+    per_problem_target = tv.ndim == 2
+    lam = np.full(k, _LAMBDA0)
+    parts = residual_parts(theta, data, objective=objective, target_values=tv)
+    f = objective_sum(parts[4], weights, delta, objective)
+    work = np.empty((9, k, data.log_l.size))  # derivatives' scratch, reused every step
+    g, h = derivatives(parts, data, weights, delta, objective, work)
     bad = ~np.isfinite(f) | ~np.all(np.isfinite(g), axis=1)
     f[bad] = np.inf
     iterations = np.zeros(k, dtype=int)
@@ -79,20 +108,23 @@ def _lm_chunk(theta, data, weights, delta, ftol, max_iter):
             )
         trial = theta[active] + step
         w_act = None if weights is None else weights[active]
-        parts = residual_parts(trial, data)
-        f_trial = weighted_huber_sum(parts[4], w_act, delta)
-        ok = np.isfinite(f_trial) & (f_trial <= f[active]) & np.all(np.isfinite(step), axis=1)
-        rel = (f[active] - f_trial) / np.maximum(f[active], floor)
+        tv_act = tv[active] if per_problem_target else tv
+        parts = residual_parts(trial, data, objective=objective, target_values=tv_act)
+        f_act = f[active]
+        f_trial = objective_sum(parts[4], w_act, delta, objective)
+        ok = np.isfinite(f_trial) & (f_trial <= f_act) & np.all(np.isfinite(step), axis=1)
+        rel = (f_act - f_trial) / np.maximum(f_act, floor)
         accepted = active[ok]
         if accepted.size:
             theta[accepted] = trial[ok]
             f[accepted] = f_trial[ok]
             w_acc = None if w_act is None else w_act[ok]
-            g[accepted], h[accepted] = derivatives(tuple(p[ok] for p in parts), data, w_acc, delta)
-            lam[accepted] = np.maximum(lam[accepted] / 3.0, 1e-12)
-        lam[active[~ok]] *= 10.0
+            kept = parts if ok.all() else tuple(p[ok] for p in parts)
+            g[accepted], h[accepted] = derivatives(kept, data, w_acc, delta, objective, work)
+            lam[accepted] = np.maximum(lam[accepted] / _LAMBDA_DOWN, 1e-12)
+        lam[active[~ok]] *= _LAMBDA_UP
         iterations[active] += 1
-        converged = ok & ((rel < ftol) | (f[active] <= floor))
+        converged = ok & ((rel < ftol) | (f_trial <= floor))
         stuck = lam[active] > 1e10
         active = active[~(converged | stuck)]
     return theta, f, iterations

@@ -1,18 +1,20 @@
 """Approach 3's start search: variable projection over the exponents (alpha, beta).
 
 For fixed exponents the surface L = E + A/N^alpha + B/D^beta is linear in (E, A, B). On a dense
-grid of (alpha, beta) pairs, every pair's non-negative least-squares fit of relative residuals
-(L_hat - L)/L, which is log-residual to first order, comes out of one matrix product of Gram
-sums and a 3x3 solve per pair (the exact NNLS optimum: the best feasible solution over all
-supports). Each pair is then scored by the true Huber objective; the starts handed to the
-solver are the local minima of that profile, best first, topped up with the best pairs overall.
+grid of (alpha, beta) pairs, every pair's non-negative least-squares fit comes out of one matrix
+product of Gram sums and a 3x3 solve per pair (the exact NNLS optimum: the best feasible
+solution over all supports): of relative residuals (L_hat - L)/L (weights 1/L^2), which are
+log-residuals to first order, for the Huber-on-log objective; of raw residuals L_hat - L (unit
+weights) for the least-squares one, whose profile it then is exactly. Each pair is scored by the
+true objective; the starts handed to the solver are the local minima of that profile, best
+first, topped up with the best pairs overall.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from flops_fit.fitting.objective import RunData, batch_rows, batched_objective
+from flops_fit.fitting.objective import RunData, batch_rows, batched_objective, check_objective
 
 _LOG_FLOOR = -30.0  # log-coefficient given to a term the NNLS start leaves out
 
@@ -24,16 +26,22 @@ def grid(spec: tuple[float, float, float]) -> np.ndarray:
 
 
 def profile_surface(
-    data: RunData, alphas: np.ndarray, betas: np.ndarray, delta: float
+    data: RunData,
+    alphas: np.ndarray,
+    betas: np.ndarray,
+    delta: float,
+    objective: str = "huber_log",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For every (alpha_i, beta_j): the NNLS (E, A, B) of relative residuals and its Huber objective.
+    """For every (alpha_i, beta_j): the NNLS (E, A, B) and its objective (`objective.OBJECTIVES`).
 
-    Returns (objective (I, J), theta (I, J, 5)). Relative residuals (L_hat - L)/L equal log
-    residuals to first order, so this inner solution is a close start for the Huber fit.
+    Returns (objective (I, J), theta (I, J, 5)). "huber_log": the NNLS of relative residuals
+    (L_hat - L)/L, which equal log residuals to first order, so this inner solution is a close
+    start for the Huber fit. "least_squares": the NNLS of raw residuals, the exact inner optimum.
     """
+    check_objective(objective)
     alphas, betas = np.asarray(alphas, float), np.asarray(betas, float)
-    loss = np.exp(data.log_l)
-    w = 1.0 / loss**2
+    loss = data.loss
+    w = 1.0 / loss**2 if objective == "huber_log" else np.ones_like(loss)
     xs = np.exp(-alphas[:, None] * data.log_n[None, :])  # (I, n)
     ys = np.exp(-betas[:, None] * data.log_d[None, :])  # (J, n)
     ni, nj = len(alphas), len(betas)
@@ -93,7 +101,7 @@ def profile_surface(
     chunk = batch_rows(data.log_l.size)
     obj = np.concatenate(
         [
-            batched_objective(flat[i : i + chunk], data, None, delta)
+            batched_objective(flat[i : i + chunk], data, None, delta, objective=objective)
             for i in range(0, len(flat), chunk)
         ]
     ).reshape(ni, nj)

@@ -13,22 +13,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flops_fit.fitting.bootstrap import interval
+from flops_fit.fitting.bootstrap import interval, unreliable_note
+from flops_fit.fitting.compute_model import (
+    ComputeModel,
+    allocation_laws,
+    compute_model_warnings,
+)
 from flops_fit.fitting.diagnostics import agreement, study_warnings
 from flops_fit.fitting.extrapolation import ExtrapolationCheck
 from flops_fit.fitting.isoflop_laws import IsoflopFit, LawFit
+from flops_fit.fitting.recommend import recommend_approach
 from flops_fit.fitting.runs import run_data_unit
 from flops_fit.fitting.surface import allocation_power_laws
 from flops_fit.fitting.surface_fit import SurfaceFit
+from flops_fit.fitting.sweep_diagnostics import sweep_diagnostics
 from flops_fit.jsonsafe import json_safe
 from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.schema import ISOFLOP_APPROACHES, SURFACE_KEYS
 
 
 def isoflop_section(fit: IsoflopFit) -> dict[str, Any]:
-    """Approach 1 or 2: its laws n_opt, d_opt, l_opt, warnings and the budgets left out."""
+    """Approach 1 or 2: its laws n_opt, d_opt, l_opt, the bootstrap's draws and failures (null
+    for Approach 1, with `interval_note` saying why it has no interval), warnings and the
+    budgets left out."""
     return {
         **{key: law.to_dict() for key, law in fit.laws.items()},
+        "bootstrap": fit.bootstrap.to_dict() if fit.bootstrap is not None else None,
+        "interval_note": fit.interval_note,
         "warnings": list(fit.warnings),
         "excluded_budgets": [
             {"compute_budget": p.compute_budget, "reason": p.reason} for p in fit.excluded
@@ -37,9 +48,12 @@ def isoflop_section(fit: IsoflopFit) -> dict[str, Any]:
 
 
 def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
-    """Approach 3: the surface, its allocation laws, intervals and standard errors."""
+    """Approach 3: the surface, its allocation laws, intervals, standard errors and the
+    bootstrap's draws and failures (`interval_note` says when the intervals are unreliable)."""
     fit = surface.fit
     warnings = list(surface.warnings)
+    report = surface.bootstrap
+    note = unreliable_note(report) if report is not None else None
     if fit is None:
         return {
             **dict.fromkeys(SURFACE_KEYS),
@@ -48,6 +62,8 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
             "intervals": {k: [None, None] for k in SURFACE_KEYS},
             "n_opt": LawFit(coefficient=None, exponent=None).to_dict(),
             "d_opt": LawFit(coefficient=None, exponent=None).to_dict(),
+            "bootstrap": None,
+            "interval_note": None,
             "warnings": warnings,
         }
     draws = surface.draws
@@ -68,6 +84,7 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
             "exponent": laws[which]["exponent"],
             "r2": None,
             "interval": {"coefficient": coefficient_interval, "exponent": intervals[e_key]},
+            "interval_note": note,
         }
 
     return {
@@ -83,8 +100,29 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
         "d_opt": law("d_opt"),
         "huber_delta": fit.method.get("huber_delta"),
         "fit_method": fit.method,
+        "bootstrap": report.to_dict() if report is not None else None,
+        "interval_note": note,
         "warnings": warnings,
     }
+
+
+def allocation_under(
+    surface: SurfaceFit, model: ComputeModel, budgets: list[float], level: float
+) -> dict[str, Any]:
+    """Approach 3's n_opt and d_opt laws under a compute model other than 6 N: fitted through
+    its optima at the study's budgets (`compute_model.allocation_laws`), with intervals."""
+    fit = surface.fit
+    laws = allocation_laws(fit, model, budgets)
+    draws = allocation_laws(surface.draws, model, budgets) if surface.draws is not None else None
+    out: dict[str, Any] = {}
+    for key in ("n_opt", "d_opt"):
+        iv = {
+            part: (interval(draws[key][part], level) if draws is not None else [None, None])
+            for part in ("coefficient", "exponent")
+        }
+        out[key] = {**laws[key], "r2": None, "interval": iv,
+                    "fitted_through": f"the optima at the study's {len(budgets)} budgets"}
+    return out
 
 
 def _agreements(
@@ -93,13 +131,15 @@ def _agreements(
     """Do the approaches agree on the exponents a, b and on N_opt at the largest target?"""
     level = cfg.confidence_level
     out = {}
-    for name, law_key, surf_key in (("exponent_a", "n_opt", "a"), ("exponent_b", "d_opt", "b")):
+    for name, law_key in (("exponent_a", "n_opt"), ("exponent_b", "d_opt")):
         values, ivs = {}, {}
         for approach in ISOFLOP_APPROACHES:
             values[approach] = doc[approach][law_key]["exponent"]
             ivs[approach] = doc[approach][law_key]["interval"]["exponent"]
-        values["approach_3"] = doc["approach_3"][surf_key]
-        ivs["approach_3"] = doc["approach_3"]["intervals"][surf_key]
+        # the law through Approach 3's optima: a and b themselves under 6 N, the fitted law
+        # over the study's budgets under any other compute model (as Approaches 1-2's are)
+        values["approach_3"] = doc["approach_3"][law_key]["exponent"]
+        ivs["approach_3"] = doc["approach_3"][law_key]["interval"]["exponent"]
         out[name] = agreement(name, values, ivs, level)
     top = max(cfg.target_budgets)
     rows = predictions[np.isclose(predictions["compute_budget"], top)]
@@ -121,13 +161,17 @@ def summarise(
     check: ExtrapolationCheck,
     predictions: pd.DataFrame,
     cfg: AnalysisConfig,
+    model: ComputeModel | None = None,
 ) -> dict[str, Any]:
-    """The scaling_laws document (docs/INTERFACES.md), plain JSON."""
+    """The scaling_laws document (docs/INTERFACES.md), plain JSON. `model` is the study's
+    compute model (None: 6 N D)."""
+    model = model or ComputeModel.six_nd()
     used = runs[runs["used_in_fit"]]
     budgets = sorted(float(b) for b in used["budget"].dropna().unique())
     level = cfg.confidence_level
     doc: dict[str, Any] = {
         "data_unit": run_data_unit(runs, summary.get("source") or "analysis_runs"),
+        "compute_model": {**model.to_dict(), "warnings": compute_model_warnings(runs, model)},
         "meta": {
             "n_runs": int(len(runs)),
             "n_runs_used": int(len(used)),
@@ -138,6 +182,7 @@ def summarise(
             "target_budgets": sorted(cfg.target_budgets),
             "source": summary.get("source"),
             "columns_used": summary.get("columns_used", {}),
+            "notes": list(summary.get("notes", [])),
             "budget_grouping": {
                 "gap_dex": cfg.budgets.gap_dex,
                 "max_width_dex": cfg.budgets.max_width_dex,
@@ -152,7 +197,10 @@ def summarise(
     for approach in ISOFLOP_APPROACHES:
         doc[approach] = isoflop_section(isoflop[approach])
     doc["approach_3"] = surface_section(surface, level)
+    if surface.fit is not None and not model.is_6nd:
+        doc["approach_3"].update(allocation_under(surface, model, budgets, level))
     doc["extrapolation_check"] = check.to_dict()
+    doc["diagnostics"] = sweep_diagnostics(runs, isoflop, surface, model, level)
     doc["agreement"] = _agreements(doc, predictions, cfg)
     doc["warnings"] = study_warnings(
         n_runs=len(runs),
@@ -164,4 +212,6 @@ def summarise(
         budgets=budgets,
         target_budgets=cfg.target_budgets,
     )
+    doc["warnings"] += doc["compute_model"]["warnings"] + doc["diagnostics"]["warnings"]
+    doc["recommended_approach"] = recommend_approach(doc)
     return json_safe(doc)

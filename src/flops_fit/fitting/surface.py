@@ -30,7 +30,7 @@ CHINCHILLA_APPROACH_3: dict[str, float] = {
 }
 
 
-def _p(params: Mapping[str, Any] | Any, key: str) -> Any:
+def param_value(params: Mapping[str, Any] | Any, key: str) -> Any:
     """One parameter: a float, or a float array (one value per draw)."""
     value = params.get(key) if isinstance(params, Mapping) else getattr(params, key, None)
     if value is None:
@@ -56,7 +56,7 @@ def parametric_loss(model_size: Any, num_tokens: Any, params: Mapping[str, Any])
     n = np.asarray(model_size, dtype=float)
     d = np.asarray(num_tokens, dtype=float)
     ndim = max(n.ndim, d.ndim)
-    E, A, B, alpha, beta = (_per_draw(_p(params, k), ndim) for k in PARAM_NAMES)
+    E, A, B, alpha, beta = (_per_draw(param_value(params, k), ndim) for k in PARAM_NAMES)
     return E + A * n**-alpha + B * d**-beta
 
 
@@ -66,8 +66,8 @@ def allocation_constants(params: Mapping[str, Any]) -> dict[str, Any]:
     G is NaN unless alpha, beta, A and B are all positive; a and b are NaN where alpha+beta = 0.
     Floats for scalar parameters, arrays (B,) for per-draw ones.
     """
-    alpha, beta = _p(params, "alpha"), _p(params, "beta")
-    A, B = _p(params, "A"), _p(params, "B")
+    alpha, beta = param_value(params, "alpha"), param_value(params, "beta")
+    A, B = param_value(params, "A"), param_value(params, "B")
     if all(np.ndim(x) == 0 for x in (alpha, beta, A, B)):
         s = alpha + beta
         if not (alpha > 0 and beta > 0 and A > 0 and B > 0):

@@ -19,7 +19,9 @@ from flops_fit.parameters.base import (
 )
 from flops_fit.schema import RUN_COLUMN_ROLES
 
-RESAMPLE_MODES = ("runs", "budgets")
+#: analysis.compute_model (fitting/compute_model.py reads it)
+COMPUTE_MODEL_SOURCES = ("auto", "6nd", "table")
+RESAMPLE_MODES = ("residuals", "runs", "budgets")  # fitting/bootstrap.py
 
 #: start, stop, step of a grid of exponents
 GridSpec = tuple[PositiveNumber, PositiveNumber, PositiveNumber]
@@ -36,23 +38,28 @@ class BudgetGrouping(Section):
 
 
 class OutlierRule(Section):
-    """Runs far off their budget's robust IsoFLOP curve are left out (fitting/selection.py)."""
+    """Runs too far off their budget's IsoFLOP curve for the study's own noise are left out
+    (`find_outliers` in fitting/selection.py)."""
 
     SECTION = "analysis.outliers"
 
     enabled: StrictBool = True
-    k: PositiveNumber = 10.0  # limit in robust SDs (1.4826 x MAD) of log-loss residuals
-    min_points: PositiveInt = 7  # only budgets with at least this many runs are screened
-    min_scale: PositiveNumber = 0.005  # floor of the robust SD (log-loss)
+    alpha: Number = Field(1.0e-3, gt=0, lt=1)  # P(an honest study loses any run); Bonferroni
+    degree: Literal[2, 3] = 2  # of each budget's curve of log-loss in log10 N
+    min_points: PositiveInt = 5  # only budgets with at least this many runs are screened
+    min_scale: PositiveNumber = 0.005  # floor of the noise SD (log-loss)
     max_fraction: Number = Field(0.2, ge=0, le=1)  # flag at most this share of a budget
 
 
 class Approach3Params(Section):
-    """The parametric fit: Huber threshold and the (alpha, beta) start search."""
+    """The parametric fit: its objective, Huber threshold and the (alpha, beta) start search."""
 
     SECTION = "analysis.approach_3"
 
-    huber_delta: PositiveNumber = 1.0e-3
+    # huber_log: sum of Huber(huber_delta) of log-loss residuals (the paper's); least_squares:
+    # sum of squared raw-loss residuals (L_hat - L)^2, the fit for additive noise (fitting/objective.py)
+    objective: Literal["huber_log", "least_squares"] = "huber_log"
+    huber_delta: PositiveNumber = 1.0e-3  # objective huber_log only
     alpha_grid: GridSpec = (0.02, 3.0, 0.04)
     beta_grid: GridSpec = (0.02, 3.0, 0.04)
     n_starts: PositiveInt = 24  # best local minima of the start search refined together
@@ -73,7 +80,9 @@ class BootstrapParams(Section):
     enabled: StrictBool = True
     draws: NonNegativeInt = 1000
     seed: NonNegativeInt = 0
-    resample: Literal[RESAMPLE_MODES] = "runs"  # runs | budgets (resample whole budgets)
+    # residuals (fixed-design residual bootstrap, calibrated) | runs (pairs, within budgets)
+    # | budgets (whole budgets); fitting/bootstrap.py
+    resample: Literal[RESAMPLE_MODES] = "residuals"
     extra_starts: NonNegativeInt = 2  # Approach 3: perturbed starts per draw
 
     @property
@@ -95,13 +104,16 @@ class AnalysisConfig(Section):
         "model_size": "model_size",
         "num_tokens": "num_tokens",
         "compute": ["planned_flops", "compute"],
-        "compute_budget": "compute_budget",
+        "compute_budget": ["compute_budget", "budget"],
         "loss": "final_loss",
         "status": "status",
         "error_message": "error_message",
     }
     filter: dict[str, Any] = {}  # keep rows whose column has this value (or one of a list)
     min_budgets: Integer = Field(3, ge=2)
+    # C = f(N) D for Approach 3's optimum: auto (the plan's flops_per_token, else 6 N), 6nd, or
+    # table (each run's C / D); fitting/compute_model.py
+    compute_model: Literal[COMPUTE_MODEL_SOURCES] = "auto"
     budgets: BudgetGrouping = BudgetGrouping()
     drop_highest_loss: NonNegativeInt = 0
     outliers: OutlierRule = OutlierRule()

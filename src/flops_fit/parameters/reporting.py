@@ -17,7 +17,9 @@ class ReportingConfig(Section):
 
     style: Literal[tuple(STYLES)] = "notebook"  # notebook: screen; paper: serif, 300 dpi
     headline_budget: PositiveNumber = 1.0e13  # the report opens with N and D at this budget
-    headline_approach: Literal[APPROACHES] = "approach_2"  # falls back 3 -> 2 -> 1
+    # auto: the approach analysis recommends (scaling_laws.recommended_approach); an explicit
+    # approach falls back 3 -> 2 -> 1 when it was not fitted
+    headline_approach: Literal[("auto", *APPROACHES)] = "auto"
     reference_tokens_per_param: PositiveNumber = 20.0  # the rule-of-thumb line
     embed_dpi: PositiveNumber = 110.0  # resolution of the figures inside report.html
     title: str = "Compute-optimal scaling report"

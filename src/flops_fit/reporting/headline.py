@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flops_fit.fitting.compute_model import ComputeModel
 from flops_fit.fitting.surface import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.formatting import (
@@ -37,8 +38,17 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
     appended to `notes` when the answer carries no interval. D is in `unit` (default: what
     scaling_laws says, else tokens)."""
     budget = float(budget)
+    choice_note = None
+    if preferred == "auto":
+        rec = laws.get("recommended_approach") if isinstance(laws, Mapping) else None
+        rec = rec if isinstance(rec, Mapping) else {}
+        preferred = rec.get("approach") if rec.get("approach") in HEADLINE_ORDER \
+            else HEADLINE_ORDER[0]
+        choice_note = _choice_note(rec)
+    compute = inp.compute_model(laws)
     head: dict[str, Any] = {"budget": budget, "preferred_approach": preferred,
-                            "available": False, "fallback_note": None}
+                            "available": False, "fallback_note": None,
+                            "choice_note": choice_note, "compute_model": compute.describe()}
     order = [preferred] + [a for a in HEADLINE_ORDER if a != preferred]
     approach = next((a for a in order if inp.is_fitted(laws, a)), None)
     if approach is None:
@@ -74,8 +84,25 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
     head["largest_fitted_budget"] = largest
     head["extrapolation_factor"] = budget / largest if largest else None
     head["extrapolation_note"] = _extrapolation_note(budget, largest)
-    head["text"] = _headline_text(head, confidence, unit or inp.data_unit(laws))
+    head["text"] = _headline_text(head, confidence, unit or inp.data_unit(laws), compute)
     return head
+
+
+def _choice_note(rec: Mapping[str, Any]) -> str | None:
+    """Why analysis recommends this approach, and what it passed over (reporting shows it)."""
+    if not rec.get("approach"):
+        return None
+    passed = rec.get("passed_over") if isinstance(rec.get("passed_over"), Mapping) else {}
+    problems = {a: "; ".join(map(str, p)) for a, p in passed.items() if p}
+    if rec.get("passed_every_check") is False:
+        listed = "; ".join(f"{inp.APPROACH_NAMES.get(a, a)}: {p}" for a, p in problems.items())
+        return ("no approach passed every check of analysis, so it takes the first with an "
+                f"answer; read it with care ({listed})")
+    note = "the approach analysis recommends"
+    if problems:
+        note += ", passing over " + "; ".join(f"{inp.APPROACH_NAMES.get(a, a)} ({p})"
+                                             for a, p in problems.items())
+    return note
 
 
 def _extrapolation_note(budget: float, largest: float | None) -> str | None:
@@ -139,7 +166,8 @@ def _law_at(laws: Mapping[str, Any], approach: str, budget: float) -> dict[str, 
             "tokens_per_param": d / n}
 
 
-def _headline_text(head: dict[str, Any], confidence: float, unit: DataUnit) -> str:
+def _headline_text(head: dict[str, Any], confidence: float, unit: DataUnit,
+                   compute: ComputeModel) -> str:
     text = (f"At {format_flops(head['budget'])} FLOPs, train N ≈ {format_count(head['model_size'])}"
             f" parameters on D ≈ {unit.count(head['num_tokens'])}")
     level = f"{format_sig(100 * confidence, 3)}%"
@@ -148,4 +176,4 @@ def _headline_text(head: dict[str, Any], confidence: float, unit: DataUnit) -> s
                  f", D {format_interval(head['num_tokens_interval'], format_count)})")
     else:
         text += " (no interval available)"
-    return text + "."
+    return f"{text}; {head['approach_name']}, compute counted as {compute.short()}."

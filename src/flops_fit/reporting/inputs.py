@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.budgets import assign_budgets
+from flops_fit.fitting.compute_model import ComputeModel
 from flops_fit.fitting.surface import PARAM_NAMES
 from flops_fit.reporting.formatting import DataUnit, as_float
 from flops_fit.schema import (
@@ -189,6 +190,11 @@ def surface(laws: Mapping[str, Any]) -> dict[str, Any] | None:
     if all(as_float(a3.get(k)) is not None for k in PARAM_NAMES):
         return a3
     return None
+
+
+def compute_model(laws: Mapping[str, Any]) -> ComputeModel:
+    """The study's compute model C = f(N) D (scaling_laws["compute_model"]; absent: 6 N D)."""
+    return ComputeModel.from_dict(laws.get("compute_model") if isinstance(laws, Mapping) else None)
 
 
 def approach_warnings(laws: Mapping[str, Any], approach: str) -> list[str]:

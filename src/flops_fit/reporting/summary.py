@@ -127,6 +127,13 @@ def _law_summary(laws, approach: str) -> dict[str, Any]:
                 if as_float(params.get(name)) is not None
             ]
             entry["objective"] = as_float(params.get("objective"))
+            method = params.get("fit_method") if isinstance(params.get("fit_method"),
+                                                            Mapping) else {}
+            entry["objective_name"] = str(method.get("objective_description")
+                                          or "Huber loss of log-loss residuals")
+            compute = inp.compute_model(laws)
+            entry["compute_model"] = compute.describe()
+            entry["compute_is_6nd"] = compute.is_6nd
             entry["n_runs"] = params.get("n_runs")
     excluded = inp.section(laws, approach).get("excluded_budgets") or []
     entry["excluded_budgets"] = [
@@ -246,5 +253,7 @@ def _meta(meta, laws) -> dict[str, Any]:
         "bootstrap_draws": boot.get("draws"),
         "bootstrap_seed": boot.get("seed"),
         "bootstrap_resample": boot.get("resample"),
+        "compute_model": inp.compute_model(laws).describe(),
+        "notes": [str(n) for n in meta.get("notes") or []],
     }
 

@@ -63,7 +63,12 @@ def check_scaling_laws(laws: dict) -> None:
         "extrapolation_check",
         "agreement",
         "warnings",
+        "compute_model",
+        "diagnostics",
+        "recommended_approach",
     } <= set(laws)
+    assert laws["compute_model"]["kind"] in ("6nd", "interpolated")
+    assert laws["recommended_approach"]["approach"] in ("approach_1", "approach_2", "approach_3")
     assert {
         "n_runs",
         "n_runs_used",
@@ -132,14 +137,17 @@ def test_pipeline_on_a_memory_catalog():
     assert lo <= TRUTH_A <= hi
     assert laws["meta"]["n_runs"] == 45 and laws["meta"]["n_runs_used"] == 43
     preds = out["predictions"]
-    assert (preds["model_size_lo"] <= preds["model_size"]).all()
-    assert (preds["model_size"] <= preds["model_size_hi"]).all()
+    a1 = preds["approach"] == "approach_1"  # Approach 1 gives no interval
+    assert preds.loc[a1, "model_size_lo"].isna().all()
+    assert (preds.loc[~a1, "model_size_lo"] <= preds.loc[~a1, "model_size"]).all()
+    assert (preds.loc[~a1, "model_size"] <= preds.loc[~a1, "model_size_hi"]).all()
 
 
 def test_pipeline_node_names_read_as_a_map():
     names = [n.name for n in create_pipeline().nodes]
     assert set(names) == {
         "prepare_analysis_runs",
+        "describe_compute_model",
         "fit_isoflop_power_laws",
         "fit_parametric_loss_surface",
         "check_extrapolation_to_largest_budget",
@@ -222,3 +230,22 @@ def test_imported_bad_table_names_column_row_and_file(kedro_run, tmp_path):
         f"{bad}: column 'num_tokens' (num_tokens) has non-numeric values at row 7"
         in proc.stderr + proc.stdout
     )
+
+
+def test_imported_table_with_only_a_budget_column(kedro_run, tmp_path):
+    """The CS336 IsoFLOP file's shape: (parameters, compute_budget, final_loss), no C or D."""
+    table = synthetic_results(noise=0.005, seed=4)
+    path = tmp_path / "isoflops.csv"
+    table.rename(columns={"model_size": "parameters"})[
+        ["parameters", "compute_budget", "final_loss"]
+    ].to_csv(path, index=False)
+    kedro_run("--pipelines", "analysis", env="imported",
+              params={"runs_path": path, "analysis.bootstrap.draws": 50})
+    laws = json.loads((kedro_run.data_root / "07_model_output" / "scaling_laws.json").read_text())
+    check_scaling_laws(laws)
+    assert any("budget column 'compute_budget'" in n for n in laws["meta"]["notes"])
+    assert laws["compute_model"]["kind"] == "6nd"
+    assert laws["approach_3"]["n_runs"] == len(table)
+    assert laws["approach_3"]["a"] == pytest.approx(TRUTH_A, abs=0.02)
+    runs = pd.read_csv(kedro_run.data_root / "03_primary" / "analysis_runs.csv")
+    np.testing.assert_allclose(runs["num_tokens"], table["num_tokens"], rtol=1e-12)

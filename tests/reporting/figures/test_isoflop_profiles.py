@@ -29,9 +29,11 @@ def test_isoflop_curves_draws_runs_parabolas_optima_and_failures(study):
     assert ax.get_ylabel() == "final held-out loss (nats/token)"
 
     markers = [ln for ln in ax.lines if ln.get_linestyle() == "None"]
-    parabolas = [ln for ln in ax.lines if ln.get_linestyle() != "None"]
+    parabolas = [ln for ln in ax.lines if ln.get_linestyle() in ("-", "--")]
+    profiles = [ln for ln in ax.lines if ln.get_linestyle() == "-."]
     assert len(markers) == N_BUDGETS  # one run series per budget
     assert len(parabolas) == N_BUDGETS
+    assert len(profiles) == N_BUDGETS  # Approach 3's surface along every budget
     assert sum(ln.get_linestyle() == "--" for ln in parabolas) == 1  # the held-out budget
     # completed runs that analysis used: 63 planned - 2 failed - 1 excluded
     assert sum(len(ln.get_xdata()) for ln in markers) == len(study["analysis_runs"]) - 3
@@ -44,7 +46,7 @@ def test_isoflop_curves_draws_runs_parabolas_optima_and_failures(study):
 
     legend = " | ".join(legend_texts(fig))
     for phrase in ("Approach 1 optimum", "Approach 2 optimum", "Approach 3 optimum",
-                   "Approach 2 parabola", "excluded", "failed run", "faded: optimum not used"):
+                   "Approach 2 parabola", "Approach 3 surface along the budget", "excluded", "failed run", "faded: optimum not used"):
         assert phrase in legend
     labels = colorbar_labels(fig)
     assert labels[0] == "1e17" and labels[-1] == "1e21" and len(labels) == N_BUDGETS
@@ -55,6 +57,23 @@ def test_isoflop_curves_from_a_results_table_without_optima(study):
     (ax,) = data_axes(fig)
     assert len([ln for ln in ax.lines if ln.get_linestyle() == "None"]) == N_BUDGETS
     assert not [ln for ln in ax.lines if ln.get_linestyle() != "None"]
+
+
+def test_approach_3_optima_lie_on_their_surface_profiles(study):
+    fig = figures.isoflop_curves(study["analysis_runs"], study["optimal_points"],
+                                 study["scaling_laws"])
+    (ax,) = data_axes(fig)
+    profiles = [ln for ln in ax.lines if ln.get_linestyle() == "-."]
+    optima = study["optimal_points"]
+    a3 = optima[optima["approach"] == "approach_3"]
+    for row in a3.itertuples():
+        # the profile through this budget's optimum: its minimum is the optimum itself
+        line = min(profiles, key=lambda ln: abs(np.interp(np.log(row.model_size),
+                                                           np.log(ln.get_xdata()),
+                                                           ln.get_ydata()) - row.loss))
+        y = np.interp(np.log(row.model_size), np.log(line.get_xdata()), line.get_ydata())
+        assert y == pytest.approx(row.loss, rel=1e-4)
+        assert np.min(line.get_ydata()) >= row.loss - 1e-9
 
 
 @pytest.mark.parametrize("results, why", [

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from flops_fit.fitting.analysis_runs import prepare_runs
+from flops_fit.fitting.compute_model import ComputeModel, compute_model_of
 from flops_fit.fitting.extrapolation import ExtrapolationCheck, extrapolation_check
 from flops_fit.fitting.isoflop_laws import IsoflopFit, fit_isoflop_approaches
 from flops_fit.fitting.optimal_points import optimal_points_table
@@ -28,6 +29,12 @@ def prepare_analysis_runs(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Map columns, group runs into budgets, leave out failed / non-finite / outlier runs."""
     return prepare_runs(results, AnalysisConfig.from_params(analysis))
+
+
+def describe_compute_model(analysis_runs: pd.DataFrame, analysis: AnalysisConfig) -> ComputeModel:
+    """C = f(N) D: the study's compute per unit of D as a function of N (its plan's
+    flops_per_token, or 6 N), on which Approach 3's compute-optimal allocation is solved."""
+    return compute_model_of(analysis_runs, AnalysisConfig.from_params(analysis).compute_model)
 
 
 def fit_isoflop_power_laws(
@@ -45,29 +52,37 @@ def fit_parametric_loss_surface(
 
 
 def check_extrapolation_to_largest_budget(
-    analysis_runs: pd.DataFrame, analysis: AnalysisConfig
+    analysis_runs: pd.DataFrame, compute_model: ComputeModel, analysis: AnalysisConfig
 ) -> ExtrapolationCheck:
     """Refit without the largest budget and predict its optimum: how far the laws extrapolate."""
-    return extrapolation_check(analysis_runs, AnalysisConfig.from_params(analysis))
+    return extrapolation_check(analysis_runs, AnalysisConfig.from_params(analysis), compute_model)
 
 
 def tabulate_optimal_points(
-    analysis_runs: pd.DataFrame, isoflop_fits: dict[str, IsoflopFit], parametric_surface: SurfaceFit
+    analysis_runs: pd.DataFrame,
+    isoflop_fits: dict[str, IsoflopFit],
+    parametric_surface: SurfaceFit,
+    compute_model: ComputeModel,
 ) -> pd.DataFrame:
     """Per budget per approach: optimal N, D, loss, and whether the power-law fits used it."""
-    return optimal_points_table(isoflop_fits, parametric_surface, analysis_runs)
+    return optimal_points_table(isoflop_fits, parametric_surface, analysis_runs, compute_model)
 
 
 def predict_target_budgets(
     isoflop_fits: dict[str, IsoflopFit],
     parametric_surface: SurfaceFit,
     analysis_runs: pd.DataFrame,
+    compute_model: ComputeModel,
     analysis: AnalysisConfig,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """N_opt, D_opt, tokens/param and loss with intervals at the target budgets, and the
     fitted laws with their bands on a grid of budgets (for figures)."""
     return predict(
-        isoflop_fits, parametric_surface, analysis_runs, AnalysisConfig.from_params(analysis)
+        isoflop_fits,
+        parametric_surface,
+        analysis_runs,
+        AnalysisConfig.from_params(analysis),
+        compute_model,
     )
 
 
@@ -78,6 +93,7 @@ def summarise_scaling_laws(
     parametric_surface: SurfaceFit,
     extrapolation_check: ExtrapolationCheck,
     predictions: pd.DataFrame,
+    compute_model: ComputeModel,
     analysis: AnalysisConfig,
 ) -> dict[str, Any]:
     """Every fitted law with intervals, diagnostics, agreement and warnings, as plain JSON."""
@@ -89,4 +105,5 @@ def summarise_scaling_laws(
         extrapolation_check,
         predictions,
         AnalysisConfig.from_params(analysis),
+        compute_model,
     )

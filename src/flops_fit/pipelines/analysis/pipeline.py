@@ -2,6 +2,7 @@ from kedro.pipeline import Node, Pipeline
 
 from flops_fit.pipelines.analysis.nodes import (
     check_extrapolation_to_largest_budget,
+    describe_compute_model,
     fit_isoflop_power_laws,
     fit_parametric_loss_surface,
     predict_target_budgets,
@@ -21,6 +22,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="prepare_analysis_runs",
             ),
             Node(
+                describe_compute_model,
+                ["analysis_runs", "params:analysis"],
+                "compute_model",
+                name="describe_compute_model",
+            ),
+            Node(
                 fit_isoflop_power_laws,
                 ["analysis_runs", "params:analysis"],
                 "isoflop_fits",
@@ -34,19 +41,25 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 check_extrapolation_to_largest_budget,
-                ["analysis_runs", "params:analysis"],
+                ["analysis_runs", "compute_model", "params:analysis"],
                 "extrapolation_check",
                 name="check_extrapolation_to_largest_budget",
             ),
             Node(
                 tabulate_optimal_points,
-                ["analysis_runs", "isoflop_fits", "parametric_surface"],
+                ["analysis_runs", "isoflop_fits", "parametric_surface", "compute_model"],
                 "optimal_points",
                 name="tabulate_optimal_points",
             ),
             Node(
                 predict_target_budgets,
-                ["isoflop_fits", "parametric_surface", "analysis_runs", "params:analysis"],
+                [
+                    "isoflop_fits",
+                    "parametric_surface",
+                    "analysis_runs",
+                    "compute_model",
+                    "params:analysis",
+                ],
                 ["predictions", "scaling_law_curves"],
                 name="predict_target_budgets",
             ),
@@ -59,6 +72,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "parametric_surface",
                     "extrapolation_check",
                     "predictions",
+                    "compute_model",
                     "params:analysis",
                 ],
                 "scaling_laws",

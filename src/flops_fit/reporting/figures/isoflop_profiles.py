@@ -1,5 +1,6 @@
-"""Figure 1, IsoFLOP profiles: final loss against N for every budget, the Approach 2 parabolas
-and each approach's optimum per budget."""
+"""Figure 1, IsoFLOP profiles: final loss against N for every budget, the Approach 2 parabolas,
+Approach 3's fitted surface along each budget's IsoFLOP curve (D = C / f(N), the study's
+compute model) and each approach's optimum per budget: Approach 3's lies on its curve."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from flops_fit.fitting.surface import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures.common import (
     FIGURES,
@@ -72,6 +74,7 @@ def isoflop_curves(
         _draw_runs(ax, used, colours, handles)
         y_values = list(used["final_loss"]) if not used.empty else list(dropped["final_loss"])
         _draw_parabolas(ax, optima, colours, handles)
+        _draw_surface_profiles(ax, completed, optima, laws, colours, handles)
         y_values += _draw_optima(ax, optima, colours, k, handles)
 
         lo, hi = float(np.nanmin(y_values)), float(np.nanmax(y_values))
@@ -82,7 +85,7 @@ def isoflop_curves(
         _draw_failed(ax, failed, colours, k, handles)
 
         ax.set_ylim(bottom, top)
-        ax.set_xlabel("model size N (non-embedding parameters)")
+        ax.set_xlabel("model size N (parameters)")
         ax.set_ylabel(f"final held-out loss (nats/{unit.singular})")
         ax.set_title("IsoFLOP profiles: loss against model size at fixed compute")
         count_axis(ax)
@@ -115,6 +118,26 @@ def _draw_parabolas(ax, optima: pd.DataFrame, colours: BudgetColours, handles: l
         if not parabolas["used_in_fit"].all():
             label += " (dashed: not fitted)"
         handles.append(Line2D([], [], color=GREY, label=label))
+
+
+def _draw_surface_profiles(ax, completed: pd.DataFrame, optima: pd.DataFrame,
+                           laws: dict[str, Any], colours: BudgetColours, handles: list) -> None:
+    """Approach 3's L(N, C / f(N)) over each budget's runs (and its optimum), dash-dotted."""
+    params = inp.surface(laws)
+    rows = optima[(optima["approach"] == "approach_3") & finite(optima["model_size"])]
+    if params is None or rows.empty:
+        return
+    compute = inp.compute_model(laws)
+    for row in rows.itertuples(index=False):
+        sizes = completed.loc[np.isclose(completed["budget"], row.compute_budget, rtol=1e-6),
+                              "model_size"].dropna()
+        lo = min([row.model_size, *sizes]) / 1.3
+        hi = max([row.model_size, *sizes]) * 1.3
+        n = np.geomspace(lo, hi, 120)
+        ax.plot(n, parametric_loss(n, compute.units(row.compute_budget, n), params),
+                color=colours(row.compute_budget), lw=1.0, ls="-.", alpha=0.8, zorder=2)
+    handles.append(Line2D([], [], color=GREY, lw=1.0, ls="-.",
+                          label="Approach 3 surface along the budget"))
 
 
 def _draw_optima(ax, optima: pd.DataFrame, colours: BudgetColours, k: float,

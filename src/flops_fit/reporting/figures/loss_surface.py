@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from flops_fit.fitting.surface import optimal_allocation, parametric_loss
-from flops_fit.flops import tokens_6nd
+from flops_fit.fitting.compute_model import ComputeModel, optimal_allocation
+from flops_fit.fitting.surface import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures.common import (
     FIGURES,
@@ -40,6 +40,7 @@ class _Surface:
     budgets: list[float]
     targets: list[float]
     unit: DataUnit  # what D counts
+    compute: ComputeModel  # C = f(N) D: the IsoFLOP lines and the frontier
     colours: BudgetColours
     frontier_n: np.ndarray
     frontier_d: np.ndarray
@@ -89,7 +90,8 @@ def _surface(params: dict[str, Any], runs: pd.DataFrame, laws: dict[str, Any],
     completed = runs[runs["completed"] & finite(runs["model_size"], runs["num_tokens"])]
     excluded = inp.excluded_runs(laws, runs)
     frontier_c = np.geomspace(min(budgets or targets), max(budgets + targets), 80)
-    frontier_n, frontier_d = optimal_allocation(frontier_c, params)
+    compute = inp.compute_model(laws)
+    frontier_n, frontier_d = optimal_allocation(frontier_c, params, compute)
     # the axes reach 2.5x beyond every run and the whole frontier
     n_all = np.concatenate([completed["model_size"].to_numpy(float), frontier_n])
     d_all = np.concatenate([completed["num_tokens"].to_numpy(float), frontier_d])
@@ -100,6 +102,7 @@ def _surface(params: dict[str, Any], runs: pd.DataFrame, laws: dict[str, Any],
         budgets=budgets,
         targets=targets,
         unit=inp.data_unit(laws, runs),
+        compute=compute,
         colours=BudgetColours.for_budgets(budgets or targets),
         frontier_n=frontier_n,
         frontier_d=frontier_d,
@@ -127,7 +130,7 @@ def _draw_surface(ax, s: _Surface, k: float) -> None:
               fontsize="x-small", inline=True)
     n_line = np.geomspace(*s.n_lim, 50)
     for budget in s.budgets:
-        ax.plot(n_line, tokens_6nd(budget, n_line), color=s.colours(budget), lw=0.8, ls=":",
+        ax.plot(n_line, s.compute.units(budget, n_line), color=s.colours(budget), lw=0.8, ls=":",
                 alpha=0.8, zorder=2)
     used = s.completed[~s.is_excluded]
     ax.scatter(used["model_size"], used["num_tokens"],
@@ -140,7 +143,7 @@ def _draw_surface(ax, s: _Surface, k: float) -> None:
                    linewidths=1.2, zorder=4)
     ax.plot(s.frontier_n, s.frontier_d, color=_FRONTIER_COLOUR, lw=2.2 * k, zorder=5)
     if s.targets:
-        t_n, t_d = optimal_allocation(np.asarray(s.targets), s.params)
+        t_n, t_d = optimal_allocation(np.asarray(s.targets), s.params, s.compute)
         ax.scatter(t_n, t_d, marker="*", s=150 * k2, color=_FRONTIER_COLOUR,
                    edgecolors="black", linewidths=0.6, zorder=6)
         for c, n, d in zip(s.targets, t_n, t_d, strict=True):
@@ -193,7 +196,9 @@ def _legend_handles(s: _Surface, k: float) -> list:
         Line2D([], [], marker="o", ls="none", markerfacecolor="0.75", markeredgecolor="black",
                label="run (colour: budget)"),
         Line2D([], [], color="0.55", lw=0.8, label="iso-loss contour of the fit"),
-        Line2D([], [], color=GREY, ls=":", label="IsoFLOP line C = 6ND"),
+        Line2D([], [], color=GREY, ls=":",
+               label="IsoFLOP line C = 6ND" if s.compute.is_6nd
+               else "IsoFLOP line C = f(N)·D (the study's FLOPs)"),
         Line2D([], [], color=_FRONTIER_COLOUR, lw=2.2 * k, label="compute-optimal frontier"),
     ]
     if s.is_excluded.any():
