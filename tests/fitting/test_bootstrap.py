@@ -74,6 +74,15 @@ def test_residuals_are_leverage_corrected_and_centred():
     assert standardised_residuals(np.array([1.0, 3.0]), None) == pytest.approx([-1.0, 1.0])
 
 
+def test_runs_a_fit_passes_through_stay_out_of_the_pool():
+    """A 3-size budget's parabola passes through its runs (h = 1, residual 0 at any noise):
+    pooled with the rest, its zeros would shrink every draw's noise."""
+    z = standardised_residuals(np.array([1e-17, -1e-17, 1e-17, 0.3, -0.1]),
+                               np.array([1.0, 1.0, 1.0 - 1e-12, 0.5, 0.2]))
+    raw = np.array([0.3 / np.sqrt(0.5), -0.1 / np.sqrt(0.8)])
+    assert z == pytest.approx(raw - raw.mean())
+
+
 def _plan(draws=400, n=6, seed=0):
     runs = pd.DataFrame({"used_in_fit": [True] * n, "budget_id": pd.array([0] * n)})
     return plan_draws(runs, BootstrapParams(draws=draws, seed=seed))

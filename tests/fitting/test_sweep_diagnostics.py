@@ -83,7 +83,7 @@ def test_a_surface_of_the_wrong_form_misfits():
     offset = table["compute_budget"].rank(method="dense").astype(int) % 2 * 2 - 1
     table["final_loss"] *= 1 + 0.08 * offset
     runs, isoflop, surface = fitted(table)
-    out, warnings = surface_misfit(runs, isoflop, surface)
+    out, warnings = surface_misfit(runs, surface)
     assert out["misfit"] is True
     assert out["surface_rms_log_residual"] > 2 * out["parabola_rms_log_residual"]
     assert "the surface misfits the runs" in warnings[0]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from flops_fit.fitting.compute_model import ComputeModel, optimal_allocation
 from flops_fit.reporting.formatting import format_count, format_interval
 from flops_fit.reporting.render import render_html, render_markdown
 from flops_fit.reporting.summary import summarise_study
@@ -51,6 +53,25 @@ def test_headline_budget_and_approach_are_parameters(study):
     # beyond the curves: the law alone, and the report says there is no interval
     head = summary_of(study, headline_budget=1e26)["headline"]
     assert head["source"] == "law" and "no interval available" in head["text"]
+
+
+def test_headline_beyond_the_curves_is_approach_3s_own_optimum(study):
+    """Under a compute model other than 6N, Approach 3's stored laws are fitted through the
+    study's budgets; far beyond them the headline is the surface's argmin, on its IsoFLOP line."""
+    laws = study["scaling_laws"]
+    model = ComputeModel("interpolated", "a test model", (np.log(1e6), np.log(1e9)),
+                         (np.log(3.4), np.log(1.2)))
+    laws["compute_model"] = model.to_dict()
+    summary = summarise_study(study["analysis_runs"], laws, study["optimal_points"],
+                              study["predictions"], study["scaling_law_curves"],
+                              headline_budget=1e27, headline_approach="approach_3")
+    head = summary["headline"]
+    assert head["source"] == "law" and head["approach"] == "approach_3"
+    n, d = optimal_allocation(1e27, laws["approach_3"], model)
+    assert head["model_size"] == pytest.approx(float(n), rel=1e-12)
+    assert float(model.flops_per_unit(head["model_size"])) * head["num_tokens"] == \
+        pytest.approx(1e27, rel=1e-9)
+    assert "compute counted as C = f(N)·D with f = 1.2–3.4 × 6N" in head["text"]
 
 
 def test_headline_falls_back_when_approach_3_was_not_fitted(study):

@@ -93,3 +93,22 @@ def test_a_summary_from_before_units_renders_as_tokens(study, render):
     summary = summary_of(study)
     del summary["unit"]
     assert render(summary) == render(summary_of(study))
+
+
+@pytest.mark.parametrize("render", [render_html, render_markdown])
+def test_both_reports_carry_the_notes_and_the_choice_of_approach(study, render):
+    """The Markdown report says all the HTML one does: how the approach was chosen (with the
+    caveat when none passed every check), the compute model and analysis's notes."""
+    laws = study["scaling_laws"]
+    laws["meta"] = {**laws.get("meta", {}),
+                    "notes": ["the budget column 'compute_budget' is read as C"]}
+    laws["recommended_approach"] = {
+        "approach": "approach_3", "passed_every_check": False, "reason": "first with an answer",
+        "passed_over": {"approach_3": ["alpha and beta are not identified"]}}
+    summary = summary_of(study, headline_approach="auto")
+    text = render(summary)
+    assert "Note: the budget column &#39;compute_budget&#39; is read as C." in text \
+        or "Note: the budget column 'compute_budget' is read as C." in text
+    assert "no approach passed every check of analysis" in text
+    assert "alpha and beta are not identified" in text
+    assert f"Compute counted as {summary['headline']['compute_model']}" in text

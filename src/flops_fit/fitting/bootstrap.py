@@ -39,7 +39,8 @@ from flops_fit.parameters.analysis import BootstrapParams
 UNRELIABLE_SHARE = 0.15
 #: Fewer finite draws than this give no interval.
 MIN_DRAWS_FOR_INTERVAL = 10
-_LEVERAGE_CAP = 0.99  # r / sqrt(1 - h) with h capped here: a run the fit passes through exactly
+_EXACT_FIT_LEVERAGE = 1.0 - 1e-6  # h above this: the fit passes through the run
+_LEVERAGE_CAP = 0.99  # r / sqrt(1 - h) with h capped here: near-exact fits do not blow up
 
 
 @dataclass(frozen=True)
@@ -151,11 +152,18 @@ def small_sample_factor(dof: int, level: float) -> float:
 
 def standardised_residuals(residuals: np.ndarray, leverage: np.ndarray | None) -> np.ndarray:
     """r / sqrt(1 - h), centred: residuals with the spread of the noise (a fit pulls each
-    run's residual towards 0 by its leverage h)."""
+    run's residual towards 0 by its leverage h).
+
+    Runs the fit passes through (h = 1, e.g. every run of a 3-size budget under its parabola)
+    have residual 0 whatever the noise: they are left out of the pool, which would otherwise
+    fill with zeros and give too narrow an interval."""
     r = np.asarray(residuals, dtype=float)
     if leverage is not None:
-        h = np.minimum(np.asarray(leverage, dtype=float), _LEVERAGE_CAP)
-        r = r / np.sqrt(1.0 - h)
+        h = np.asarray(leverage, dtype=float)
+        informative = h < _EXACT_FIT_LEVERAGE
+        if informative.any():
+            r, h = r[informative], h[informative]
+        r = r / np.sqrt(1.0 - np.minimum(h, _LEVERAGE_CAP))
     return r - r.mean()
 
 

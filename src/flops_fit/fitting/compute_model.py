@@ -3,7 +3,7 @@
 Approach 3 fits L(N, D); which (N, D) a budget C buys depends on how the study counts compute.
 With f(N) = 6 N (imported runs, `flops_formula: 6nd` studies) the optimum is the closed form of
 `fitting.surface`. The built-in GPT counts every matmul FLOP (`flops_formula: full`) and plugin
-models are measured: there f(N) is the plan's `flops_per_token`, 1.2-2x 6 N at CPU sizes. Then
+models are measured: there f(N) is the plan's `flops_per_token`, 1.2-3.4x 6 N at CPU sizes. Then
 
     N_opt(C) = argmin_N  L(N, C / f(N)),   D_opt(C) = C / f(N_opt),
 
@@ -22,6 +22,7 @@ the table has one, which every study planned by flops-fit has, else 6 N), `6nd`,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flops_fit.fitting.isoflop import fit_power_law_draws
 from flops_fit.fitting.surface import allocation_power_laws, param_value
 from flops_fit.fitting.surface import optimal_allocation as closed_form_allocation
-from flops_fit.flops import FLOPS_PER_PARAM_TOKEN
+from flops_fit.flops import FLOPS_PER_PARAM_TOKEN, compute_6nd
 from flops_fit.parameters.analysis import COMPUTE_MODEL_SOURCES
+
+logger = logging.getLogger(__name__)
 
 #: |log(f / 6N)| below this at every size is the 6 N model (closed form)
 EXACT_6ND_TOL = 1e-9
@@ -119,6 +123,9 @@ class ComputeModel:
         n = np.asarray(doc.get("model_size") or [], dtype=float)
         r = np.asarray(doc.get("ratio_to_6n") or [], dtype=float)
         if n.size == 0 or n.size != r.size or not np.all((n > 0) & (r > 0)):
+            logger.warning("the stored compute model %r is unreadable (model_size and "
+                           "ratio_to_6n must be equal-length positive lists): using C = 6 N D",
+                           dict(doc))
             return cls.six_nd("C = 6 N D: the stored compute model was unreadable")
         return cls("interpolated", str(doc.get("source", "")), tuple(np.log(n)), tuple(np.log(r)))
 
@@ -181,10 +188,10 @@ def optimal_allocation(compute: Any, params: Mapping[str, Any] | Any,
         return np.reshape(v, np.shape(v) + (1,) * (len(shape) - np.ndim(v) + 1))
 
     A_, B_, al, be = col(A), col(B), col(alpha), col(beta)
-    log_c = np.broadcast_to(np.log(c), shape)[..., None]
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # C <= 0 or NaN parameters: NaN out, no RuntimeWarning
+        log_c = np.broadcast_to(np.log(c), shape)[..., None]
         guess, _ = closed_form_allocation(c / float(np.exp(np.median(model.log_ratio))), params)
-    x0 = np.log(np.broadcast_to(guess, shape))[..., None]
+        x0 = np.log(np.broadcast_to(guess, shape))[..., None]
     x0 = np.where(np.isfinite(x0), x0, 0.0)
     knots, values = np.asarray(model.log_n), np.asarray(model.log_ratio)
     log6 = np.log(float(FLOPS_PER_PARAM_TOKEN))
@@ -241,19 +248,12 @@ def allocation_laws(params: Mapping[str, Any] | Any, model: ComputeModel | None,
         return allocation_power_laws(params)
     c = np.asarray(sorted(set(float(b) for b in np.ravel(budgets))), dtype=float)
     n_opt, d_opt = optimal_allocation(c, params, model)
-    x = np.log10(c)
     out = {}
     for key, values in (("n_opt", n_opt), ("d_opt", d_opt)):
-        with np.errstate(all="ignore"):
-            y = np.log10(values)
-            ok = np.isfinite(y).all(axis=-1) & (c.size >= 2)
-            xm = x.mean()
-            slope = ((x - xm) * (y - y.mean(axis=-1, keepdims=True))).sum(-1) / ((x - xm) ** 2).sum()
-            intercept = y.mean(axis=-1) - slope * xm
-            coefficient = np.where(ok, 10.0**intercept, np.nan)
-            exponent = np.where(ok, slope, np.nan)
-        if np.ndim(coefficient) == 0:
-            coefficient, exponent = float(coefficient), float(exponent)
+        rows = np.reshape(values, (-1, c.size))  # (draws, budgets); one row for point values
+        coefficient, exponent = fit_power_law_draws(c, rows, np.ones_like(rows))
+        if np.ndim(values) == 1:
+            coefficient, exponent = float(coefficient[0]), float(exponent[0])
         out[key] = {"coefficient": coefficient, "exponent": exponent}
     return out
 
@@ -268,7 +268,7 @@ def compute_model_warnings(runs: pd.DataFrame, model: ComputeModel) -> list[str]
         return []
     used = runs[runs["used_in_fit"]] if "used_in_fit" in runs.columns else runs
     ratio = (pd.to_numeric(used["compute"], errors="coerce")
-             / (FLOPS_PER_PARAM_TOKEN * used["model_size"] * used["num_tokens"]))
+             / compute_6nd(used["model_size"], used["num_tokens"]))
     ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
     if ratio.empty or abs(float(ratio.median()) - 1.0) <= C_RATIO_WARN:
         return []

@@ -28,10 +28,9 @@ import pandas as pd
 
 from flops_fit.fitting.bootstrap import interval
 from flops_fit.fitting.compute_model import ComputeModel, allocation_laws, optimal_allocation
-from flops_fit.fitting.isoflop import budget_groups
+from flops_fit.fitting.isoflop import approach2_residuals, budget_groups
 from flops_fit.fitting.isoflop_laws import IsoflopFit
-from flops_fit.fitting.surface import parametric_loss
-from flops_fit.fitting.surface_fit import SurfaceFit
+from flops_fit.fitting.surface_fit import SurfaceFit, surface_residuals
 
 OFF_CENTRE_FACTOR = 2.0  # sweep centre vs fitted optimum (either way) beyond this is flagged
 MAX_EXPONENT_CORRELATION = 0.95  # |corr(alpha, beta)| over the bootstrap draws above this
@@ -58,9 +57,11 @@ def budget_checks(
     """Per budget: sampled range, best run, fitted optimum, centre ratio, flags; and warnings."""
     groups = budget_groups(runs)
     vertices = {p.budget_id: p for p in isoflop["approach_2"].points} if isoflop else {}
-    law = None
+    law = None  # the fix re-plans around the best fitted N_opt law: Approach 3's, else 2's
     if surface.fit is not None and groups:
         law = allocation_laws(surface.fit, model, [g.budget for g in groups])["n_opt"]
+    elif isoflop and isoflop["approach_2"].laws.get("n_opt") is not None:
+        law = isoflop["approach_2"].laws["n_opt"].to_dict()
     rows, warnings = [], []
     for g in groups:
         lo, hi = float(g.model_size.min()), float(g.model_size.max())
@@ -102,9 +103,7 @@ def budget_checks(
     return rows, warnings
 
 
-def surface_misfit(
-    runs: pd.DataFrame, isoflop: dict[str, IsoflopFit], surface: SurfaceFit
-) -> tuple[dict[str, Any], list[str]]:
+def surface_misfit(runs: pd.DataFrame, surface: SurfaceFit) -> tuple[dict[str, Any], list[str]]:
     """The surface's RMS log-residual against the per-budget parabolas' (a local reference)."""
     out: dict[str, Any] = {"surface_rms_log_residual": None,
                            "parabola_rms_log_residual": None, "misfit": None}
@@ -113,24 +112,19 @@ def surface_misfit(
     groups = budget_groups(runs)
     if not groups:
         return out, []
-    n = np.concatenate([g.model_size for g in groups])
-    d = np.concatenate([g.num_tokens for g in groups])
-    loss = np.concatenate([g.loss for g in groups])
-    resid = np.log(loss / parametric_loss(n, d, surface.fit))
+    n, d, loss = (np.concatenate([getattr(g, k) for g in groups])
+                  for k in ("model_size", "num_tokens", "loss"))
+    _, resid, _ = surface_residuals(surface.fit, n, d, loss)
     surface_rms = float(np.sqrt(np.sum(resid**2) / max(1, loss.size - 5)))
     out["surface_rms_log_residual"] = surface_rms
-    parabolas = {p.budget_id: p.parabola for p in isoflop.get("approach_2").points
-                 if p.parabola is not None} if isoflop and "approach_2" in isoflop else {}
     sq, dof = 0.0, 0
     for g in groups:
-        c = parabolas.get(g.budget_id)
-        if c is None or g.loss.size <= 3 or not np.isfinite(c["parabola_c2"]):
+        if g.loss.size <= 3:  # a parabola through 3 sizes leaves no residual
             continue
-        fitted = np.polyval([c["parabola_c2"], c["parabola_c1"], c["parabola_c0"]],
-                            np.log10(g.model_size))
-        if np.any(fitted <= 0):
+        local_resid = approach2_residuals(g)["residuals"]
+        if not np.all(np.isfinite(local_resid)):
             continue
-        sq += float(np.sum(np.log(g.loss / fitted) ** 2))
+        sq += float(np.sum(local_resid**2))
         dof += g.loss.size - 3
     if dof == 0:
         return out, []
@@ -189,6 +183,6 @@ def sweep_diagnostics(
     """The scaling_laws document's `diagnostics` section: budgets, identification, warnings."""
     rows, warnings = budget_checks(runs, isoflop, surface, model)
     ident, ident_warnings = identification(surface, level)
-    fit, fit_warnings = surface_misfit(runs, isoflop, surface)
+    fit, fit_warnings = surface_misfit(runs, surface)
     return {"budgets": rows, **ident, **fit,
             "warnings": warnings + ident_warnings + fit_warnings}

@@ -3,7 +3,7 @@ with its interval and how far that budget lies beyond the fitted ones.
 
 The values come, in this order, from the predictions table (the budget is a target budget), the
 fitted curves (the budget lies inside their range; read off in log-log) or the bare power laws
-(no interval). When the preferred approach was not fitted, the next of `HEADLINE_ORDER` is used
+(no interval; for Approach 3 the surface's own optimum under the study's compute model). When the preferred approach was not fitted, the next of `HEADLINE_ORDER` is used
 and the report says why.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flops_fit.fitting.compute_model import ComputeModel
+from flops_fit.fitting.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.surface import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.formatting import (
@@ -153,14 +153,17 @@ def _curve_at(curves: pd.DataFrame, approach: str, budget: float):
 
 
 def _law_at(laws: Mapping[str, Any], approach: str, budget: float) -> dict[str, Any]:
-    n = inp.evaluate_law(inp.law(laws, approach, "n_opt"), budget)
-    d = inp.evaluate_law(inp.law(laws, approach, "d_opt"), budget)
-    loss = None
-    l_law = inp.law(laws, approach, "l_opt")
-    if l_law is not None:
-        loss = inp.evaluate_law(l_law, budget)
-    elif approach == "approach_3" and inp.surface(laws) is not None:
-        loss = float(parametric_loss(n, d, inp.surface(laws)))
+    surface = inp.surface(laws) if approach == "approach_3" else None
+    if surface is not None:
+        # the surface's own optimum under the study's compute model: Approach 3's stored laws
+        # are fitted through the study's budgets when f is not 6N, so only local there
+        n, d = (float(v) for v in optimal_allocation(budget, surface, inp.compute_model(laws)))
+        loss = float(parametric_loss(n, d, surface))
+    else:
+        n = inp.evaluate_law(inp.law(laws, approach, "n_opt"), budget)
+        d = inp.evaluate_law(inp.law(laws, approach, "d_opt"), budget)
+        l_law = inp.law(laws, approach, "l_opt")
+        loss = inp.evaluate_law(l_law, budget) if l_law is not None else None
     return {"model_size": n, "model_size_interval": None, "num_tokens": d,
             "num_tokens_interval": None, "loss": loss, "loss_interval": None,
             "tokens_per_param": d / n}
