@@ -55,6 +55,29 @@ def test_the_optimum_minimises_the_loss_on_the_isoflop_curve():
         assert float(OVERHEAD.flops_per_unit(n) * d) == pytest.approx(c, rel=1e-12)
 
 
+def test_the_frontier_has_no_staircase():
+    """f must have a continuous slope in N: with a kink at every planned size (a piecewise-linear
+    ratio) N_opt(C) sticks at the size over a range of budgets, and the frontier steps."""
+    c = np.logspace(17, 27, 801)
+    n, _ = optimal_allocation(c, TRUTH, OVERHEAD)
+    local = np.diff(np.log(n)) / np.diff(np.log(c))  # the frontier's local exponent
+    # no plateau (a staircase's exponent drops to 0 at every planned size); the curvature of
+    # log r may still change at a size (PCHIP has a continuous slope, not curvature), which
+    # moves the exponent by a few hundredths at most
+    assert local.min() > 0.4 and np.abs(np.diff(local)).max() < 0.05
+    # across the planned sizes and beyond them, r is smooth and keeps the sizes' values
+    x = np.log(np.geomspace(1e4, 1e12, 2001))
+    log_r, slope = OVERHEAD.log_ratio_at(x)
+    np.testing.assert_allclose(np.diff(log_r) / np.diff(x), 0.5 * (slope[1:] + slope[:-1]),
+                               atol=2e-4)
+    np.testing.assert_allclose(OVERHEAD.ratio([1e6, 1e8, 1e10]), [1.8, 1.3, 1.05], rtol=1e-12)
+    # beyond the ends the end slope fades out: log r levels off, monotone, no overshoot
+    far = OVERHEAD.ratio([1e10, 1e11, 1e13, 1e16])
+    assert np.all(np.diff(far) < 0) and far[-1] == pytest.approx(far[-2], rel=1e-3)
+    near = OVERHEAD.ratio([1e3, 1e2])
+    assert near[0] > 1.8 and near[1] == pytest.approx(near[0], rel=1e-3)
+
+
 def test_vectorised_over_draws_and_budgets():
     rng = np.random.default_rng(0)
     draws = {k: v * np.exp(0.05 * rng.standard_normal(40)) for k, v in TRUTH.items()}

@@ -9,11 +9,15 @@ models are measured: there f(N) is the plan's `flops_per_token`, 1.2-3.4x 6 N at
 
 solved numerically here, vectorised over budgets and bootstrap draws (`optimal_allocation`).
 
-f is stored as the ratio r(N) = f(N) / (6 N), interpolated linearly in (log N, log r) between
-the study's model sizes and held at its end values beyond them: beyond the largest model the
-extra cost per unit of D (attention, the head) is assumed to keep its share, which overstates
-it a little for a transformer (whose share falls with width) and is exact for 6 N. A ratio of 1
-everywhere is the 6 N model, solved in closed form, so both paths give the same numbers then.
+f is stored as the ratio r(N) = f(N) / (6 N) at the study's model sizes and interpolated in
+(log N, log r) by a monotone cubic (PCHIP: through every point, no overshoot, a continuous
+slope). Beyond the end sizes the end slope fades out within a factor 1.65 in N and r is then
+held (never crossing 1 on its way there): beyond the largest model the extra cost per unit of D (attention, the head) is assumed to
+keep about its share, which overstates it a little for a transformer (whose share falls with
+width) and is exact for 6 N. The slope must be continuous: d log f / d log N enters the optimum's
+condition, and a piecewise-linear r (a kink at every size) pins N_opt(C) to a planned size over a
+range of budgets, a staircase in the frontier. A ratio of 1 everywhere is the 6 N model, solved
+in closed form, so both paths give the same numbers then.
 
 `analysis.compute_model` chooses the source: `auto` (the runs' `flops_per_token` column when
 the table has one, which every study planned by flops-fit has, else 6 N), `6nd`, or `table`
@@ -25,10 +29,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.interpolate import PchipInterpolator
 
 from flops_fit.fitting.isoflop import fit_power_law_draws
 from flops_fit.fitting.surface import allocation_power_laws, param_value
@@ -44,6 +50,9 @@ _PER_UNIT_COLUMN = "flops_per_token"  # a plan field: training FLOPs per unit of
 # Numerical allocation: a scan of this many points over +-_SCAN_HALF_WIDTH in ln N around the
 # closed-form guess (a factor 400 each way), then bisection between the best point's neighbours.
 _SCAN_POINTS, _SCAN_HALF_WIDTH, _BISECTIONS = 49, 6.0, 64
+# Beyond the planned sizes the slope of log r fades out over this width in ln N (a factor 1.65
+# in N): enough for a continuous slope, short enough not to extrapolate the trend far.
+_FADE_WIDTH = 0.5
 
 
 class ComputeModelError(ValueError):
@@ -73,7 +82,38 @@ class ComputeModel:
         if self.is_6nd:
             return np.ones_like(n)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.exp(np.interp(np.log(n), self.log_n, self.log_ratio))
+            return np.exp(self.log_ratio_at(np.log(n))[0])
+
+    @cached_property
+    def _pchip(self) -> tuple[PchipInterpolator, PchipInterpolator] | None:
+        if len(self.log_n) < 2:
+            return None
+        inner = PchipInterpolator(np.asarray(self.log_n), np.asarray(self.log_ratio))
+        return inner, inner.derivative()
+
+    def log_ratio_at(self, log_n: Any) -> tuple[np.ndarray, np.ndarray]:
+        """log r and its slope d log r / d log N at log N (see the module: PCHIP between the
+        sizes; beyond them the end slope s decays as s e^(-u/w), u the distance past the end in
+        log N, so log r levels off at its end value + s w; `_fade_width`)."""
+        x = np.asarray(log_n, dtype=float)
+        if self.is_6nd:
+            return np.zeros_like(x), np.zeros_like(x)
+        if self._pchip is None:  # one size: r is that size's ratio everywhere
+            return np.full_like(x, self.log_ratio[0]), np.zeros_like(x)
+        inner, slope_of = self._pchip
+        knots = np.asarray(self.log_n)
+        with np.errstate(invalid="ignore"):
+            inside = np.clip(x, knots[0], knots[-1])
+            value, slope = inner(inside), slope_of(inside)
+            for end, u, sign in ((0, knots[0] - x, -1.0), (-1, x - knots[-1], 1.0)):
+                past = u > 0
+                if not np.any(past):
+                    continue
+                w = _fade_width(self.log_ratio[end], sign * float(slope_of(knots[end])))
+                fade = np.exp(-np.where(past, u, 0.0) / w)
+                value = np.where(past, value + sign * slope * w * (1.0 - fade), value)
+                slope = np.where(past, slope * fade, slope)
+        return value, slope
 
     def flops_per_unit(self, model_size: Any) -> np.ndarray:
         """f(N): training FLOPs per unit of D."""
@@ -128,6 +168,14 @@ class ComputeModel:
                            dict(doc))
             return cls.six_nd("C = 6 N D: the stored compute model was unreadable")
         return cls("interpolated", str(doc.get("source", "")), tuple(np.log(n)), tuple(np.log(r)))
+
+
+def _fade_width(log_r_end: float, outward_slope: float) -> float:
+    """w of `ComputeModel.log_ratio_at` beyond one end: _FADE_WIDTH, shortened so that a ratio
+    heading towards 1 (6 N) levels off before it would cross it."""
+    if log_r_end * outward_slope < 0:
+        return min(_FADE_WIDTH, abs(log_r_end / outward_slope))
+    return _FADE_WIDTH
 
 
 def from_points(model_size: Any, per_unit: Any, source: str) -> ComputeModel:
@@ -193,21 +241,15 @@ def optimal_allocation(compute: Any, params: Mapping[str, Any] | Any,
         guess, _ = closed_form_allocation(c / float(np.exp(np.median(model.log_ratio))), params)
         x0 = np.log(np.broadcast_to(guess, shape))[..., None]
     x0 = np.where(np.isfinite(x0), x0, 0.0)
-    knots, values = np.asarray(model.log_n), np.asarray(model.log_ratio)
     log6 = np.log(float(FLOPS_PER_PARAM_TOKEN))
 
-    slopes = np.diff(values) / np.diff(knots) if knots.size > 1 else np.zeros(0)
-
     def objective(x):  # L(N, C/f(N)) - E at ln N = x
-        log_f = log6 + x + np.interp(x, knots, values)
+        log_f = log6 + x + model.log_ratio_at(x)[0]
         return A_ * np.exp(-al * x) + B_ * np.exp(be * (log_f - log_c))
 
-    def derivative(x):  # d/dx of `objective`; d log f / dx = 1 + the segment's slope of log r
-        seg = np.searchsorted(knots, x, side="right") - 1
-        inside = (seg >= 0) & (seg < slopes.size)
-        s = np.where(inside, slopes[np.clip(seg, 0, max(0, slopes.size - 1))], 0.0) \
-            if slopes.size else 0.0
-        log_f = log6 + x + np.interp(x, knots, values)
+    def derivative(x):  # d/dx of `objective`; d log f / dx = 1 + the slope of log r
+        log_r, s = model.log_ratio_at(x)
+        log_f = log6 + x + log_r
         return -al * A_ * np.exp(-al * x) + be * (1.0 + s) * B_ * np.exp(be * (log_f - log_c))
 
     with np.errstate(all="ignore"):
@@ -216,9 +258,8 @@ def optimal_allocation(compute: Any, params: Mapping[str, Any] | Any,
         scan = x0 + offsets
         best = np.argmin(np.where(np.isfinite(h := objective(scan)), h, np.inf), axis=-1)
         centre = np.take_along_axis(scan, best[..., None], axis=-1)
-        # Between the best scan point's neighbours the objective is convex on each segment of
-        # r, so the sign change of its derivative (a root, or a kink at a knot) is the minimum:
-        # bisection reaches it to machine precision.
+        # Between the best scan point's neighbours the objective is smooth with one minimum,
+        # where its derivative changes sign: bisection reaches it to machine precision.
         lo, hi = centre - step, centre + step
         for _ in range(_BISECTIONS):
             mid = 0.5 * (lo + hi)
