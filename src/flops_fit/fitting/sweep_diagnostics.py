@@ -137,8 +137,9 @@ def surface_misfit(runs: pd.DataFrame, surface: SurfaceFit) -> tuple[dict[str, A
         f"Approach 3: the surface misfits the runs: its RMS residual is {surface_rms:.1%} of "
         f"the loss, {surface_rms / local:.2g}x the per-budget parabolas' {local:.1%}, so "
         "E + A/N^alpha + B/D^beta does not describe these runs and its intervals (which cover "
-        "noise, not the wrong form) understate the error; prefer Approach 2, or try "
-        "analysis.approach_3.objective: least_squares"
+        "noise, not the wrong form) understate the error; compare it with Approach 2 "
+        "(recommended_approach says which passed its checks, the extrapolation check how each "
+        "predicted the held-out budget), or try analysis.approach_3.objective: least_squares"
     ]
 
 
