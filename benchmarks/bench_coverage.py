@@ -12,7 +12,8 @@ bootstrap of `params:analysis.bootstrap`). Per design x approach x quantity it p
   ratio to the 2.5-97.5 percentile range of the estimates is printed beside it;
 - bias / SD: (mean point estimate - truth) / SD of the point estimates;
 - fail / bfail / unrel: the mean share of bootstrap draws that failed, of budget-draws whose
-  parabola failed (Approach 2), and the share of studies whose interval was flagged unreliable.
+  parabola failed (Approach 2), and the share of studies whose interval was flagged unreliable;
+  cov|unr: the coverage of those flagged studies alone (does the flag mean anything?).
 
 The quantities: the exponent a of N_opt = k C^a (truth beta / (alpha + beta)) and log10 N_opt at
 C = 1e24 FLOPs (truth from `fitting.surface.optimal_allocation`), both for Approach 2 (its power
@@ -191,9 +192,12 @@ def summarise(records: list[Record], approach: str, q: str, true: float) -> dict
     covered = with_iv & (lo <= true) & (true <= hi)
     fails = [r.failed[approach] for r in records if approach in r.failed]
     bfails = [r.budget_failed[approach] for r in records if approach in r.budget_failed]
-    unrel = [r.unreliable[approach] for r in records if approach in r.unreliable]
+    unrel = np.array([r.unreliable.get(approach, False) for r in records], dtype=bool)
+    flagged = with_iv & unrel
     return {
         "coverage": float(np.mean(covered)) if with_iv.any() else np.nan,
+        # does the flag mean anything? coverage of the studies it marked unreliable
+        "coverage_unreliable": float(np.mean(covered[flagged])) if flagged.any() else np.nan,
         "width_ratio": width / spread if spread > 0 else np.nan,
         "width_pct_ratio": width / pct if pct > 0 else np.nan,
         "bias_sd": (float(np.mean(e)) - true) / sd if sd > 0 else np.nan,
@@ -201,7 +205,8 @@ def summarise(records: list[Record], approach: str, q: str, true: float) -> dict
         "no_interval": int((have & ~with_iv).sum()),
         "failed": float(np.mean(fails)) if fails else np.nan,
         "budget_failed": float(np.mean(bfails)) if bfails else np.nan,
-        "unreliable": float(np.mean(unrel)) if unrel else np.nan,
+        "unreliable": float(np.mean(unrel)) if any(approach in r.unreliable for r in records)
+        else np.nan,
     }
 
 
@@ -244,7 +249,7 @@ def main(argv=None) -> int:
     )
     header = (
         f"   {'approach':<11} {'quantity':<18} {'coverage':>8} {'w/spread':>8} {'w/pct':>6} "
-        f"{'bias/SD':>7} {'fail':>6} {'bfail':>6} {'unrel':>6}  verdict"
+        f"{'bias/SD':>7} {'fail':>6} {'bfail':>6} {'unrel':>6} {'cov|unr':>7}  verdict"
     )
     failures: list[str] = []
     problems: list[str] = []
@@ -290,7 +295,8 @@ def main(argv=None) -> int:
                     f"   {approach:<11} {q:<18} {_fmt(s['coverage'], '8.3f')} "
                     f"{_fmt(s['width_ratio'], '8.2f')} {_fmt(s['width_pct_ratio'], '6.2f')} "
                     f"{_fmt(s['bias_sd'], '+7.2f')} {_fmt(s['failed'], '6.1%')} "
-                    f"{_fmt(s['budget_failed'], '6.1%')} {_fmt(s['unreliable'], '6.1%')}  "
+                    f"{_fmt(s['budget_failed'], '6.1%')} {_fmt(s['unreliable'], '6.1%')} "
+                    f"{_fmt(s['coverage_unreliable'], '7.3f')}  "
                     f"{verdict}{extra}"
                 )
         sys.stdout.flush()
