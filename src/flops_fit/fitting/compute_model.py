@@ -12,12 +12,12 @@ solved numerically here, vectorised over budgets and bootstrap draws (`optimal_a
 f is stored as the ratio r(N) = f(N) / (6 N) at the study's model sizes and interpolated in
 (log N, log r) by a monotone cubic (PCHIP: through every point, no overshoot, a continuous
 slope). Beyond the end sizes the end slope fades out within a factor 1.65 in N and r is then
-held (never crossing 1 on its way there): beyond the largest model the extra cost per unit of D (attention, the head) is assumed to
-keep about its share, which overstates it a little for a transformer (whose share falls with
-width) and is exact for 6 N. The slope must be continuous: d log f / d log N enters the optimum's
-condition, and a piecewise-linear r (a kink at every size) pins N_opt(C) to a planned size over a
-range of budgets, a staircase in the frontier. A ratio of 1 everywhere is the 6 N model, solved
-in closed form, so both paths give the same numbers then.
+held (never crossing 1 on its way there): beyond the largest model the extra cost per unit of
+D (attention, the head) is assumed to keep about its share, which overstates it a little for a
+transformer (whose share falls with width) and is exact for 6 N. The slope must be continuous:
+d log f / d log N enters the optimum's condition, and a piecewise-linear r (a kink at every
+size) pins N_opt(C) to a planned size over a range of budgets, a staircase in the frontier. A
+ratio of 1 everywhere is the 6 N model, solved in closed form, so both paths agree then.
 
 `analysis.compute_model` chooses the source: `auto` (the runs' `flops_per_token` column when
 the table has one, which every study planned by flops-fit has, else 6 N), `6nd`, or `table`
