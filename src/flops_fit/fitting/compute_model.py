@@ -91,29 +91,35 @@ class ComputeModel:
         inner = PchipInterpolator(np.asarray(self.log_n), np.asarray(self.log_ratio))
         return inner, inner.derivative()
 
-    def log_ratio_at(self, log_n: Any) -> tuple[np.ndarray, np.ndarray]:
-        """log r and its slope d log r / d log N at log N (see the module: PCHIP between the
-        sizes; beyond them the end slope s decays as s e^(-u/w), u the distance past the end in
-        log N, so log r levels off at its end value + s w; `_fade_width`)."""
+    def log_ratio_at(self, log_n: Any, slope: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """log r and (None when `slope` is false) its slope d log r / d log N at log N.
+
+        PCHIP between the sizes; beyond an end, whose slope is s, the slope decays as
+        s e^(-u/w), u the distance past the end in log N, so log r levels off at its end value
+        + s w (`_fade_width`). The allocation's scan evaluates this at every (draw, budget,
+        scan point) and needs no slope there.
+        """
         x = np.asarray(log_n, dtype=float)
-        if self.is_6nd:
-            return np.zeros_like(x), np.zeros_like(x)
-        if self._pchip is None:  # one size: r is that size's ratio everywhere
-            return np.full_like(x, self.log_ratio[0]), np.zeros_like(x)
+        if self.is_6nd or self._pchip is None:  # 6 N, or one size: r constant
+            value = np.full_like(x, self.log_ratio[0] if self.log_ratio else 0.0)
+            return value, (np.zeros_like(x) if slope else None)
         inner, slope_of = self._pchip
-        knots = np.asarray(self.log_n)
+        knots = inner.x
         with np.errstate(invalid="ignore"):
             inside = np.clip(x, knots[0], knots[-1])
-            value, slope = inner(inside), slope_of(inside)
+            value = inner(inside)
+            d = slope_of(inside) if slope else None
             for end, u, sign in ((0, knots[0] - x, -1.0), (-1, x - knots[-1], 1.0)):
-                past = u > 0
-                if not np.any(past):
+                if not (u > 0).any():
                     continue
-                w = _fade_width(self.log_ratio[end], sign * float(slope_of(knots[end])))
-                fade = np.exp(-np.where(past, u, 0.0) / w)
-                value = np.where(past, value + sign * slope * w * (1.0 - fade), value)
-                slope = np.where(past, slope * fade, slope)
-        return value, slope
+                # past an end the clipped PCHIP slope is the end slope itself
+                end_slope = float(slope_of(knots[end]))
+                w = _fade_width(self.log_ratio[end], sign * end_slope)
+                decay = np.exp(-np.maximum(u, 0.0) / w)  # 1 where x is not past this end
+                value += sign * end_slope * w * (1.0 - decay)
+                if slope:
+                    d *= decay
+        return value, d
 
     def flops_per_unit(self, model_size: Any) -> np.ndarray:
         """f(N): training FLOPs per unit of D."""
@@ -244,7 +250,7 @@ def optimal_allocation(compute: Any, params: Mapping[str, Any] | Any,
     log6 = np.log(float(FLOPS_PER_PARAM_TOKEN))
 
     def objective(x):  # L(N, C/f(N)) - E at ln N = x
-        log_f = log6 + x + model.log_ratio_at(x)[0]
+        log_f = log6 + x + model.log_ratio_at(x, slope=False)[0]
         return A_ * np.exp(-al * x) + B_ * np.exp(be * (log_f - log_c))
 
     def derivative(x):  # d/dx of `objective`; d log f / dx = 1 + the slope of log r

@@ -3,8 +3,9 @@ with its interval and how far that budget lies beyond the fitted ones.
 
 The values come, in this order, from the predictions table (the budget is a target budget), the
 fitted curves (the budget lies inside their range; read off in log-log) or the bare power laws
-(no interval; for Approach 3 the surface's own optimum under the study's compute model). When the preferred approach was not fitted, the next of `HEADLINE_ORDER` is used
-and the report says why.
+(no interval; for Approach 3 the surface's own optimum under the study's compute model). When
+the preferred approach was not fitted, the next of `HEADLINE_ORDER` is used and the report says
+why.
 """
 
 from __future__ import annotations
