@@ -1,6 +1,6 @@
 """Are the bootstrap intervals calibrated? Coverage and width over many synthetic studies.
 
-Every study is a synthetic IsoFLOP sweep on Chinchilla's surface (`fitting.synthetic`: E 1.69,
+Every study is a synthetic IsoFLOP sweep on Chinchilla's surface (`fitting.runs.simulated`: E 1.69,
 A 406.4, B 410.7, alpha 0.34, beta 0.28, C = 6 N D, log-normal noise) put through the analysis
 as the pipeline does (`prepare_runs`, `fit_isoflop_approaches`, `fit_surface`, the default
 bootstrap of `params:analysis.bootstrap`). Per design x approach x quantity it prints:
@@ -16,9 +16,9 @@ bootstrap of `params:analysis.bootstrap`). Per design x approach x quantity it p
   cov|unr: the coverage of those flagged studies alone (does the flag mean anything?).
 
 The quantities: the exponent a of N_opt = k C^a (truth beta / (alpha + beta)) and log10 N_opt at
-C = 1e24 FLOPs (truth from `fitting.surface.optimal_allocation`), both for Approach 2 (its power
+C = 1e24 FLOPs (truth from `fitting.surface.law.optimal_allocation`), both for Approach 2 (its power
 law) and Approach 3 (the surface's closed-form allocation). Approach 1 has no interval
-(`fitting.isoflop_laws.APPROACH_1_NO_INTERVAL`); its bias / SD is printed for reference.
+(`fitting.isoflop.approaches.APPROACH_1_NO_INTERVAL`); its bias / SD is printed for reference.
 
 Targets (full mode; the exit status is non-zero when one is missed): for Approaches 2 and 3, in
 every design, coverage within [0.93, 0.98] and width / spread within [0.90, 1.30]. With S
@@ -56,11 +56,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import exit_on_failure, run_workers  # noqa: E402
 
-from flops_fit.fitting.analysis_runs import prepare_runs  # noqa: E402
-from flops_fit.fitting.isoflop_laws import fit_isoflop_approaches  # noqa: E402
-from flops_fit.fitting.surface import allocation_constants, optimal_allocation  # noqa: E402
-from flops_fit.fitting.surface_fit import fit_surface  # noqa: E402
-from flops_fit.fitting.synthetic import CHINCHILLA_TRUTH, synthetic_results  # noqa: E402
+from flops_fit.fitting.isoflop.approaches import fit_isoflop_approaches  # noqa: E402
+from flops_fit.fitting.runs.prepare import prepare_runs  # noqa: E402
+from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results  # noqa: E402
+from flops_fit.fitting.surface.law import allocation_constants, optimal_allocation  # noqa: E402
+from flops_fit.fitting.surface.study import fit_surface  # noqa: E402
 from flops_fit.fitting.threads import limit_blas_threads  # noqa: E402
 from flops_fit.parameters.analysis import AnalysisConfig  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Approach 3 speed and accuracy, measured side by side with the paper's recipe in one run.
 
-1. Speed on Epoch AI's 240 digitised Chinchilla runs: `fitting.parametric.fit_parametric` vs
+1. Speed on Epoch AI's 240 digitised Chinchilla runs: `fitting.surface.fit.fit_parametric` vs
    the plain reference (`fitting.reference`: scipy L-BFGS-B from each of the 4,500 grid starts,
    summed Huber, finite-difference gradients as in Epoch AI's notebook), and the objective
    each reaches.
@@ -37,19 +37,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from reference_fit import bootstrap_parametric_reference, fit_parametric_reference
 
-from flops_fit.fitting.analysis_runs import prepare_runs
 from flops_fit.fitting.bootstrap import resample_weights
-from flops_fit.fitting.isoflop_laws import fit_isoflop_approaches
-from flops_fit.fitting.objective import theta_to_params
-from flops_fit.fitting.parametric import bootstrap_parametric, fit_parametric
-from flops_fit.fitting.reference import bootstrap_parametric_reference, fit_parametric_reference
-from flops_fit.fitting.surface import allocation_constants, optimal_allocation, parametric_loss
-from flops_fit.fitting.surface_fit import fit_surface
-from flops_fit.fitting.synthetic import CHINCHILLA_TRUTH, synthetic_results
+from flops_fit.fitting.isoflop.approaches import fit_isoflop_approaches
+from flops_fit.fitting.runs.prepare import prepare_runs
+from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
+from flops_fit.fitting.surface.fit import bootstrap_parametric, fit_parametric
+from flops_fit.fitting.surface.law import allocation_constants, optimal_allocation, parametric_loss
+from flops_fit.fitting.surface.objective import theta_to_params
+from flops_fit.fitting.surface.study import fit_surface
 from flops_fit.fitting.threads import limit_blas_threads
-from flops_fit.flops import tokens_6nd
 from flops_fit.parameters.analysis import AnalysisConfig, BootstrapParams
+from flops_fit.planning.flops import tokens_6nd
 
 MAX_EXPONENT_ERROR = 0.1  # Approaches 2-3: |a - a_true| above this fails (1 % noise: ~0.01)
 MIN_BOOTSTRAP_SPEEDUP = 3.0  # issue 10 item 6: full mode fails below this bootstrap speed-up

@@ -78,11 +78,11 @@ def load_parameters(env: str) -> dict:
 
 
 def planned_runs(params: dict, batch_size: int | None = None) -> tuple[list[dict], int]:
-    from flops_fit.corpus import prepare_corpus
+    from flops_fit.data.corpus import prepare_corpus
     from flops_fit.datasets.package_corpus import PackageCorpusDataset
     from flops_fit.parameters.corpus import CorpusConfig
     from flops_fit.parameters.planning import PlanningConfig
-    from flops_fit.sweep import plan_sweep
+    from flops_fit.planning.sweep import plan_sweep
 
     corpus_params = CorpusConfig.from_params(params.get("corpus")).model_dump()
     split = prepare_corpus(PackageCorpusDataset().load(), corpus_params)
@@ -125,14 +125,14 @@ def worker(rank: int, shapes: list[dict], cfg, settings: Settings, barrier) -> l
     import numpy as np
     import torch
 
-    from flops_fit.corpus import CorpusSplit
+    from flops_fit.data.corpus import CorpusSplit
     from flops_fit.data.text import ByteWindows
-    from flops_fit.flops import training_flops_per_token
     from flops_fit.nn.runtime import tune_cpu_allocator
     from flops_fit.nn.train import train_run
+    from flops_fit.planning.flops import training_flops_per_token
+    from flops_fit.planning.shapes import ModelShape
     from flops_fit.plugins.data import NEXT_TOKEN_LOSS
     from flops_fit.plugins.models import BUILTIN_GPT, ModelPlugin
-    from flops_fit.shapes import ModelShape
 
     torch.set_num_threads(1)
     tune_cpu_allocator()
@@ -173,7 +173,7 @@ def worker(rank: int, shapes: list[dict], cfg, settings: Settings, barrier) -> l
 
 def causal_flops_per_token(shape) -> float:
     """Training FLOPs/token with the causal half of the attention scores left out."""
-    from flops_fit.flops import BACKWARD_FACTOR, training_flops_per_token
+    from flops_fit.planning.flops import BACKWARD_FACTOR, training_flops_per_token
 
     T, d, L = shape.context_length, shape.d_model, shape.num_layers
     skipped = 4 * T * d * L * (1 - (T + 1) / (2 * T))
@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, seconds=args.seconds)
     workers = args.workers or (QUICK_WORKERS if args.quick else os.cpu_count() or 1)
 
-    from flops_fit.flops import training_flops_per_token
-    from flops_fit.shapes import ModelShape
+    from flops_fit.planning.flops import training_flops_per_token
+    from flops_fit.planning.shapes import ModelShape
 
     params = load_parameters(args.env)
     study_cfg, cfg = trainer_config(params)

@@ -62,7 +62,7 @@ def read_json(path: Path):
 @pytest.fixture(scope="session")
 def corpus_split():
     """The real default corpus, split once per session."""
-    from flops_fit.corpus import prepare_corpus
+    from flops_fit.data.corpus import prepare_corpus
     from flops_fit.datasets.package_corpus import PackageCorpusDataset
 
     text = PackageCorpusDataset().load()

@@ -11,7 +11,7 @@ from contextlib import suppress
 from numbers import Real
 from typing import Any
 
-from flops_fit.shapes import SHAPE_FIELDS
+from flops_fit.planning.shapes import SHAPE_FIELDS
 
 #: Fields every sweep_plan record carries (the planning pipeline writes them all).
 PLAN_FIELDS: tuple[str, ...] = (
@@ -211,7 +211,7 @@ def loss_problem(loss: Any) -> str | None:
 
     A loss is usable when it is a finite number > 0 (numpy and torch scalars included). Training
     (`execution.records.check_metrics`) stores a run whose loss breaks the rule as failed, with
-    this message; analysis (`fitting.selection.select_runs`) leaves such rows out with it.
+    this message; analysis (`fitting.runs.selection.select_runs`) leaves such rows out with it.
     """
     if hasattr(loss, "item") and not isinstance(loss, (str, bytes)):
         with suppress(TypeError, ValueError):

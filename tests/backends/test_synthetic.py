@@ -9,9 +9,9 @@ import pytest
 from flops_fit.backends import get_backend
 from flops_fit.backends.base import RunContext, TrainingBackend
 from flops_fit.backends.synthetic import SyntheticBackend, SyntheticFailure, true_loss
-from flops_fit.flops import training_flops
 from flops_fit.parameters.training import SyntheticParams
-from flops_fit.shapes import ModelShape
+from flops_fit.planning.flops import training_flops
+from flops_fit.planning.shapes import ModelShape
 
 
 def test_registered_and_implements_the_interface():

@@ -14,9 +14,9 @@ from typing import Any
 
 from flops_fit.backends.base import BACKENDS, RunContext
 from flops_fit.execution.records import build_result_record
-from flops_fit.flops import training_flops
-from flops_fit.shapes import ModelShape
-from flops_fit.sweep import PlanningConfig, plan_sweep
+from flops_fit.planning.flops import training_flops
+from flops_fit.planning.shapes import ModelShape
+from flops_fit.planning.sweep import PlanningConfig, plan_sweep
 
 HERE = "tests.execution.helpers"
 TEST_BACKENDS = {

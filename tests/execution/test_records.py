@@ -110,7 +110,7 @@ def test_a_backend_returning_a_negative_loss_gives_a_failed_record(plan, monkeyp
 
 
 def test_the_loss_rule_is_one_function():
-    from flops_fit.fitting import selection
+    from flops_fit.fitting.runs import selection
     from flops_fit.schema import loss_problem
 
     assert selection.loss_problem is loss_problem

@@ -8,12 +8,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from flops_fit.fitting.analysis_runs import prepare_runs
-from flops_fit.fitting.extrapolation import ExtrapolationCheck, extrapolation_check
-from flops_fit.fitting.isoflop_laws import IsoflopFit, fit_isoflop_approaches
-from flops_fit.fitting.predictions import predict
-from flops_fit.fitting.surface_fit import SurfaceFit, fit_surface
-from flops_fit.fitting.synthetic import synthetic_results
+from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck, extrapolation_check
+from flops_fit.fitting.isoflop.approaches import IsoflopFit, fit_isoflop_approaches
+from flops_fit.fitting.outputs.predictions import predict
+from flops_fit.fitting.runs.prepare import prepare_runs
+from flops_fit.fitting.runs.simulated import synthetic_results
+from flops_fit.fitting.surface.study import SurfaceFit, fit_surface
 from flops_fit.parameters.analysis import AnalysisConfig
 
 

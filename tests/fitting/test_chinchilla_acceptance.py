@@ -12,11 +12,11 @@ import time
 import pandas as pd
 import pytest
 
-from flops_fit.fitting.analysis_runs import prepare_runs
-from flops_fit.fitting.extrapolation import ExtrapolationCheck
-from flops_fit.fitting.isoflop_laws import IsoflopFit, LawFit
-from flops_fit.fitting.summary import summarise
-from flops_fit.fitting.surface_fit import fit_surface
+from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck
+from flops_fit.fitting.isoflop.approaches import IsoflopFit, LawFit
+from flops_fit.fitting.outputs.scaling_laws import summarise
+from flops_fit.fitting.runs.prepare import prepare_runs
+from flops_fit.fitting.surface.study import fit_surface
 from flops_fit.parameters.analysis import AnalysisConfig
 from tests.fitting.tables import CHINCHILLA_COLUMNS, CHINCHILLA_CSV, needs_chinchilla
 

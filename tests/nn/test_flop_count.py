@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flops_fit.flops import training_flops_per_token
 from flops_fit.nn.flop_count import training_flops_breakdown, training_flops_per_example
 from flops_fit.nn.losses import cross_entropy
 from flops_fit.nn.model import GPT
-from flops_fit.shapes import ShapeFamily, shape_for_target
+from flops_fit.planning.flops import training_flops_per_token
+from flops_fit.planning.shapes import ShapeFamily, shape_for_target
 
 
 def next_token_loss(out, b):

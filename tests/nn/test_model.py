@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from flops_fit.nn.model import GPT, UMuPConfig
-from flops_fit.shapes import (
+from flops_fit.planning.shapes import (
     ModelShape,
     ShapeFamily,
     embedding_params,

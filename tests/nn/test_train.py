@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from flops_fit.backends import RunContext, get_backend
-from flops_fit.corpus import CorpusSplit, split_corpus
+from flops_fit.data.corpus import CorpusSplit, split_corpus
 from flops_fit.data.text import ByteWindows, DataError, check_epochs, heldout_windows
-from flops_fit.flops import training_flops_per_token
 from flops_fit.nn.checkpoint import checkpoint_path
 from flops_fit.nn.train import train_run
 from flops_fit.parameters.base import ParameterError
 from flops_fit.parameters.torch_backend import TorchConfig
+from flops_fit.planning.flops import training_flops_per_token
+from flops_fit.planning.shapes import ModelShape, non_embedding_params
 from flops_fit.plugins.data import NEXT_TOKEN_LOSS
 from flops_fit.plugins.models import BUILTIN_GPT, ModelPlugin
-from flops_fit.shapes import ModelShape, non_embedding_params
 
 SHAPE = ModelShape(
     d_model=32, num_layers=1, num_heads=1, d_ff=96, vocab_size=256, context_length=64

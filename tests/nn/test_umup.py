@@ -19,7 +19,7 @@ import unit_scaling.functional as U
 
 from flops_fit.nn.model import GPT, UMuPConfig, apply_rotary
 from flops_fit.nn.optim import build_optimizer
-from flops_fit.shapes import ModelShape
+from flops_fit.planning.shapes import ModelShape
 
 SHAPE = ModelShape(
     d_model=32, num_layers=3, num_heads=2, d_ff=48, vocab_size=256, context_length=16

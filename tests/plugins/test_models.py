@@ -12,6 +12,8 @@ import torch
 from flops_fit.parameters.planning import PlanningConfig
 from flops_fit.parameters.plugins import ModelPluginParams
 from flops_fit.pipelines.planning.nodes import plan_isoflop_sweep, summarise_data
+from flops_fit.planning.shapes import ModelShape, ShapeFamily, non_embedding_params, total_params
+from flops_fit.planning.sweep import StudyModel, plan_sweep
 from flops_fit.plugins import PluginError
 from flops_fit.plugins.models import BUILTIN_GPT, ModelPlugin, count_params
 from flops_fit.plugins.sizing import (
@@ -21,8 +23,6 @@ from flops_fit.plugins.sizing import (
     resolve_formula,
     sizer_for,
 )
-from flops_fit.shapes import ModelShape, ShapeFamily, non_embedding_params, total_params
-from flops_fit.sweep import StudyModel, plan_sweep
 
 from . import toy_plugins
 from .toy_plugins import HERE, IN_FEATURES, NUM_CLASSES, make_study, mlp_params, training_params

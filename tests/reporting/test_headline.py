@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from flops_fit.fitting.compute_model import ComputeModel, optimal_allocation
+from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
 from flops_fit.reporting.formatting import format_count, format_interval
 from flops_fit.reporting.render import render_html, render_markdown
 from flops_fit.reporting.summary import summarise_study

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from flops_fit import schema
-from flops_fit.fitting.budgets import assign_budgets
+from flops_fit.fitting.runs.budgets import assign_budgets
 from flops_fit.reporting import inputs as inp
 from tests.reporting import synthetic_study as truth
 

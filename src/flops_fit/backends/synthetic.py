@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from flops_fit.backends.base import RunContext
-from flops_fit.fitting.surface import parametric_loss
-from flops_fit.flops import run_flops
+from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.parameters.training import SyntheticParams
+from flops_fit.planning.flops import run_flops
 
 
 class SyntheticFailure(RuntimeError):

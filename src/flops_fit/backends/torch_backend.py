@@ -50,8 +50,8 @@ class TorchBackend:
         return study.data, study.model, study.loss_path
 
     def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
-        from flops_fit.flops import run_flops
         from flops_fit.nn.train import train_run
+        from flops_fit.planning.flops import run_flops
         from flops_fit.plugins.study import model_kwargs
 
         config = TorchConfig.from_params(params)

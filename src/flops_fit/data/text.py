@@ -7,7 +7,7 @@ and one batch row holds T of them.
 
 The held-out set is the same for every run of a study (it depends on the corpus and the context
 length only): windows spread evenly over the held-out split, so it samples every source of the
-corpus, never overlapping training text (`flops_fit.corpus.split_corpus`).
+corpus, never overlapping training text (`flops_fit.data.corpus.split_corpus`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from flops_fit.corpus import CorpusSplit
+from flops_fit.data.corpus import CorpusSplit
 
 log = logging.getLogger(__name__)
 

@@ -3,13 +3,13 @@
 A notebook can run the whole analysis without Kedro (the nodes in `pipelines/analysis` are thin
 adapters over exactly these calls):
 
-    from flops_fit.fitting.analysis_runs import prepare_runs
-    from flops_fit.fitting.extrapolation import extrapolation_check
-    from flops_fit.fitting.isoflop_laws import fit_isoflop_approaches
-    from flops_fit.fitting.optimal_points import optimal_points_table
-    from flops_fit.fitting.predictions import predict
-    from flops_fit.fitting.summary import summarise
-    from flops_fit.fitting.surface_fit import fit_surface
+    from flops_fit.fitting.runs.prepare import prepare_runs
+    from flops_fit.fitting.checks.extrapolation import extrapolation_check
+    from flops_fit.fitting.isoflop.approaches import fit_isoflop_approaches
+    from flops_fit.fitting.outputs.optimal_points import optimal_points_table
+    from flops_fit.fitting.outputs.predictions import predict
+    from flops_fit.fitting.outputs.scaling_laws import summarise
+    from flops_fit.fitting.surface.study import fit_surface
     from flops_fit.parameters.analysis import AnalysisConfig
 
     cfg = AnalysisConfig.from_params(params["analysis"])

@@ -285,3 +285,27 @@ def intervals_columns(samples: np.ndarray, level: float) -> tuple[np.ndarray, np
             q = np.nanpercentile(x[:, enough], [tail, 100.0 - tail], axis=0)
         lo[enough], hi[enough] = q[0], q[1]
     return lo, hi
+
+
+def bootstrap_warnings(approach: str, report: BootstrapReport) -> list[str]:
+    """Failed bootstrap draws (and budget-draws), and an interval made unreliable by them."""
+    if not report.failed_draws:
+        return []
+    what = (
+        "no valid surface (non-finite objective or non-positive exponent)"
+        if report.failed_budget_draws is None
+        else f"a budget whose parabola failed ({report.failed_budget_draws} of "
+        f"{report.budget_draws} budget-draws: no minimum, vertex outside the sampled "
+        f"sizes or too few distinct sizes) or fewer than two budgets"
+    )
+    text = (
+        f"{approach}: {report.failed_draws} of {report.draws} bootstrap draws "
+        f"({report.failed_draw_share:.1%}) failed with {what} and are left out of the "
+        f"intervals"
+    )
+    if report.unreliable:
+        text += (
+            f"; more than {UNRELIABLE_SHARE:.0%} failed, so its intervals are UNRELIABLE "
+            f"(the failed draws are the noisiest ones: the intervals are likely too narrow)"
+        )
+    return [text]

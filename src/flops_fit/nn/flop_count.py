@@ -19,9 +19,9 @@ runs. Consequences a user should know:
     does not require grad gets no input gradient, so an MLP on raw features costs
     6·Σ(in·out) − 2·in₀·out₀ per example, below 6·N;
   * causal attention is counted as the dense T×T products (the math kernel multiplies the full
-    matrices and masks afterwards), the same convention as `flops_fit.flops`' `full` count and
+    matrices and masks afterwards), the same convention as `flops_fit.planning.flops`' `full` count and
     Kaplan et al. (2020); a kernel that skips masked blocks does about half of that work.
-For the built-in GPT the measured count equals `flops_fit.flops.training_flops_per_token(shape,
+For the built-in GPT the measured count equals `flops_fit.planning.flops.training_flops_per_token(shape,
 "full")` exactly (tests/nn/test_flop_count.py).
 """
 

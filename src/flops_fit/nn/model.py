@@ -3,7 +3,7 @@
 Architecture: token embedding -> L pre-norm blocks [RMSNorm -> causal multi-head attention with
 rotary position embeddings -> residual; RMSNorm -> SwiGLU feed-forward -> residual] -> final
 RMSNorm -> untied linear head. No biases, no dropout. The non-embedding parameter count is exactly
-`flops_fit.shapes.non_embedding_params(shape)`: 4·d² (W_qkv fused, W_o) + 3·d·d_ff (W_gate and W_up
+`flops_fit.planning.shapes.non_embedding_params(shape)`: 4·d² (W_qkv fused, W_o) + 3·d·d_ff (W_gate and W_up
 fused, W_down) + 2·d RMSNorm gains per block, plus d for the final norm gain.
 
 u-μP, as implemented by Graphcore's `unit_scaling` (the paper's reference implementation):
@@ -45,7 +45,7 @@ from unit_scaling.core.functional import logarithmic_interpolation
 
 from flops_fit.nn.losses import next_token_cross_entropy
 from flops_fit.parameters.torch_backend import UMuPConfig
-from flops_fit.shapes import ModelShape, non_embedding_params
+from flops_fit.planning.shapes import ModelShape, non_embedding_params
 
 
 def attention_output_scale(seq_len: int, head_dim: int, mult: float) -> float:
@@ -177,7 +177,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters() if id(p) not in skip)
 
     def num_params(self) -> int:
-        """N of the plugin contract: the exact non-embedding count of `flops_fit.shapes`."""
+        """N of the plugin contract: the exact non-embedding count of `flops_fit.planning.shapes`."""
         return non_embedding_params(self.shape)
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict]:

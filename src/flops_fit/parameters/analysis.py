@@ -19,7 +19,7 @@ from flops_fit.parameters.base import (
 )
 from flops_fit.schema import RUN_COLUMN_ROLES
 
-#: analysis.compute_model (fitting/compute_model.py reads it)
+#: analysis.compute_model (fitting/surface/compute_model.py reads it)
 COMPUTE_MODEL_SOURCES = ("auto", "6nd", "table")
 RESAMPLE_MODES = ("residuals", "runs", "budgets")  # fitting/bootstrap.py
 
@@ -39,7 +39,7 @@ class BudgetGrouping(Section):
 
 class OutlierRule(Section):
     """Runs too far off their budget's IsoFLOP curve for the study's own noise are left out
-    (`find_outliers` in fitting/selection.py)."""
+    (`find_outliers` in fitting/runs/selection.py)."""
 
     SECTION = "analysis.outliers"
 
@@ -57,7 +57,7 @@ class Approach3Params(Section):
     SECTION = "analysis.approach_3"
 
     # huber_log: sum of Huber(huber_delta) of log-loss residuals (the paper's); least_squares:
-    # sum of squared raw-loss residuals (L_hat - L)^2, the fit for additive noise (fitting/objective.py)
+    # sum of squared raw-loss residuals (L_hat - L)^2, the fit for additive noise (fitting/surface/objective.py)
     objective: Literal["huber_log", "least_squares"] = "huber_log"
     huber_delta: PositiveNumber = 1.0e-3  # objective huber_log only
     alpha_grid: GridSpec = (0.02, 3.0, 0.04)
@@ -97,7 +97,7 @@ class BootstrapParams(Section):
 class AnalysisConfig(Section):
     SECTION = "analysis"
 
-    # role -> a column name or a list of candidates (the first present wins); see fitting/runs.py
+    # role -> a column name or a list of candidates (the first present wins); see fitting/runs/table.py
     # (a role left out or null falls back to these defaults)
     columns: dict[Literal[RUN_COLUMN_ROLES], str | list[str] | None] = {
         "experiment_id": "experiment_id",
@@ -112,7 +112,7 @@ class AnalysisConfig(Section):
     filter: dict[str, Any] = {}  # keep rows whose column has this value (or one of a list)
     min_budgets: Integer = Field(3, ge=2)
     # C = f(N) D for Approach 3's optimum: auto (the plan's flops_per_token, else 6 N), 6nd, or
-    # table (each run's C / D); fitting/compute_model.py
+    # table (each run's C / D); fitting/surface/compute_model.py
     compute_model: Literal[COMPUTE_MODEL_SOURCES] = "auto"
     budgets: BudgetGrouping = BudgetGrouping()
     drop_highest_loss: NonNegativeInt = 0

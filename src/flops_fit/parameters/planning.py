@@ -11,7 +11,6 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from flops_fit.flops import PLANNING_FORMULAS
 from flops_fit.parameters.base import (
     Integer,
     NonNegativeInt,
@@ -21,7 +20,8 @@ from flops_fit.parameters.base import (
     PositiveNumber,
     Section,
 )
-from flops_fit.shapes import ShapeFamily
+from flops_fit.planning.flops import PLANNING_FORMULAS
+from flops_fit.planning.shapes import ShapeFamily
 
 MIN_SIZES_PER_BUDGET = 3  # an IsoFLOP profile needs three points to locate a minimum
 

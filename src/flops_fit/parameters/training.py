@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from flops_fit.backends.base import BACKENDS
-from flops_fit.fitting.surface import CHINCHILLA_APPROACH_3
+from flops_fit.fitting.surface.law import CHINCHILLA_APPROACH_3
 from flops_fit.parameters.base import (
     Fraction,
     NonNegativeInt,

@@ -19,7 +19,6 @@ import numpy as np
 from flops_fit.plugins.imports import PluginError
 
 REQUIRED_KEYS = ("inputs", "targets")
-UNITS = ("tokens", "examples")  # the common units of D; a source may name another
 NEXT_TOKEN_LOSS = "flops_fit.nn.losses:next_token_cross_entropy"
 CLASSIFICATION_LOSS = "flops_fit.nn.losses:classification_cross_entropy"
 

@@ -8,7 +8,7 @@ compute like the rest (Kaplan et al. 2020; Chinchilla counts N the same way).
 Planning sizes a model without memory: it calls the factory under `torch.device("meta")` (no
 weights are allocated), counts parameters, and searches `size_param` over
 `params:training.model.size` for the value whose N is nearest each target in log space. The
-built-in GPT keeps its own shape ladder (`flops_fit.shapes`), sized by
+built-in GPT keeps its own shape ladder (`flops_fit.planning.shapes`), sized by
 `params:planning.model_family`.
 """
 

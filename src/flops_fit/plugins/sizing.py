@@ -1,9 +1,9 @@
 """From a target N to a concrete model of the study, and its training FLOPs per unit of D.
 
-Two sizers share one interface: the built-in GPT's shape ladder (`flops_fit.shapes`, exact N
+Two sizers share one interface: the built-in GPT's shape ladder (`flops_fit.planning.shapes`, exact N
 from the shape) and a plugin factory searched over its size parameter on the meta device
 (`ModelPlugin.nearest`). `flops_per_unit` applies `params:planning.flops_formula`:
-  full      the GPT's analytic count (`flops_fit.flops`), every matmul FLOP;
+  full      the GPT's analytic count (`flops_fit.planning.flops`), every matmul FLOP;
   6nd       C = 6·N·D;
   measured  `torch.utils.flop_counter` over one forward + backward of a probe example on the
             meta device (`flops_fit.nn.flop_count`), divided by the units in that example.
@@ -14,10 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flops_fit.flops import FLOPS_PER_PARAM_TOKEN, training_flops_per_token
-from flops_fit.plugins.imports import PluginError, plugin_error
-from flops_fit.plugins.models import ModelPlugin
-from flops_fit.shapes import (
+from flops_fit.planning.flops import FLOPS_PER_PARAM_TOKEN, training_flops_per_token
+from flops_fit.planning.shapes import (
     SHAPE_FIELDS,
     ModelShape,
     ShapeFamily,
@@ -26,6 +24,8 @@ from flops_fit.shapes import (
     shape_for_target,
     total_params,
 )
+from flops_fit.plugins.imports import PluginError, plugin_error
+from flops_fit.plugins.models import ModelPlugin
 
 
 @dataclass(frozen=True)

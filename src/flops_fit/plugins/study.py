@@ -52,7 +52,7 @@ def data_source(training_data: Any, training: TrainingConfig, corpus_params: Any
                                f"{type(exc).__name__}: {exc}") from exc
         return as_source(value, f"params:training.data.factory ({spec.factory})", spec.unit)
     if isinstance(training_data, (str, bytes)):
-        from flops_fit.corpus import prepare_corpus
+        from flops_fit.data.corpus import prepare_corpus
         from flops_fit.data.text import ByteWindows
 
         if corpus_params is None or context_length is None or heldout_tokens is None:
@@ -100,6 +100,6 @@ def model_kwargs(record: Mapping[str, Any]) -> dict[str, Any]:
     """A plan record's model kwargs (a GPT plan from before they were recorded: its shape)."""
     if isinstance(record.get("model_kwargs"), Mapping):
         return dict(record["model_kwargs"])
-    from flops_fit.shapes import ModelShape
+    from flops_fit.planning.shapes import ModelShape
 
     return ModelShape.from_record(dict(record)).to_dict()

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flops_fit.fitting.compute_model import ComputeModel, optimal_allocation
-from flops_fit.fitting.surface import parametric_loss
+from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
+from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.formatting import (
     DataUnit,

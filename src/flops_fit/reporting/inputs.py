@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flops_fit.fitting.budgets import assign_budgets
-from flops_fit.fitting.compute_model import ComputeModel
-from flops_fit.fitting.surface import PARAM_NAMES
+from flops_fit.fitting.runs.budgets import assign_budgets
+from flops_fit.fitting.surface.compute_model import ComputeModel
+from flops_fit.fitting.surface.law import PARAM_NAMES
 from flops_fit.reporting.formatting import DataUnit, as_float
 from flops_fit.schema import (
     ANALYSIS_RUN_COLUMNS,

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
-from flops_fit.fitting.analysis_runs import prepare_runs
-from flops_fit.fitting.synthetic import synthetic_results
+from flops_fit.fitting.runs.prepare import prepare_runs
+from flops_fit.fitting.runs.simulated import synthetic_results
 from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.pipelines.analysis.datasets import AnalysisRunsDataset, RunsFileDataset
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from flops_fit.fitting.runs import RunsTableError
-from flops_fit.fitting.synthetic import CHINCHILLA_TRUTH, synthetic_results
+from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
+from flops_fit.fitting.runs.table import RunsTableError
 from flops_fit.parameters.base import ParameterError
 from flops_fit.pipelines.analysis import nodes
 

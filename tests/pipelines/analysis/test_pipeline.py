@@ -11,7 +11,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from flops_fit.fitting.synthetic import CHINCHILLA_TRUTH, synthetic_results
+from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
 from flops_fit.pipelines.analysis import create_pipeline
 from flops_fit.schema import CURVE_COLUMNS, OPTIMAL_POINT_COLUMNS, PREDICTION_COLUMNS
 from tests.pipelines.analysis.test_nodes import base_params

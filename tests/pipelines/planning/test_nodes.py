@@ -9,10 +9,9 @@ from flops_fit.pipelines.planning.nodes import (
     summarise_sweep_plan,
     tabulate_sweep_plan,
 )
+from flops_fit.planning.sweep import PlanningError
 from flops_fit.schema import PLAN_FIELDS
-from flops_fit.sweep import PlanningError
-
-from ...test_sweep import base_params
+from tests.planning.test_sweep import base_params
 
 CORPUS_PARAMS = {"tokenizer": "bytes", "heldout_fraction": 0.1, "block_size": 16}
 TINY_EVAL = {"eval": {"heldout_tokens": 16}}

@@ -4,9 +4,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from flops_fit.pipelines.planning import create_pipeline
+from tests.planning.test_sweep import base_params
 
 from ...conftest import read_json
-from ...test_sweep import base_params
 
 
 def _catalog(text: str) -> DataCatalog:

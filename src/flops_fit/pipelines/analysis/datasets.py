@@ -6,7 +6,7 @@
   analysis maps them with `analysis.columns`) and records the file path in `df.attrs["source"]`
   so that every error about the table names the file.
 - `AnalysisRunsDataset`: the `analysis_runs` CSV, loaded as the typed table the fits expect
-  (`fitting.analysis_runs.coerce_runs`): the one place the CSV round trip is undone.
+  (`fitting.runs.prepare.coerce_runs`): the one place the CSV round trip is undone.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.pandas import CSVDataset
 
-from flops_fit.fitting.analysis_runs import coerce_runs
+from flops_fit.fitting.runs.prepare import coerce_runs
 
 
 class AnalysisRunsDataset(CSVDataset):

@@ -13,14 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-from flops_fit.fitting.analysis_runs import prepare_runs
-from flops_fit.fitting.compute_model import ComputeModel, compute_model_of
-from flops_fit.fitting.extrapolation import ExtrapolationCheck, extrapolation_check
-from flops_fit.fitting.isoflop_laws import IsoflopFit, fit_isoflop_approaches
-from flops_fit.fitting.optimal_points import optimal_points_table
-from flops_fit.fitting.predictions import predict
-from flops_fit.fitting.summary import summarise
-from flops_fit.fitting.surface_fit import SurfaceFit, fit_surface
+from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck, extrapolation_check
+from flops_fit.fitting.isoflop.approaches import IsoflopFit, fit_isoflop_approaches
+from flops_fit.fitting.outputs.optimal_points import optimal_points_table
+from flops_fit.fitting.outputs.predictions import predict
+from flops_fit.fitting.outputs.scaling_laws import summarise
+from flops_fit.fitting.runs.prepare import prepare_runs
+from flops_fit.fitting.surface.compute_model import ComputeModel, compute_model_of
+from flops_fit.fitting.surface.study import SurfaceFit, fit_surface
 from flops_fit.parameters.analysis import AnalysisConfig
 
 

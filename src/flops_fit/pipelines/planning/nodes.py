@@ -1,5 +1,5 @@
 """Planning nodes: thin adapters from parameters and the catalog to the framework-free
-`flops_fit.sweep` (sizes, D), `flops_fit.plugins` (model, data, loss) and `flops_fit.wall_time`."""
+`flops_fit.planning.sweep` (sizes, D), `flops_fit.plugins` (model, data, loss) and `flops_fit.planning.wall_time`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 
 import pandas as pd
 
-from flops_fit import wall_time
 from flops_fit.parameters.corpus import CorpusConfig
 from flops_fit.parameters.planning import PlanningConfig
 from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.parameters.training import TrainingConfig
+from flops_fit.planning import wall_time
+from flops_fit.planning.sweep import StudyModel, budget_tag, plan_sweep, summarise_plan
 from flops_fit.schema import PLAN_FIELDS
-from flops_fit.sweep import StudyModel, budget_tag, plan_sweep, summarise_plan
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def summarise_data(training_data: Any, corpus_params: CorpusConfig,
         "loss": study.loss_path,
     }
     if hasattr(data, "split"):  # the byte corpus: its split, as the corpus knows it
-        from flops_fit.corpus import corpus_summary
+        from flops_fit.data.corpus import corpus_summary
 
         summary.update(corpus_summary(data.split))
     log.info("Data: %s training %s (%s), %d held-out examples, from %s",

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from flops_fit.fitting.surface import parametric_loss
+from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures.common import (
     FIGURES,

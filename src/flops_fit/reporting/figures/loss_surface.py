@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from flops_fit.fitting.compute_model import ComputeModel, optimal_allocation
-from flops_fit.fitting.surface import parametric_loss
+from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
+from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures.common import (
     FIGURES,

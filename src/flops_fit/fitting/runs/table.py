@@ -1,0 +1,273 @@
+"""One table shape for analysis, whoever trained the runs.
+
+`normalise_runs` turns the training pipeline's `results` table, or a CSV / JSON list of runs
+trained elsewhere, into the analysis runs table: the `results` column names
+(`experiment_id`, `compute_budget`, `model_size`, `num_tokens`, `final_loss`, `status`,
+`error_message`) plus `compute` (each run's C), and the source's other columns as they are.
+Columns are found through a mapping
+(`analysis.columns`): canonical name -> the source's column name, or a list of candidate names
+(the first present wins). N and the loss are required, and D or C; the missing one of D and C
+comes from C = 6 N D. A table with neither, but with a budget column (`compute_budget`, e.g.
+(parameters, compute_budget, final_loss) as in the CS336 IsoFLOP file), takes each run's budget
+as its C: an IsoFLOP run spends its budget (`COMPUTE_FROM_BUDGET_NOTE`, also in
+`attrs["notes"]` for scaling_laws and the report). A loss that is empty, NaN, infinite, zero or negative is kept here and
+left out by `fitting.runs.selection` (with a WARNING naming the rows). A role that `analysis.columns` leaves out (or sets to null) is looked
+for under its default name (`AnalysisConfig.columns`, = conf/base). Problems raise
+`RunsTableError` naming the column, the rows and the file.
+
+What D counts is the `data_unit` column (a plan field: "tokens" for the built-in GPT, "examples"
+for a classifier, or the data source's own word), one unit per table; a table without it, such
+as one trained elsewhere, counts tokens (`run_data_unit`).
+
+`fitting.runs.selection` then decides which runs the fits use and says why the others are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flops_fit.parameters.analysis import AnalysisConfig
+from flops_fit.planning.flops import compute_6nd, tokens_6nd
+from flops_fit.schema import ANALYSIS_RUN_COLUMNS, RUN_COLUMN_ROLES
+
+REQUIRED = ("model_size", "loss")
+COMPUTE_FROM_BUDGET_NOTE = (
+    "the table gives neither D nor C: each run's compute C is its budget column '{column}' "
+    "(an IsoFLOP run spends its budget) and D = C / (6 N)"
+)
+MAX_LISTED = 5
+#: The column that says what D counts, and the unit of a table without it.
+DATA_UNIT_COLUMN = "data_unit"
+DEFAULT_DATA_UNIT = "tokens"
+
+
+class RunsTableError(ValueError):
+    """A runs table cannot be analysed; the message names the column, the rows and the file."""
+
+
+def _candidates(spec: Any) -> list[str]:
+    if spec is None:
+        return []
+    if isinstance(spec, str):
+        return [spec]
+    if isinstance(spec, Sequence):
+        return [str(s) for s in spec if s is not None]
+    raise RunsTableError(
+        f"analysis.columns: expected a column name or a list of names, got {spec!r}"
+    )
+
+
+def default_columns() -> dict[str, list[str]]:
+    """Role -> candidate column names when `analysis.columns` does not say (conf/base's)."""
+    defaults = AnalysisConfig.model_fields["columns"].default
+    return {role: _candidates(defaults.get(role)) for role in RUN_COLUMN_ROLES}
+
+
+def _rows(index: Sequence[int], source_kind: str) -> str:
+    shown = ", ".join(str(i + 1) for i in index[:MAX_LISTED])
+    more = f" and {len(index) - MAX_LISTED} more" if len(index) > MAX_LISTED else ""
+    where = (
+        " (data rows counted from 1, after the header)"
+        if source_kind == "csv"
+        else " (records counted from 1)"
+    )
+    return f"row{'s' if len(index) > 1 else ''} {shown}{more}{where}"
+
+
+def _shown(value: Any) -> str:
+    """A cell as the user wrote it: 'big', -1.5 (not numpy's np.float64(-1.5))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _to_frame(table: Any, source: str) -> pd.DataFrame:
+    if isinstance(table, pd.DataFrame):
+        return table.reset_index(drop=True)
+    if isinstance(table, Mapping):
+        for key in ("runs", "results", "records", "data"):
+            if isinstance(table.get(key), list):
+                return pd.DataFrame.from_records(table[key])
+        raise RunsTableError(f"{source}: a JSON object must hold a list of runs under 'runs'")
+    if isinstance(table, Sequence) and not isinstance(table, (str, bytes)):
+        bad = [i for i, r in enumerate(table) if not isinstance(r, Mapping)]
+        if bad:
+            raise RunsTableError(f"{source}: {_rows(bad, 'json')} are not JSON objects")
+        return pd.DataFrame.from_records(list(table))
+    raise RunsTableError(f"{source}: expected a table of runs, got {type(table).__name__}")
+
+
+def _numeric(
+    df: pd.DataFrame,
+    column: str,
+    canonical: str,
+    source: str,
+    kind: str,
+    allow_missing: bool,
+    must_be_positive: bool = True,
+) -> pd.Series:
+    raw = df[column]
+    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    present = raw.notna() & (raw.astype(str).str.strip() != "")
+    not_number = np.flatnonzero((present & values.isna()).to_numpy())
+    if len(not_number):
+        examples = ", ".join(_shown(raw.iloc[i]) for i in not_number[:3])
+        raise RunsTableError(
+            f"{source}: column '{column}' ({canonical}) has non-numeric values at "
+            f"{_rows(not_number, kind)}: {examples}"
+        )
+    negative = np.flatnonzero((values <= 0).to_numpy()) if must_be_positive else []
+    if len(negative):
+        examples = ", ".join(_shown(raw.iloc[i]) for i in negative[:3])
+        raise RunsTableError(
+            f"{source}: column '{column}' ({canonical}) must be positive; "
+            f"{_rows(negative, kind)} {'hold' if len(negative) > 1 else 'holds'} {examples}"
+        )
+    if not allow_missing:
+        missing = np.flatnonzero((~present).to_numpy())
+        if len(missing):
+            raise RunsTableError(
+                f"{source}: column '{column}' ({canonical}) is empty at {_rows(missing, kind)}"
+            )
+    return values
+
+
+def run_data_unit(runs: pd.DataFrame, source: str = "results") -> str:
+    """What D counts in `runs`: the one value of its `data_unit` column (trimmed, lower case;
+    empty cells are ignored), or tokens when it has none. Two units raise `RunsTableError`."""
+    if DATA_UNIT_COLUMN not in runs.columns:
+        return DEFAULT_DATA_UNIT
+    cells = runs[DATA_UNIT_COLUMN]
+    units = cells.where(cells.notna(), "").astype(str).str.strip().str.lower()
+    values = sorted(set(units) - {""})
+    if len(values) > 1:
+        kind = "json" if str(source).lower().endswith(".json") else "csv"
+        where = "; ".join(f"{v!r} at {_rows(np.flatnonzero((units == v).to_numpy()), kind)}"
+                          for v in values)
+        raise RunsTableError(
+            f"{source}: column '{DATA_UNIT_COLUMN}' (what D counts) holds more than one unit: "
+            f"{where}. D must count the same unit in every run of a study; analyse one at a "
+            f"time, e.g. --params analysis.filter.{DATA_UNIT_COLUMN}={values[0]}"
+        )
+    return values[0] if values else DEFAULT_DATA_UNIT
+
+
+def normalise_runs(
+    table: Any,
+    columns: Mapping[str, Any] | None = None,
+    source: str = "results",
+    filters: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The analysis runs table (ANALYSIS_RUN_COLUMNS + the source's other columns, as they are).
+
+    `filters` keeps only rows whose column equals the value (or one of a list of values), e.g.
+    {"condition": "raw_loss"} for a file that lists every point twice.
+    """
+    kind = "json" if str(source).lower().endswith(".json") else "csv"
+    df = _to_frame(table, source)
+    for column, wanted in (filters or {}).items():
+        if column not in df.columns:
+            raise RunsTableError(
+                f"{source}: analysis.filter names column '{column}', which the "
+                f"table does not have; columns are {list(df.columns)}"
+            )
+        allowed = wanted if isinstance(wanted, (list, tuple)) else [wanted]
+        keep = df[column].astype(str).isin([str(v) for v in allowed])
+        df = df[keep.to_numpy()].reset_index(drop=True)
+        if df.empty:
+            raise RunsTableError(f"{source}: no row has {column} in {allowed} (analysis.filter)")
+    mapping = default_columns()
+    for key, spec in (columns or {}).items():
+        if key not in mapping:
+            raise RunsTableError(
+                f"analysis.columns.{key}: unknown column role; known roles are "
+                f"{sorted(mapping)}"
+            )
+        if spec is not None:
+            mapping[key] = _candidates(spec)
+    found: dict[str, str | None] = {}
+    for key, names in mapping.items():
+        found[key] = next((n for n in names if n in df.columns), None)
+    for key in REQUIRED:
+        if found[key] is None:
+            raise RunsTableError(
+                f"{source}: no column for {key} (looked for {mapping[key]}); the table has "
+                f"columns {list(df.columns)}. Map it with --params "
+                f"analysis.columns.{key}=<column name>"
+            )
+    notes: list[str] = []
+    if found["num_tokens"] is None and found["compute"] is None and found["compute_budget"]:
+        found["compute"] = found["compute_budget"]
+        notes.append(COMPUTE_FROM_BUDGET_NOTE.format(column=found["compute_budget"]))
+    if found["num_tokens"] is None and found["compute"] is None:
+        raise RunsTableError(
+            f"{source}: neither a token count D (looked for {mapping['num_tokens']}) nor a "
+            f"compute C (looked for {mapping['compute']}); one of them is required, the other "
+            f"follows from C = 6 N D (or a budget column, looked for "
+            f"{mapping['compute_budget']}, read as each run's C). The table has columns "
+            f"{list(df.columns)}"
+        )
+    if df.empty:
+        raise RunsTableError(f"{source}: the table has no runs")
+
+    out = pd.DataFrame(index=df.index)
+    n = _numeric(df, found["model_size"], "model_size", source, kind, allow_missing=False)
+    out["model_size"] = n
+    # a missing, non-finite or non-positive loss is a left-out run, not a broken table: the
+    # loss rule (schema.loss_problem) is applied by fitting.runs.selection, with a WARNING
+    loss = _numeric(df, found["loss"], "loss", source, kind, allow_missing=True,
+                    must_be_positive=False)
+    d = (
+        _numeric(df, found["num_tokens"], "num_tokens", source, kind, allow_missing=False)
+        if found["num_tokens"]
+        else None
+    )
+    c = (
+        _numeric(df, found["compute"], "compute", source, kind, allow_missing=d is not None)
+        if found["compute"]
+        else None
+    )
+    if d is None:
+        d = tokens_6nd(c, n)
+    c = compute_6nd(n, d) if c is None else c.where(c.notna(), compute_6nd(n, d))
+    out["num_tokens"] = d
+    out["compute"] = c
+    out["compute_budget"] = (
+        _numeric(df, found["compute_budget"], "compute_budget", source, kind, allow_missing=True)
+        if found["compute_budget"]
+        else np.nan
+    )
+    out["final_loss"] = loss
+    if found["experiment_id"]:
+        ids = df[found["experiment_id"]].astype(str)
+        dup = np.flatnonzero(ids.duplicated(keep=False).to_numpy())
+        if len(dup):
+            raise RunsTableError(
+                f"{source}: column '{found['experiment_id']}' (experiment_id) "
+                f"repeats ids at {_rows(dup, kind)}"
+            )
+        out["experiment_id"] = ids
+    else:
+        width = max(4, len(str(len(df))))
+        out["experiment_id"] = [f"run-{i + 1:0{width}d}" for i in range(len(df))]
+    if found["status"]:
+        out["status"] = df[found["status"]].fillna("").astype(str).str.strip().str.lower()
+    else:
+        out["status"] = "completed"
+    out["error_message"] = (
+        df[found["error_message"]].where(df[found["error_message"]].notna(), "").astype(str)
+        if found["error_message"]
+        else ""
+    )
+    extra = [col for col in df.columns if col not in set(found.values()) | set(ANALYSIS_RUN_COLUMNS)]
+    for col in extra:
+        out[col] = df[col]
+    ordered = list(ANALYSIS_RUN_COLUMNS) + extra
+    out = out[ordered].reset_index(drop=True)
+    run_data_unit(out, source)  # one unit of D per table, or a clear error now
+    out.attrs["source"] = source
+    out.attrs["columns_used"] = {k: v for k, v in found.items() if v is not None}
+    out.attrs["notes"] = notes
+    return out

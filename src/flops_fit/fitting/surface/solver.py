@@ -1,0 +1,130 @@
+"""A batched Levenberg-Marquardt solver for Approach 3's objectives (`fitting.surface.objective`).
+
+All K problems (starting points, or bootstrap draws with their own weights or losses) are
+refined at once: each step solves (H + lambda diag H) step = -g with H the Gauss-Newton matrix
+(for the Huber objective: exact curvature inside the Huber zone, a small IRLS floor outside;
+see `objective.derivatives`), and is kept only when the true objective does not increase, so
+the objective never goes up. Problems leave the batch as they converge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flops_fit.fitting.surface.objective import (
+    RunData,
+    batch_rows,
+    check_objective,
+    derivatives,
+    objective_sum,
+    residual_parts,
+    target,
+)
+
+_LAMBDA0, _LAMBDA_DOWN, _LAMBDA_UP = 1e-3, 10.0, 10.0  # damping: start, after a kept/lost step
+
+
+def minimise_batched(
+    theta0: np.ndarray,
+    data: RunData,
+    weights: np.ndarray | None,
+    delta: float,
+    ftol: float,
+    max_iter: int,
+    *,
+    log_l: np.ndarray | None = None,
+    objective: str = "huber_log",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Refine K starting points at once; returns (theta (K,5), objective (K,), iterations (K,)).
+
+    `weights` is None, one row (n,) shared by all problems, or one row per problem (K, n) -- the
+    bootstrap's resampling counts. `log_l` is None (every problem fits the runs' log-losses
+    `data.log_l`), one row (n,) shared by all problems, or one row per problem (K, n) -- a
+    residual bootstrap's synthetic log-losses. `objective` is one of `objective.OBJECTIVES`
+    (`delta`, the Huber threshold, is unused by "least_squares"). A problem stops when a step
+    lowers its objective by less than `ftol` (relative), or after `max_iter` steps.
+    """
+    check_objective(objective)
+    theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
+    k, n = len(theta0), data.log_l.size
+    weights = _per_problem(weights, k, n, "weights")
+    log_l = _per_problem(log_l, k, n, "log_l")
+    out_t, out_f, out_i = np.empty_like(theta0), np.empty(k), np.empty(k, dtype=int)
+    chunk = batch_rows(n)
+    for lo in range(0, k, chunk):
+        hi = min(k, lo + chunk)
+        w = None if weights is None else np.ascontiguousarray(weights[lo:hi])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            tv = target(data, None if log_l is None else log_l[lo:hi], objective)
+            t, f, it = _lm_chunk(
+                theta0[lo:hi].copy(), data, w, delta, ftol, max_iter, np.asarray(tv), objective
+            )
+        out_t[lo:hi], out_f[lo:hi], out_i[lo:hi] = t, f, it
+    return out_t, out_f, out_i
+
+
+def _per_problem(arr, k: int, n: int, name: str) -> np.ndarray | None:
+    """None, or `arr` as (k, n): a single row (n,) is shared by every problem."""
+    if arr is None:
+        return None
+    arr = np.asarray(arr, dtype=float)
+    if arr.ndim == 1:
+        arr = np.broadcast_to(arr, (k, arr.size))
+    if arr.shape != (k, n):
+        raise ValueError(f"{name} must have shape ({n},) or ({k}, {n}), got {arr.shape}")
+    return arr
+
+
+def _lm_chunk(theta, data, weights, delta, ftol, max_iter, tv, objective):
+    """One batch: `tv` is the target in the objective's space, (n,) shared or (k, n)."""
+    k = len(theta)
+    per_problem_target = tv.ndim == 2
+    lam = np.full(k, _LAMBDA0)
+    parts = residual_parts(theta, data, objective=objective, target_values=tv)
+    f = objective_sum(parts[4], weights, delta, objective)
+    work = np.empty((9, k, data.log_l.size))  # derivatives' scratch, reused every step
+    g, h = derivatives(parts, data, weights, delta, objective, work)
+    bad = ~np.isfinite(f) | ~np.all(np.isfinite(g), axis=1)
+    f[bad] = np.inf
+    iterations = np.zeros(k, dtype=int)
+    active = np.flatnonzero(~bad)
+    eye = np.eye(5)
+    floor = 1e-300 * max(1, data.log_l.size)
+    for _ in range(max_iter):
+        if active.size == 0:
+            break
+        hs = h[active]
+        diag = np.einsum("kii->ki", hs)
+        scale = diag + 1e-9 * diag.mean(axis=1, keepdims=True) + 1e-300
+        system = hs + (lam[active, None] * scale)[:, :, None] * eye
+        try:
+            step = -np.linalg.solve(system, g[active][:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step = -np.stack(
+                [
+                    np.linalg.lstsq(a_, b_, rcond=None)[0]
+                    for a_, b_ in zip(system, g[active], strict=True)
+                ]
+            )
+        trial = theta[active] + step
+        w_act = None if weights is None else weights[active]
+        tv_act = tv[active] if per_problem_target else tv
+        parts = residual_parts(trial, data, objective=objective, target_values=tv_act)
+        f_act = f[active]
+        f_trial = objective_sum(parts[4], w_act, delta, objective)
+        ok = np.isfinite(f_trial) & (f_trial <= f_act) & np.all(np.isfinite(step), axis=1)
+        rel = (f_act - f_trial) / np.maximum(f_act, floor)
+        accepted = active[ok]
+        if accepted.size:
+            theta[accepted] = trial[ok]
+            f[accepted] = f_trial[ok]
+            w_acc = None if w_act is None else w_act[ok]
+            kept = parts if ok.all() else tuple(p[ok] for p in parts)
+            g[accepted], h[accepted] = derivatives(kept, data, w_acc, delta, objective, work)
+            lam[accepted] = np.maximum(lam[accepted] / _LAMBDA_DOWN, 1e-12)
+        lam[active[~ok]] *= _LAMBDA_UP
+        iterations[active] += 1
+        converged = ok & ((rel < ftol) | (f_trial <= floor))
+        stuck = lam[active] > 1e10
+        active = active[~(converged | stuck)]
+    return theta, f, iterations

@@ -1,0 +1,60 @@
+"""The extrapolation check: hold the largest budget out, refit, predict it."""
+
+from __future__ import annotations
+
+import pytest
+
+from flops_fit.fitting.checks.extrapolation import ExtrapolationEntry, extrapolation_check
+from flops_fit.fitting.runs.prepare import prepare_runs
+from flops_fit.fitting.runs.simulated import synthetic_results
+from flops_fit.fitting.surface.fit import fit_parametric
+from flops_fit.fitting.surface.law import optimal_allocation
+from flops_fit.parameters.analysis import AnalysisConfig
+
+
+def test_extrapolation_check_never_fits_on_budgets_above_the_held_out_one():
+    """A largest budget with too few runs for Approaches 1-2 is skipped as the held-out one;
+    it must not leak into Approach 3's refit, or the check interpolates instead."""
+    results = synthetic_results(noise=0.01, seed=5)
+    top = results["compute_budget"].max()
+    drop = results.index[results["compute_budget"] == top][2:]  # keep 2 runs: below min_runs
+    results = results.drop(index=drop).reset_index(drop=True)
+    cfg = AnalysisConfig.from_params({"bootstrap": {"enabled": False}})
+    runs, _ = prepare_runs(results, cfg)
+    check = extrapolation_check(runs, cfg)
+    held = check.held_out_budget
+    assert held == pytest.approx(1e20)
+    below = runs[runs["used_in_fit"] & (runs["budget"] < held)]
+    fit = fit_parametric(
+        below["model_size"], below["num_tokens"], below["final_loss"], cfg.approach_3
+    )
+    n_pred, _ = optimal_allocation(held, fit.params)
+    a3 = check.approaches["approach_3"]
+    assert a3.budgets_fitted == 3
+    assert a3.predicted_n_opt == pytest.approx(float(n_pred), rel=1e-6)
+    for approach in ("approach_1", "approach_2"):
+        assert check.approaches[approach].budgets_fitted == 3
+
+
+
+def test_too_few_budgets_give_empty_entries():
+    results = synthetic_results(budgets=(1e17, 1e18), noise=0.01)
+    cfg = AnalysisConfig.from_params({"bootstrap": {"enabled": False}, "min_budgets": 2})
+    runs, _ = prepare_runs(results, cfg)
+    check = extrapolation_check(runs, cfg)
+    assert check.held_out_budget is None
+    assert "found 2" in check.warnings[0]
+    assert check.approaches == dict.fromkeys(
+        ("approach_1", "approach_2", "approach_3"), ExtrapolationEntry.empty("not enough budgets")
+    )
+    doc = check.to_dict()
+    assert list(doc) == ["held_out_budget", "warnings", "approach_1", "approach_2", "approach_3"]
+    assert doc["approach_3"]["note"] == "not enough budgets"
+
+
+def test_check_of_the_small_study(small_study):
+    check = small_study.check
+    assert check.held_out_budget == pytest.approx(1e21)
+    for entry in check.approaches.values():
+        assert entry.budgets_fitted == 4
+    assert abs(check.approaches["approach_3"].n_opt_rel_error) < 0.5

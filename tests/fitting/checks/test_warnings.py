@@ -1,0 +1,61 @@
+"""Warnings about fits, and the agreement check between approaches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flops_fit.fitting.bootstrap import BootstrapReport, bootstrap_warnings
+from flops_fit.fitting.checks.agreement import agreement
+from flops_fit.fitting.surface.fit import ParametricFit
+from flops_fit.fitting.surface.surface_warnings import (
+    surface_bootstrap_warnings,
+    surface_fit_warnings,
+)
+from flops_fit.parameters.analysis import Approach3Params
+
+
+def test_agreement_message_names_the_configured_confidence_level():
+    values = {"approach_1": 0.5, "approach_2": 0.51}
+    ivs = {"approach_1": [0.4, 0.6], "approach_2": [0.45, 0.55]}
+    out = agreement("exponent_a", values, ivs, 0.9)
+    assert out["agree"] is True and "90% intervals" in out["message"]
+    assert "95%" not in out["message"]
+    assert np.isfinite(out["intervals"]["approach_1"][0])
+
+
+
+def test_disagreement_and_missing_intervals():
+    out = agreement("x", {"a": 1, "b": 2}, {"a": [0.0, 1.0], "b": [2.0, 3.0]}, 0.95)
+    assert out["agree"] is False and "DISAGREE" in out["message"]
+    out = agreement("x", {"a": 1, "b": 2}, {"a": [0.0, 1.0], "b": None}, 0.95)
+    assert out["agree"] is None and "fewer than two" in out["message"]
+
+
+def test_surface_warnings():
+    clean = BootstrapReport("residuals", draws=10, failed_draws=0)
+    assert surface_bootstrap_warnings(np.zeros(10, bool), clean) == []
+    one = BootstrapReport("residuals", draws=10, failed_draws=1)
+    warned = surface_bootstrap_warnings(np.ones(10, bool), one)
+    assert "several basins" in warned[0]
+    assert warned[1].startswith("approach_3: 1 of 10 bootstrap draws (10.0%) failed")
+    assert "UNRELIABLE" not in warned[1]  # 10% <= UNRELIABLE_SHARE
+    two = BootstrapReport("residuals", draws=10, failed_draws=2)
+    assert "UNRELIABLE" in surface_bootstrap_warnings(np.zeros(10, bool), two)[0]  # 20%
+    fit = ParametricFit(E=1.0, A=400.0, B=400.0, alpha=3.5, beta=0.3, objective=0.0, n_runs=9)
+    warned = surface_fit_warnings(fit, np.array([2.0, 3.0]), Approach3Params())
+    assert "alpha = 3.5 lies outside the start grid (0, 3]" in warned[0]
+    assert not any("implausible" in w for w in warned)
+    fit.E = 2.5
+    assert "implausible" in surface_fit_warnings(fit, np.array([2.0, 3.0]), Approach3Params())[-1]
+
+
+def test_bootstrap_warnings_count_failed_draws_and_budget_draws():
+    assert bootstrap_warnings("approach_2", BootstrapReport("runs", 100, 0, 0, 500)) == []
+    few = bootstrap_warnings("approach_2", BootstrapReport("runs", 1000, 20, 25, 5000))
+    assert few == [
+        "approach_2: 20 of 1000 bootstrap draws (2.0%) failed with a budget whose parabola "
+        "failed (25 of 5000 budget-draws: no minimum, vertex outside the sampled sizes or too "
+        "few distinct sizes) or fewer than two budgets and are left out of the intervals"
+    ]
+    many = bootstrap_warnings("approach_2", BootstrapReport("runs", 1000, 201, 260, 3000))
+    assert "more than 15% failed, so its intervals are UNRELIABLE" in many[0]

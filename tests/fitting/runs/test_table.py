@@ -1,0 +1,153 @@
+"""One table shape for analysis; bad tables fail with the column, rows and file named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flops_fit.fitting.runs.simulated import synthetic_results
+from flops_fit.fitting.runs.table import (
+    RunsTableError,
+    default_columns,
+    normalise_runs,
+    run_data_unit,
+)
+from flops_fit.parameters.analysis import AnalysisConfig
+from tests.fitting.tables import CHINCHILLA_COLUMNS, chinchilla_like
+
+
+def test_results_table_maps_to_itself():
+    df = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=4)
+    runs = normalise_runs(df)
+    assert runs["model_size"].tolist() == df["model_size"].tolist()
+    assert runs["final_loss"].tolist() == df["final_loss"].tolist()
+    assert runs["compute"].tolist() == df["planned_flops"].tolist()
+    assert "true_loss" in runs.columns  # other columns ride along
+
+
+def test_tokens_come_from_compute_and_compute_from_tokens():
+    runs = normalise_runs(chinchilla_like(), CHINCHILLA_COLUMNS, "chin.csv")
+    np.testing.assert_allclose(runs["num_tokens"], runs["compute"] / (6 * runs["model_size"]))
+    df = pd.DataFrame({"N": [1e8, 2e8], "D": [1e9, 3e9], "L": [3.0, 2.9]})
+    runs = normalise_runs(df, {"model_size": "N", "num_tokens": "D", "loss": "L"}, "x.csv")
+    np.testing.assert_allclose(runs["compute"], 6 * runs["model_size"] * runs["num_tokens"])
+    assert runs["experiment_id"].tolist() == ["run-0001", "run-0002"]
+    assert runs["status"].eq("completed").all()
+
+
+def test_json_list_of_runs():
+    records = [
+        {"params": 1e8, "tokens": 1e9, "loss": 3.0},
+        {"params": 2e8, "tokens": 2e9, "loss": 2.9},
+    ]
+    runs = normalise_runs(
+        records, {"model_size": ["params"], "num_tokens": ["tokens"], "loss": ["loss"]}, "runs.json"
+    )
+    assert len(runs) == 2 and runs.attrs["source"] == "runs.json"
+
+
+def test_missing_column_error_names_role_and_file():
+    df = chinchilla_like().drop(columns=["loss"])
+    with pytest.raises(RunsTableError, match=r"chin\.csv: no column for loss.*analysis\.columns"):
+        normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+
+
+def test_neither_tokens_nor_compute_is_an_error():
+    df = chinchilla_like().drop(columns=["Training FLOP"])
+    with pytest.raises(RunsTableError, match="neither a token count D"):
+        normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+
+
+def test_non_numeric_value_names_column_row_and_file():
+    df = chinchilla_like().astype(object)
+    df.loc[4, "Model Size"] = "big"
+    with pytest.raises(
+        RunsTableError,
+        match=r"chin\.csv: column 'Model Size' \(model_size\) has non-numeric "
+        r"values at row 5 .*'big'",
+    ):
+        normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+
+
+def test_negative_value_names_column_row_and_file():
+    df = chinchilla_like()
+    df.loc[2, "Model Size"] = -1.0
+    with pytest.raises(
+        RunsTableError,
+        match=r"chin\.csv: column 'Model Size' \(model_size\) must be "
+        r"positive; row 3 .* holds -1\.0$",
+    ):
+        normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+
+
+def test_a_bad_loss_is_kept_for_selection_not_an_error():
+    """NaN, 0 and -1 losses are left-out runs (fitting.runs.selection), not a broken table."""
+    df = chinchilla_like()
+    df.loc[[1, 4, 7], "loss"] = [np.nan, 0.0, -1.0]
+    runs = normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+    assert runs["final_loss"].isna().sum() == 1
+    assert list(runs.loc[[4, 7], "final_loss"]) == [0.0, -1.0]
+
+
+def test_unknown_role_and_bad_filter_are_errors():
+    with pytest.raises(RunsTableError, match="analysis.columns.size"):
+        normalise_runs(chinchilla_like(), {"size": "Model Size"}, "c.csv")
+    with pytest.raises(RunsTableError, match="analysis.filter names column 'condition'"):
+        normalise_runs(chinchilla_like(), CHINCHILLA_COLUMNS, "c.csv", {"condition": "raw"})
+
+
+def test_filter_keeps_matching_rows():
+    df = pd.concat(
+        [
+            chinchilla_like().assign(condition="raw_loss"),
+            chinchilla_like().assign(condition="exp_loss"),
+        ],
+        ignore_index=True,
+    )
+    runs = normalise_runs(df, CHINCHILLA_COLUMNS, "c.csv", {"condition": "raw_loss"})
+    assert len(runs) == 9 and runs["condition"].eq("raw_loss").all()
+
+
+def test_duplicate_ids_are_an_error():
+    df = chinchilla_like().assign(run=["a"] * 9)
+    with pytest.raises(RunsTableError, match="repeats ids"):
+        normalise_runs(df, {**CHINCHILLA_COLUMNS, "experiment_id": "run"}, "c.csv")
+
+
+
+def test_roles_left_out_or_null_use_the_configured_defaults():
+    """One home for the default column names: the analysis parameters (conf/base)."""
+    defaults = AnalysisConfig().columns
+    assert default_columns()["compute"] == list(defaults["compute"])
+    assert default_columns()["loss"] == [defaults["loss"]]
+    df = synthetic_results(budgets=(1e17,), sizes_per_budget=3)
+    runs = normalise_runs(df, {"loss": None, "compute": None})
+    assert runs.attrs["columns_used"]["loss"] == "final_loss"
+    assert runs.attrs["columns_used"]["compute"] == "planned_flops"
+
+
+def test_the_unit_of_d_is_the_data_unit_column_or_tokens():
+    df = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=4)
+    assert run_data_unit(normalise_runs(df)) == "tokens"  # no column: a table from elsewhere
+    runs = normalise_runs(df.assign(data_unit=" Examples"))
+    assert runs["data_unit"].eq(" Examples").all()  # the column rides along as it is
+    assert run_data_unit(runs) == "examples"
+    blank = df.assign(data_unit=["examples", None, "", "examples"] * 3)
+    assert run_data_unit(normalise_runs(blank)) == "examples"  # empty cells do not count
+    assert run_data_unit(df.assign(data_unit=np.nan)) == "tokens"
+
+
+def test_two_units_of_d_in_one_table_name_the_column_and_rows():
+    df = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=4)
+    mixed = df.assign(data_unit=["tokens"] * 10 + ["examples"] * 2)
+    with pytest.raises(RunsTableError) as err:
+        normalise_runs(mixed, source="runs.csv")
+    message = str(err.value)
+    assert message.startswith("runs.csv: column 'data_unit' (what D counts) holds more than one")
+    assert "'examples' at rows 11, 12" in message
+    assert "'tokens' at rows 1, 2, 3, 4, 5 and 5 more" in message
+    assert "analysis.filter.data_unit=examples" in message
+    # the filter the message suggests keeps one unit
+    runs = normalise_runs(mixed, source="runs.csv", filters={"data_unit": "tokens"})
+    assert len(runs) == 10 and run_data_unit(runs) == "tokens"
