@@ -16,7 +16,7 @@ bootstrap of `params:analysis.bootstrap`). Per design x approach x quantity it p
   cov|unr: the coverage of those flagged studies alone (does the flag mean anything?).
 
 The quantities: the exponent a of N_opt = k C^a (truth beta / (alpha + beta)) and log10 N_opt at
-C = 1e24 FLOPs (truth from `fitting.surface.law.optimal_allocation`), both for Approach 2 (its power
+C = 1e24 FLOPs (truth from `fitting.surface.law.optimal_allocation_6nd`), both for Approach 2 (its power
 law) and Approach 3 (the surface's closed-form allocation). Approach 1 has no interval
 (`fitting.isoflop.approaches.APPROACH_1_NO_INTERVAL`); its bias / SD is printed for reference.
 
@@ -59,7 +59,7 @@ from _harness import exit_on_failure, run_workers  # noqa: E402
 from flops_fit.fitting.isoflop.approaches import fit_isoflop_approaches  # noqa: E402
 from flops_fit.fitting.runs.prepare import prepare_runs  # noqa: E402
 from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results  # noqa: E402
-from flops_fit.fitting.surface.law import allocation_constants, optimal_allocation  # noqa: E402
+from flops_fit.fitting.surface.law import allocation_constants, optimal_allocation_6nd  # noqa: E402
 from flops_fit.fitting.surface.study import fit_surface  # noqa: E402
 from flops_fit.fitting.threads import limit_blas_threads  # noqa: E402
 from flops_fit.parameters.analysis import AnalysisConfig  # noqa: E402
@@ -149,12 +149,12 @@ def one_study(design: dict, seed: int, draws: int, resample: str) -> Record:
         a_draws = n_draws = None
     else:
         point_a = fit3.a
-        point_n = float(np.log10(optimal_allocation(TARGET_BUDGET, fit3)[0]))
+        point_n = float(np.log10(optimal_allocation_6nd(TARGET_BUDGET, fit3)[0]))
         a_draws = n_draws = None
         if surface.draws is not None:
             a_draws = surface.draws["a"]
             with np.errstate(all="ignore"):
-                n_draws = np.log10(optimal_allocation(TARGET_BUDGET, surface.draws)[0])
+                n_draws = np.log10(optimal_allocation_6nd(TARGET_BUDGET, surface.draws)[0])
     for q, p, d in (("a", point_a, a_draws), ("log10 N_opt(1e24)", point_n, n_draws)):
         rec.point["approach_3", q] = p
         rec.lo["approach_3", q], rec.hi["approach_3", q] = _interval(d)
@@ -174,7 +174,7 @@ def studies(rank: int, design_name: str, seeds: list[int], draws: int, resample:
 def truth() -> dict[str, float]:
     return {
         "a": float(allocation_constants(CHINCHILLA_TRUTH)["a"]),
-        "log10 N_opt(1e24)": float(np.log10(optimal_allocation(TARGET_BUDGET, CHINCHILLA_TRUTH)[0])),
+        "log10 N_opt(1e24)": float(np.log10(optimal_allocation_6nd(TARGET_BUDGET, CHINCHILLA_TRUTH)[0])),
     }
 
 

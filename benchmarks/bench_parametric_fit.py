@@ -44,7 +44,11 @@ from flops_fit.fitting.isoflop.approaches import fit_isoflop_approaches
 from flops_fit.fitting.runs.prepare import prepare_runs
 from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
 from flops_fit.fitting.surface.fit import bootstrap_parametric, fit_parametric
-from flops_fit.fitting.surface.law import allocation_constants, optimal_allocation, parametric_loss
+from flops_fit.fitting.surface.law import (
+    allocation_constants,
+    optimal_allocation_6nd,
+    parametric_loss,
+)
 from flops_fit.fitting.surface.objective import theta_to_params
 from flops_fit.fitting.surface.study import fit_surface
 from flops_fit.fitting.threads import limit_blas_threads
@@ -139,7 +143,7 @@ def interval_quantities(theta: np.ndarray) -> dict[str, np.ndarray]:
     """alpha, beta, a, b, E and N_opt(1e24) of each draw (finite draws only)."""
     params = theta_to_params(theta)
     out = {k: params[k] for k in ("alpha", "beta", "a", "b", "E")}
-    out["N_opt(1e24)"] = np.asarray(optimal_allocation(1e24, params)[0], float).reshape(-1)
+    out["N_opt(1e24)"] = np.asarray(optimal_allocation_6nd(1e24, params)[0], float).reshape(-1)
     ok = np.all([np.isfinite(v) for v in out.values()], axis=0)
     return {k: v[ok] for k, v in out.items()}
 
@@ -244,7 +248,7 @@ def accuracy(seeds: int, noise: float) -> list[str]:
     """Exponent and N_opt(1e24) errors on synthetic studies. Returns the failed checks."""
     truth = CHINCHILLA_TRUTH
     a_true = allocation_constants(truth)["a"]
-    n24_true = float(optimal_allocation(1e24, truth)[0])
+    n24_true = float(optimal_allocation_6nd(1e24, truth)[0])
     cfg = AnalysisConfig.from_params({"bootstrap": {"enabled": False}})
     errs: dict[str, list[tuple[float, float]]] = {
         "approach_1": [],
@@ -262,7 +266,7 @@ def accuracy(seeds: int, noise: float) -> list[str]:
                 n24 = law.coefficient * 1e24**law.exponent
                 errs[approach].append((law.exponent - a_true, n24 / n24_true - 1))
             fit = surf.fit
-            n24 = float(optimal_allocation(1e24, fit)[0])
+            n24 = float(optimal_allocation_6nd(1e24, fit)[0])
             errs["approach_3"].append((fit.a - a_true, n24 / n24_true - 1))
     print(
         f"== Accuracy on the Chinchilla surface (a = {a_true:.4f}, N_opt(1e24) = "

@@ -7,6 +7,10 @@ with every worker busy (as in `make run`: one single-threaded worker per core):
     machine the peak drifts by 2x within minutes: measured here between 46 and 96 GFLOP/s);
   * achieved: tokens/s of the real training loop (`flops_fit.nn.train.train_run`, optimiser,
     clipping and data included) × `flops.training_flops_per_token(shape, "full")`.
+On CUDA (`--device cuda`, one process: one run at a time per GPU) the trainer runs in the
+environment's precision (`--env gpu`: bf16 autocast), the peak is the best 8192² matmul in that
+precision (the tensor cores' dense peak as this GPU reaches it), and each shape is first trained
+for a few warm-up steps whose rate sets how many steps fill `--seconds`.
 FLOPs are the project's count (`flops_formula: full`): it counts the full T×T attention score
 matrix as Kaplan et al. and Hoffmann et al. do, while a causal kernel computes about half of it;
 the `MFU causal` column counts attention at (T+1)/2T instead (what is really executed).
@@ -21,6 +25,7 @@ parameter models); the trainer runs on the CPU, one thread per worker, without c
     python benchmarks/bench_training_mfu.py [--workers N] [--seconds 4] [--env base]
                                             [--batch-size B] [--json out.json]
     python benchmarks/bench_training_mfu.py --quick   # seconds: 1 worker, the 2 smallest shapes
+    python benchmarks/bench_training_mfu.py --device cuda --env gpu [--seconds 2]
 
 A worker that raises or dies ends the benchmark at once with its traceback or exit code and exit
 status 1 (benchmarks/_harness.py); `--fail-worker raise|exit` makes worker 0 fail on purpose.
@@ -38,6 +43,7 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,10 +63,11 @@ class Settings:
     min_steps: int  # optimiser steps per shape at least
     peak_size: int  # n of the n×n float32 matmul that measures the peak
     peak_seconds: float  # per peak measurement (best of 3)
+    cuda_peak_size: int  # the same on CUDA, in the training precision (large: a GPU needs it)
 
 
-FULL = Settings(seconds=4.0, min_steps=8, peak_size=2048, peak_seconds=0.6)
-QUICK = Settings(seconds=0.1, min_steps=3, peak_size=512, peak_seconds=0.1)
+FULL = Settings(seconds=4.0, min_steps=8, peak_size=2048, peak_seconds=0.6, cuda_peak_size=8192)
+QUICK = Settings(seconds=0.1, min_steps=3, peak_size=512, peak_seconds=0.1, cuda_peak_size=1024)
 QUICK_SHAPES = 2  # the smallest shapes of the sweep
 QUICK_WORKERS = 1
 
@@ -94,31 +101,62 @@ def planned_runs(params: dict, batch_size: int | None = None) -> tuple[list[dict
     return records, int(split.train.size)
 
 
-def trainer_config(params: dict):
-    """(the environment's `params:torch_backend`, the same on the CPU, one thread, no
-    checkpoints and a short held-out evaluation: what the workers measure)."""
+def trainer_config(params: dict, device: str = "cpu"):
+    """(the environment's `params:torch_backend`, the same on `device` — on the CPU one thread
+    in float32, on CUDA the environment's precision — without checkpoints and with a short
+    held-out evaluation: what the workers measure)."""
     from flops_fit.parameters.torch_backend import TorchConfig
 
     study = TorchConfig.from_params(params.get("torch_backend"))
     section = study.model_dump()
-    section.update(device="cpu", num_threads=1, checkpoint_every_minutes=None)
+    section.update(device=device, num_threads=1, checkpoint_every_minutes=None)
+    if device == "cpu":
+        section.update(precision="float32")
     section["eval"]["heldout_tokens"] = EVAL_TOKENS
     return study, TorchConfig.from_params(section)
 
 
-def matmul_peak(seconds: float = 0.6, n: int = 2048) -> float:
+def matmul_peak(seconds: float = 0.6, n: int = 2048, device: str = "cpu", dtype=None) -> float:
+    """Best FLOP/s of n×n matmuls on `device` in `dtype` (default float32), best of 3."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    dev = torch.device(device)
+    a = torch.randn(n, n, device=dev, dtype=dtype)
+    b = torch.randn(n, n, device=dev, dtype=dtype)
+    cuda = dev.type == "cuda"
+    # CUDA launches are asynchronous: time batches of matmuls between synchronisations.
+    per_sync = 8 if cuda else 1
     best = 0.0
     for _ in range(3):
         a @ b
+        if cuda:
+            torch.cuda.synchronize(dev)
         t0, k = time.perf_counter(), 0
         while time.perf_counter() - t0 < seconds / 3:
-            a @ b
-            k += 1
+            for _ in range(per_sync):
+                a @ b
+            if cuda:
+                torch.cuda.synchronize(dev)
+            k += per_sync
         best = max(best, 2 * n**3 * k / (time.perf_counter() - t0))
     return best
+
+
+def describe_device(cfg, settings: Settings, workers: int) -> tuple[str, str, str, int]:
+    """(precision, where the workers train, how the peak is measured, the peak matmul's n)."""
+    if cfg.device == "cpu":
+        n = settings.peak_size
+        return ("float32", f"{workers} worker process(es) x 1 thread, all busy",
+                f"peak: fp32 {n}x{n} matmul, 1 thread per worker, all workers busy", n)
+    import torch
+
+    from flops_fit.nn.runtime import resolve_device, resolve_dtype
+
+    device = resolve_device(cfg.device)  # raises without a CUDA device
+    precision = str(resolve_dtype(cfg.precision, device)).removeprefix("torch.")
+    n = settings.cuda_peak_size
+    return (precision, f"1 process on {torch.cuda.get_device_name(device)}, {precision}",
+            f"peak: {precision} {n}x{n} matmul on the GPU", n)
 
 
 def worker(rank: int, shapes: list[dict], cfg, settings: Settings, barrier) -> list[dict]:
@@ -127,7 +165,7 @@ def worker(rank: int, shapes: list[dict], cfg, settings: Settings, barrier) -> l
 
     from flops_fit.data.corpus import CorpusSplit
     from flops_fit.data.text import ByteWindows
-    from flops_fit.nn.runtime import tune_cpu_allocator
+    from flops_fit.nn.runtime import resolve_device, resolve_dtype, tune_cpu_allocator
     from flops_fit.nn.train import train_run
     from flops_fit.planning.flops import training_flops_per_token
     from flops_fit.planning.shapes import ModelShape
@@ -141,30 +179,33 @@ def worker(rank: int, shapes: list[dict], cfg, settings: Settings, barrier) -> l
         train=rng.integers(0, 256, 2_000_000, dtype=np.uint8),
         heldout=rng.integers(0, 256, 200_000, dtype=np.uint8),
     )
+    device = resolve_device(cfg.device)
+    cuda = device.type == "cuda"
+    peak = partial(matmul_peak, settings.peak_seconds,
+                   settings.cuda_peak_size if cuda else settings.peak_size, str(device),
+                   resolve_dtype(cfg.precision, device))
     results = []
     for item in shapes:
         shape = ModelShape.from_record(item)
         batch = item["batch_size"]
         fpt = training_flops_per_token(shape, "full")
+        data = ByteWindows(corpus, shape.context_length, cfg.eval.heldout_tokens)
+        train = partial(train_run, ModelPlugin(BUILTIN_GPT), shape.to_dict(), data=data,
+                        loss=NEXT_TOKEN_LOSS, flops_per_unit=fpt, batch_size=batch, config=cfg,
+                        seed=rank, name="bench")
+        if cuda:  # warm-up (lazy CUDA init, kernel choice, allocator), then a rate that sizes
+            train(num_steps=settings.min_steps)  # the measured run
+            rate = train(num_steps=settings.min_steps)["units_per_second"]
+        else:
+            rate = 30e9 / fpt  # a CPU thread's rough FLOP/s
         steps = max(
             settings.min_steps,
-            int(settings.seconds * 30e9 / (fpt * batch * shape.context_length)),
+            int(settings.seconds * rate / (batch * shape.context_length)),
         )
         barrier.wait()  # every worker busy while any is measured
-        before = matmul_peak(settings.peak_seconds, settings.peak_size)
-        out = train_run(
-            ModelPlugin(BUILTIN_GPT),
-            shape.to_dict(),
-            data=ByteWindows(corpus, shape.context_length, cfg.eval.heldout_tokens),
-            loss=NEXT_TOKEN_LOSS,
-            flops_per_unit=fpt,
-            num_steps=steps,
-            batch_size=batch,
-            config=cfg,
-            seed=rank,
-            name="bench",
-        )
-        after = matmul_peak(settings.peak_seconds, settings.peak_size)
+        before = peak()
+        out = train(num_steps=steps)
+        after = peak()
         results.append(
             {"tokens_per_second": out["units_per_second"], "peak": (before + after) / 2}
         )
@@ -204,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=None, help="per shape and worker")
     parser.add_argument("--env", default="base", help="conf environment to plan the sweep from")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu: one single-threaded worker per core, float32; cuda: one "
+                        "process in the environment's precision, MFU vs the GPU's peak")
     parser.add_argument("--batch-size", type=int, default=None, help="override planning.batch_size")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument(
@@ -223,12 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds is not None:
         settings = replace(settings, seconds=args.seconds)
     workers = args.workers or (QUICK_WORKERS if args.quick else os.cpu_count() or 1)
+    if args.device == "cuda":
+        workers = 1  # one run at a time per GPU, as `kedro run --env gpu` trains
 
     from flops_fit.planning.flops import training_flops_per_token
     from flops_fit.planning.shapes import ModelShape
 
     params = load_parameters(args.env)
-    study_cfg, cfg = trainer_config(params)
+    study_cfg, cfg = trainer_config(params, args.device)
     records, train_tokens = planned_runs(params, args.batch_size)
 
     def shape_key(r: dict) -> tuple:
@@ -246,10 +292,11 @@ def main(argv: list[str] | None = None) -> int:
             f"QUICK mode: the {len(order)} smallest shapes and their runs only, tiny timings; "
             "the numbers below are not a measurement"
         )
+    precision, where, peak_text, n = describe_device(cfg, settings, workers)
     print(
         f"default sweep ({args.env}): {len(records)} runs, {len(order)} shapes, "
-        f"{sum(r['planned_flops'] for r in records):.3g} FLOPs; {workers} worker "
-        f"process(es) x 1 thread, all busy; ~{settings.seconds:g} s per shape",
+        f"{sum(r['planned_flops'] for r in records):.3g} FLOPs; {where}; "
+        f"~{settings.seconds:g} s per shape",
         flush=True,
     )
 
@@ -265,13 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     bench_wall = time.perf_counter() - t0
 
-    n = settings.peak_size
-    print(
-        f"peak: fp32 {n}x{n} matmul, 1 thread per worker, all workers busy, timed just before "
-        "and after each shape's training\n"
-    )
+    print(f"{peak_text}, timed just before and after each shape's training\n")
+    flops_scale, flops_unit = (1e12, "TFLOP/s") if args.device == "cuda" else (1e9, "GFLOP/s")
     header = (
-        f"{'shape':<16}{'N':>9}{'batch':>6}{'tokens/s':>11}{'GFLOP/s':>9}{'peak':>7}"
+        f"{'shape':<16}{'N':>9}{'batch':>6}{'tokens/s':>11}{flops_unit:>9}{'peak':>7}"
         f"{'MFU':>7}{'MFU causal':>12}"
     )
     print(header)
@@ -299,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         rate[id(r)], mfu_of[id(r)] = tps, row["mfu"]
         print(
             f"{f'd{shape.d_model} L{shape.num_layers} h{shape.num_heads}':<16}"
-            f"{r['model_size']:>9}{r['batch_size']:>6}{tps:>11.0f}{fps / 1e9:>9.1f}"
-            f"{peak / 1e9:>7.1f}{row['mfu']:>7.2f}{row['mfu_causal']:>12.2f}"
+            f"{r['model_size']:>9}{r['batch_size']:>6}{tps:>11.0f}{fps / flops_scale:>9.1f}"
+            f"{peak / flops_scale:>7.1f}{row['mfu']:>7.2f}{row['mfu_causal']:>12.2f}"
         )
 
     # every planned run at the measured rate of its shape
@@ -340,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                     "sweep_mfu": sweep_mfu,
                     "predicted_wall_seconds": makespan,
                     "workers": workers,
+                    "device": args.device, "precision": precision, "peak_matmul_size": n,
                 },
                 indent=2,
             )

@@ -40,3 +40,10 @@ def flat_cells(records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
     return [{k: json.dumps(json_safe(v), sort_keys=True) if isinstance(v, (Mapping, list, tuple))
              else v for k, v in r.items()} for r in records]
+
+
+def to_json_text(value: Any) -> str:
+    """`value` as the text the catalog's JSON datasets write (indent 2, strict: no NaN)."""
+    import json
+
+    return json.dumps(json_safe(value), indent=2, allow_nan=False)

@@ -22,6 +22,7 @@ PLAN_FIELDS: tuple[str, ...] = (
     "num_tokens",  # D, in data_unit
     "tokens_per_param",  # D / N
     "data_unit",  # what D counts: tokens (language models) or examples (classifiers)
+    "loss_unit",  # what the loss measures: the loss's declared `unit` (nats), else "loss"
     "units_per_example",  # units of D in one batch row (T for a language model)
     "model_factory",  # the model's import path (flops_fit.nn.model:make_gpt: the built-in GPT)
     "model_kwargs",  # the factory's keyword arguments for this run's size
@@ -39,6 +40,9 @@ PLAN_FIELDS: tuple[str, ...] = (
     "corpus_epochs",
     "max_epochs",
 )
+
+#: `loss_unit` of a loss that declares no unit, and of a runs table without the column.
+DEFAULT_LOSS_UNIT = "loss"
 
 #: What training needs from a plan record; anything else is carried along untouched. (The model
 #: itself is `model_kwargs`, or the shape fields of a GPT plan; the backend checks it.)

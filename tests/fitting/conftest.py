@@ -13,6 +13,7 @@ from flops_fit.fitting.isoflop.approaches import IsoflopFit, fit_isoflop_approac
 from flops_fit.fitting.outputs.predictions import predict
 from flops_fit.fitting.runs.prepare import prepare_runs
 from flops_fit.fitting.runs.simulated import synthetic_results
+from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.study import SurfaceFit, fit_surface
 from flops_fit.parameters.analysis import AnalysisConfig
 
@@ -38,6 +39,6 @@ def small_study() -> Study:
     runs, summary = prepare_runs(synthetic_results(noise=0.01, seed=3), cfg)
     isoflop = fit_isoflop_approaches(runs, cfg)
     surface = fit_surface(runs, cfg)
-    check = extrapolation_check(runs, cfg)
-    predictions, curves = predict(isoflop, surface, runs, cfg)
+    check = extrapolation_check(runs, cfg, ComputeModel.six_nd())
+    predictions, curves = predict(isoflop, surface, runs, cfg, ComputeModel.six_nd())
     return Study(cfg, runs, summary, isoflop, surface, check, predictions, curves)

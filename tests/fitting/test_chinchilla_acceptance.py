@@ -16,6 +16,7 @@ from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck
 from flops_fit.fitting.isoflop.approaches import IsoflopFit, LawFit
 from flops_fit.fitting.outputs.scaling_laws import summarise
 from flops_fit.fitting.runs.prepare import prepare_runs
+from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.study import fit_surface
 from flops_fit.parameters.analysis import AnalysisConfig
 from tests.fitting.tables import CHINCHILLA_COLUMNS, CHINCHILLA_CSV, needs_chinchilla
@@ -74,6 +75,7 @@ def test_intervals_are_as_wide_as_epochs(chinchilla_fit):
             columns=["approach", "compute_budget", "model_size", "model_size_lo", "model_size_hi"]
         ),
         cfg,
+        ComputeModel.six_nd(),
     )
     for key, se in EPOCH_SE.items():
         lo, hi = doc["approach_3"]["intervals"][key]

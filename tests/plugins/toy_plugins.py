@@ -183,6 +183,33 @@ def constant_loss(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
     return torch.tensor(1.0)
 
 
+def mse_loss(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Mean squared error of the outputs against one-hot targets: not a log-likelihood."""
+    return F.mse_loss(outputs, F.one_hot(batch["targets"], outputs.shape[-1]).float())
+
+
+mse_loss.unit = "mse"
+
+
+def unitless_loss(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    """The same error, declaring no unit."""
+    return mse_loss(outputs, batch)
+
+
+def numeric_unit_loss(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    return mse_loss(outputs, batch)
+
+
+numeric_unit_loss.unit = 2
+
+
+def blank_unit_loss(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    return mse_loss(outputs, batch)
+
+
+blank_unit_loss.unit = "  "
+
+
 def broken_data() -> dict:
     raise OSError("the data folder is not mounted")
 

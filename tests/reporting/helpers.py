@@ -52,6 +52,14 @@ def in_unit(study, unit: str = "examples"):
     return study
 
 
+def with_loss_unit(study, unit: str | None):
+    """The study whose loss measures `unit` (None: the loss declared none), in scaling_laws and
+    in the runs' column, as analysis writes them."""
+    study["scaling_laws"]["loss_unit"] = unit or "loss"
+    study["analysis_runs"]["loss_unit"] = unit or "loss"
+    return study
+
+
 def all_texts(fig: Figure) -> list[str]:
     """Every non-empty text of the figure: titles, axis labels, legends, annotations."""
     from matplotlib.text import Text

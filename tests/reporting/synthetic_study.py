@@ -124,7 +124,7 @@ def _law(coefficient, exponent, r2, spread=0.02) -> dict[str, Any]:
 
 
 def make_scaling_laws(results: pd.DataFrame, optima: pd.DataFrame) -> dict[str, Any]:
-    laws: dict[str, Any] = {}
+    laws: dict[str, Any] = {"loss_unit": "nats"}  # Chinchilla's losses are cross entropy
     fitted = optima[optima.used_in_fit]
     for approach in ("approach_1", "approach_2"):
         p = fitted[fitted.approach == approach]

@@ -1,11 +1,13 @@
 """The loss: label-smoothed cross entropy, `(outputs, batch) -> scalar tensor`.
 
 flops-fit calls `loss(model(batch["inputs"]), batch)` in training and on the held-out set.
-Two optional attributes refine the held-out evaluation:
+Optional attributes refine the held-out evaluation and the report:
   per_example(outputs, batch) -> (B,) tensor: the same loss for each example, so the held-out
       loss gets a standard error over examples (without it: over evaluation batches);
   metrics(outputs, batch) -> {name: (B,) tensor}: averaged over the held-out set and stored
-      with every run as `heldout_<name>` (here heldout_accuracy and heldout_nll).
+      with every run as `heldout_<name>` (here heldout_accuracy and heldout_nll);
+  unit: what the loss measures, named in the results and the report ("nats" here; without it
+      the report says just "loss").
 """
 
 from __future__ import annotations
@@ -38,3 +40,4 @@ def _metrics(outputs: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
 
 smoothed_cross_entropy.per_example = _per_example
 smoothed_cross_entropy.metrics = _metrics
+smoothed_cross_entropy.unit = "nats"

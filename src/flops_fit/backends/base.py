@@ -42,6 +42,8 @@ class TrainingBackend(Protocol):
     # Optional: `prepare_study(plan, training, backend_params, training_data, corpus_params)`
     # returns (data, model, loss) for every run, after checking their contracts on a probe
     # batch (flops_fit.plugins.contracts), before any run starts.
+    # Optional: `loss_unit`, what the losses it reports measure when it makes them itself
+    # rather than with the study's loss (the synthetic backend: "nats").
 
     def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
         """Train one planned run; return at least final_loss, train_loss, actual_flops and

@@ -39,6 +39,7 @@ def true_loss(n: float, d: float, params: SyntheticParams | dict[str, Any] | Non
 class SyntheticBackend:
     name = "synthetic"
     needs_data = False
+    loss_unit = "nats"  # its losses stand for a language model's cross entropy (Chinchilla's)
 
     def validate_params(self, params: Any) -> SyntheticParams:
         return SyntheticParams.from_params(params)

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: thread-pool variables every worker gets (a worker runs `cores/processes` threads)
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: What idle OpenMP threads of a worker do: sleep (`flops_fit.nn.runtime` asks for it).
+WORKER_WAIT_POLICY = "PASSIVE"
 
 
 def cluster_kind(config: DaskParams, scheduler_address: str | None) -> str:
@@ -93,9 +95,19 @@ def _thread_env(threads: int, inherit: bool = True) -> dict[str, str]:
     given = os.environ if inherit else {}
     env = {k: given.get(k, str(threads)) for k in _THREAD_VARS}
     # Read by OpenMP once, when torch loads: idle OpenMP threads must sleep, not spin on the
-    # cores the other single-threaded workers are using.
-    env["OMP_WAIT_POLICY"] = given.get("OMP_WAIT_POLICY", "PASSIVE")
+    # cores the other workers are using. Never inherited: a shell's ACTIVE (or empty) value
+    # would make every run of every worker warn, and the workers share the machine's cores.
+    env["OMP_WAIT_POLICY"] = WORKER_WAIT_POLICY
     return env
+
+
+def _note_wait_policy() -> None:
+    """Say once per sweep when the workers' wait policy is not this process's own."""
+    own = os.environ.get("OMP_WAIT_POLICY")
+    if own is not None and own.strip().upper() != WORKER_WAIT_POLICY:
+        log.info("The Dask workers run with OMP_WAIT_POLICY=%s (this process has %r): their "
+                 "idle OpenMP threads sleep instead of spinning on each other's cores",
+                 WORKER_WAIT_POLICY, own)
 
 
 def _worker_log_level() -> dict[str, str]:
@@ -117,6 +129,7 @@ def _local_client(config: DaskParams) -> Iterator[Any]:
     distributed = import_distributed()
     threads = max(1, (os.cpu_count() or 1) // config.workers)
     log.info("Starting a Dask LocalCluster with %d worker process(es)", config.workers)
+    _note_wait_policy()
     with dask.config.set(_worker_log_level()):
         cluster = distributed.LocalCluster(
             n_workers=config.workers,

@@ -1,6 +1,6 @@
 """From stored run records to the `run_results` (one row per replica) and `results` tables.
 
-`results` has ONE row per experiment_id (docs/INTERFACES.md): final_loss, train_loss,
+`results` has ONE row per experiment_id (docs/guides/outputs.md): final_loss, train_loss,
 wall_time_seconds and numeric backend extras are means over the completed replicas;
 `final_loss_std` is their sample standard deviation (empty with fewer than two);
 `num_replicas` / `num_replicas_completed` count them; status is completed if any replica

@@ -39,7 +39,8 @@ def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 # The built-in losses of the plugin contract: `(outputs, batch) -> scalar tensor` (mean nats),
-# with `per_example` for the held-out standard error and, for classifiers, `metrics`.
+# with `per_example` for the held-out standard error, `unit` (what the value measures, named in
+# the results and the report) and, for classifiers, `metrics`.
 
 
 def next_token_cross_entropy(outputs: Tensor, batch: dict[str, Tensor]) -> Tensor:
@@ -73,5 +74,7 @@ def _classification_metrics(outputs: Tensor, batch: dict[str, Tensor]) -> dict[s
 
 
 next_token_cross_entropy.per_example = _next_token_per_example
+next_token_cross_entropy.unit = "nats"
 classification_cross_entropy.per_example = _classification_per_example
+classification_cross_entropy.unit = "nats"
 classification_cross_entropy.metrics = _classification_metrics

@@ -29,6 +29,7 @@ import torch
 log = logging.getLogger(__name__)
 
 _allocator_tuned = False
+_wait_policy_warned = False  # once per process: a sweep runs many runs in each process
 
 
 def tune_cpu_allocator() -> bool:
@@ -69,8 +70,11 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 def configure(device: torch.device, num_threads: int) -> None:
     """Per-process settings for a run on `device`."""
+    global _wait_policy_warned
     if device.type == "cpu":
-        if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        if (os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
+                and not _wait_policy_warned):
+            _wait_policy_warned = True
             log.warning(
                 "OMP_WAIT_POLICY is not PASSIVE: idle OpenMP threads may spin; set it "
                 "before torch is imported (see flops_fit.nn.runtime)"

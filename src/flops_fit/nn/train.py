@@ -259,15 +259,17 @@ def train_run(
 
     train_loss = ema / (1 - beta**ema_steps) if ema_steps else float("nan")
     executed = (num_steps - start_step) * units_per_step
+    # bits are nats / ln 2: meaningful only for a loss that declares it counts nats
+    in_nats = getattr(loss_fn, "unit", None) == "nats"
     return {
         "final_loss": final_loss,
         "final_loss_stderr": evaluation.pop("stderr"),
-        "final_loss_bits": final_loss / LN2,
+        **({"final_loss_bits": final_loss / LN2} if in_nats else {}),
         **{f"heldout_{metric}": value for metric, value in evaluation.items()},
         "heldout_examples": len(heldout["inputs"]),
         "heldout_units": int(heldout["targets"].numel()),
         "train_loss": train_loss,
-        "train_loss_bits": train_loss / LN2,
+        **({"train_loss_bits": train_loss / LN2} if in_nats else {}),
         "data_unit": data.unit,
         "tokens_seen": num_units,
         "actual_flops": float(num_units) * flops_per_unit,

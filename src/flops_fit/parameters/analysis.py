@@ -20,7 +20,7 @@ from flops_fit.parameters.base import (
 from flops_fit.schema import RUN_COLUMN_ROLES
 
 #: analysis.compute_model (fitting/surface/compute_model.py reads it)
-COMPUTE_MODEL_SOURCES = ("auto", "6nd", "table")
+COMPUTE_MODEL_SOURCES = ("auto", "plan", "6nd", "table")
 RESAMPLE_MODES = ("residuals", "runs", "budgets")  # fitting/bootstrap.py
 
 #: start, stop, step of a grid of exponents
@@ -111,8 +111,8 @@ class AnalysisConfig(Section):
     }
     filter: dict[str, Any] = {}  # keep rows whose column has this value (or one of a list)
     min_budgets: Integer = Field(3, ge=2)
-    # C = f(N) D for Approach 3's optimum: auto (the plan's flops_per_token, else 6 N), 6nd, or
-    # table (each run's C / D); fitting/surface/compute_model.py
+    # C = f(N) D for Approach 3's optimum: auto (the plan's flops_per_token, else 6 N), plan (the
+    # plan's, an error without it), 6nd, or table (each run's C / D); fitting/surface/compute_model.py
     compute_model: Literal[COMPUTE_MODEL_SOURCES] = "auto"
     budgets: BudgetGrouping = BudgetGrouping()
     drop_highest_loss: NonNegativeInt = 0

@@ -167,5 +167,5 @@ def check_parameters(raw_params: Mapping[str, Any], conf_root: Path, base_env: s
         raise ParameterError(
             "invalid parameters, nothing was run:\n" + "\n".join(f"- {p}" for p in problems)
             + f"\nEvery parameter and its default is declared in {conf_root / base_env}/"
-            "parameters*.yml (README.md, \"Parameters\")."
+            "parameters*.yml; the guides in docs/guides/ explain each section."
         )

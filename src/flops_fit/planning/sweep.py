@@ -16,7 +16,7 @@ from typing import Any
 from flops_fit.parameters.planning import MIN_SIZES_PER_BUDGET, PlanningConfig
 from flops_fit.planning.flops import compute_6nd
 from flops_fit.planning.shapes import ModelShape
-from flops_fit.schema import PLAN_FIELDS
+from flops_fit.schema import DEFAULT_LOSS_UNIT, PLAN_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +62,19 @@ class StudyModel:
     unit: str = "tokens"  # what D counts
     units_per_example: int = 1  # units in one batch row
     train_units: int | None = None  # the training set's size (None: fresh data every step)
+    loss_unit: str = DEFAULT_LOSS_UNIT  # what the loss measures (its declared unit)
 
     @classmethod
     def builtin(cls, cfg: PlanningConfig, train_units: int | None = None) -> StudyModel:
-        """The built-in GPT on the byte corpus with an analytic formula (no torch needed)."""
+        """The built-in GPT on the byte corpus with an analytic formula (no torch needed); its
+        loss is next-token cross entropy, in nats."""
         from flops_fit.plugins.models import BUILTIN_GPT, ModelPlugin
         from flops_fit.plugins.sizing import FlopsPerUnit, GPTLadder, resolve_formula
 
         sizer = GPTLadder(cfg.model_family, ModelPlugin(BUILTIN_GPT))
         formula = resolve_formula(cfg.flops_formula, builtin=True)
         return cls(sizer, FlopsPerUnit(sizer, formula), formula, "tokens",
-                   cfg.model_family.context_length, train_units)
+                   cfg.model_family.context_length, train_units, "nats")
 
 
 def plan_budget(cfg: PlanningConfig, budget: float, study: StudyModel):
@@ -126,6 +128,7 @@ def plan_budget(cfg: PlanningConfig, budget: float, study: StudyModel):
             "num_tokens": int(units),
             "tokens_per_param": tpp,
             "data_unit": unit,
+            "loss_unit": study.loss_unit,
             "units_per_example": study.units_per_example,
             "model_factory": plugin.factory_path,
             "model_kwargs": dict(model.kwargs),
@@ -200,6 +203,7 @@ def summarise_plan(records: list[dict[str, Any]], dropped: list[dict[str, Any]],
         "budgets": len(per_budget),
         "total_planned_flops": total,
         "data_unit": first.get("data_unit", "tokens"),
+        "loss_unit": first.get("loss_unit", DEFAULT_LOSS_UNIT),
         "flops_formula": first.get("flops_formula"),
         "model_factory": first.get("model_factory"),
         "estimated_wall_seconds": float(time_estimate["estimated_wall_seconds"]),

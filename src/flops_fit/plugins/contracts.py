@@ -8,7 +8,7 @@ and what was wrong:
   model  the factory builds every planned size (on the meta device: no memory), and the
          smallest one runs on the probe batch;
   loss   takes the model's output and the batch and returns a finite scalar that can be
-         differentiated.
+         differentiated; a `unit` it declares (what it measures) is a non-empty string.
 (The size parameter must change N, and N must grow with it: `ModelPlugin.check_monotone`.)
 """
 
@@ -32,7 +32,7 @@ def check_data(study: Study, batch_size: int, seed: int = 0) -> dict[str, Any]:
     data, where = study.data, study.data_where
 
     def fail(problem: str) -> PluginError:
-        return PluginError(f"{where}: {problem} (see README, 'Bring your own model')")
+        return PluginError(f"{where}: {problem} (see docs/guides/bring-your-own-model.md)")
 
     unit = getattr(data, "unit", None)
     if not isinstance(unit, str) or not unit:
@@ -117,7 +117,7 @@ def check_model_on_batch(study: Study, kwargs: Mapping[str, Any], batch: dict[st
 def check_study(study: Study, model_kwargs: Sequence[Mapping[str, Any]], batch_size: int,
                 seed: int = 0) -> dict[str, Any]:
     """All contracts for the planned models; returns a small report for logs and tests."""
-    study.loss_fn()  # the import path resolves, or a PluginError names it
+    study.loss_unit()  # the import path resolves and any declared unit is a word
     batch = check_data(study, batch_size, seed)
     distinct = list({repr(sorted(k.items())): dict(k) for k in model_kwargs}.values())
     for kwargs in distinct:  # every planned size builds (meta: no memory)

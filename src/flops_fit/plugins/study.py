@@ -15,6 +15,7 @@ from flops_fit.parameters.training import TrainingConfig
 from flops_fit.plugins.data import DataSource, as_source
 from flops_fit.plugins.imports import plugin_error, resolve_callable
 from flops_fit.plugins.models import ModelPlugin
+from flops_fit.schema import DEFAULT_LOSS_UNIT
 
 LOSS_KEY = "training.loss"
 
@@ -34,6 +35,26 @@ class Study:
 
     def loss_fn(self):
         return resolve_callable(self.loss_path, self.loss_param)
+
+    def loss_unit(self) -> str:
+        """What the loss measures (its `unit`: "nats" for cross entropy, "mse", ...), or
+        "loss" when it declares none; PluginError for a unit that is not a non-empty string."""
+        return declared_loss_unit(self.loss_fn(), self.loss_param, self.loss_path)
+
+
+def declared_loss_unit(loss_fn: Any, key: str = LOSS_KEY, path: str | None = None) -> str:
+    """The `unit` attribute of a loss callable, trimmed; DEFAULT_LOSS_UNIT when it has none.
+
+    The unit is named in the plan, the results, scaling_laws and the report's loss labels, so
+    a mean squared error is never called nats."""
+    unit = getattr(loss_fn, "unit", None)
+    if unit is None:
+        return DEFAULT_LOSS_UNIT
+    if not isinstance(unit, str) or not unit.strip():
+        raise plugin_error(key, path, f"the loss declares unit {unit!r}; it must be a non-empty "
+                           "string naming what the loss measures (e.g. 'nats', 'mse'), or be "
+                           "left out")
+    return unit.strip()
 
 
 def data_source(training_data: Any, training: TrainingConfig, corpus_params: Any = None,

@@ -1,5 +1,6 @@
 """Human-readable numbers for figures and reports: 1.2B parameters, 3.4e22 FLOPs, 1.93 nats,
-and the words for the unit of D (`DataUnit`: tokens, examples, or what a data source names).
+the words for the unit of D (`DataUnit`: tokens, examples, or what a data source names) and for
+what the loss measures (`LossUnit`: nats, or what the loss declares).
 
 Every function accepts None or NaN and returns "n/a" for it, so a template never has to check.
 """
@@ -10,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from flops_fit.schema import DEFAULT_LOSS_UNIT
 
 MISSING = "n/a"
 
@@ -157,6 +160,40 @@ class DataUnit:
         """The words, for the report templates."""
         return {"name": self.plural, "plural": self.plural, "singular": self.singular,
                 "per": self.per, "is_tokens": self.is_tokens}
+
+
+@dataclass(frozen=True)
+class LossUnit:
+    """What the loss measures, for every label that names it: "nats" reads "nats/token" (per
+    unit of D), another declared word is used as it is ("mse"), and a loss that declares none
+    is called "loss" (`LossUnit.of(None)`; a label that already says loss adds nothing).
+    """
+
+    name: str
+
+    @classmethod
+    def of(cls, unit: Any = None) -> LossUnit:
+        word = unit.strip() if isinstance(unit, str) else ""
+        return cls(word or DEFAULT_LOSS_UNIT)
+
+    @property
+    def declared(self) -> bool:
+        return self.name != DEFAULT_LOSS_UNIT
+
+    def per(self, data: DataUnit) -> str:
+        """'nats/token', 'nats/example', 'mse', 'loss'."""
+        return f"nats/{data.singular}" if self.name.lower() == "nats" else self.name
+
+    def label(self, what: str, data: DataUnit) -> str:
+        """'final loss (nats/token)', 'final loss (mse)', 'final loss'; 'L_opt (loss)'."""
+        if not self.declared and "loss" in what.lower():
+            return what
+        return f"{what} ({self.per(data)})"
+
+    def to_dict(self, data: DataUnit) -> dict[str, Any]:
+        """The words, for the report templates."""
+        return {"name": self.name, "declared": self.declared, "per": self.per(data),
+                "expected_loss": self.label("expected loss", data)}
 
 
 def _singular(word: str) -> str:

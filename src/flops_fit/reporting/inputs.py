@@ -17,7 +17,7 @@ import pandas as pd
 from flops_fit.fitting.runs.budgets import assign_budgets
 from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.law import PARAM_NAMES
-from flops_fit.reporting.formatting import DataUnit, as_float
+from flops_fit.reporting.formatting import DataUnit, LossUnit, as_float
 from flops_fit.schema import (
     ANALYSIS_RUN_COLUMNS,
     CURVE_COLUMNS,
@@ -227,6 +227,17 @@ def data_unit(laws: Mapping[str, Any], runs: Any = None) -> DataUnit:
         values = {str(v).strip().lower() for v in runs["data_unit"].dropna()} - {""}
         unit = values.pop() if len(values) == 1 else None
     return DataUnit.of(unit)
+
+
+def loss_unit(laws: Mapping[str, Any], runs: Any = None) -> LossUnit:
+    """What the loss measures: scaling_laws' `loss_unit`, else the one unit of the runs'
+    `loss_unit` column, else "loss" (a loss that declares nothing, runs from elsewhere)."""
+    unit = laws.get("loss_unit") if isinstance(laws, Mapping) else None
+    if not (isinstance(unit, str) and unit.strip()) and isinstance(runs, pd.DataFrame) \
+            and "loss_unit" in runs.columns:
+        values = {str(v).strip() for v in runs["loss_unit"].dropna()} - {""}
+        unit = values.pop() if len(values) == 1 else None
+    return LossUnit.of(unit)
 
 
 def held_out_budget(laws: Mapping[str, Any]) -> float | None:

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from flops_fit.reporting.formatting import (
     DataUnit,
+    LossUnit,
     format_count,
     format_flops,
     format_interval,
@@ -60,9 +61,14 @@ def template_environment() -> Environment:
 
 
 def _with_unit(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The summary with the words for the unit of D (a summary from before units: tokens)."""
+    """The summary with the words for the unit of D (a summary from before units: tokens) and
+    for the loss's unit (a summary from before loss units: "loss", no unit claimed)."""
     unit = summary.get("unit")
-    return {**summary, "unit": unit if isinstance(unit, Mapping) else DataUnit.of().to_dict()}
+    unit = unit if isinstance(unit, Mapping) else DataUnit.of().to_dict()
+    loss = summary.get("loss_unit")
+    if not isinstance(loss, Mapping):
+        loss = LossUnit.of().to_dict(DataUnit.of(unit.get("plural")))
+    return {**summary, "unit": unit, "loss_unit": loss}
 
 
 def render_html(summary: Mapping[str, Any], figures: Mapping[str, Figure | None] | None = None,

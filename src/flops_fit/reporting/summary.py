@@ -5,7 +5,8 @@ templates read (`flops_fit.reporting.render`).
 states the question and the answer first (`headline`): at the headline budget, train N on D
 tokens, with the interval and how far that is an extrapolation. D's unit (tokens, examples, or
 what the data source names) is scaling_laws' `data_unit`; `unit` carries its words to the
-templates. Missing or empty inputs never raise; they are listed in `missing` with the reason.
+templates; `loss_unit` does the same for what the loss measures (scaling_laws' `loss_unit`).
+Missing or empty inputs never raise; they are listed in `missing` with the reason.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def summarise_study(
     meta = inp.section(laws, "meta")
     confidence = as_float(meta.get("confidence_level")) or 0.95
     unit = inp.data_unit(laws, runs)
+    loss_unit = inp.loss_unit(laws, runs)
 
     missing = _missing_inputs(raw_runs, runs, laws, optima, preds, curves)
     notes: list[str] = []
@@ -60,6 +62,7 @@ def summarise_study(
         "title": title,
         "question": question(unit),
         "unit": unit.to_dict(),
+        "loss_unit": loss_unit.to_dict(unit),
         "confidence_level": confidence,
         "missing": missing,
         "headline": headline(laws, preds, curves, optima, headline_budget, headline_approach,

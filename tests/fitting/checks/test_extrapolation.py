@@ -7,8 +7,9 @@ import pytest
 from flops_fit.fitting.checks.extrapolation import ExtrapolationEntry, extrapolation_check
 from flops_fit.fitting.runs.prepare import prepare_runs
 from flops_fit.fitting.runs.simulated import synthetic_results
+from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.fit import fit_parametric
-from flops_fit.fitting.surface.law import optimal_allocation
+from flops_fit.fitting.surface.law import optimal_allocation_6nd
 from flops_fit.parameters.analysis import AnalysisConfig
 
 
@@ -21,14 +22,14 @@ def test_extrapolation_check_never_fits_on_budgets_above_the_held_out_one():
     results = results.drop(index=drop).reset_index(drop=True)
     cfg = AnalysisConfig.from_params({"bootstrap": {"enabled": False}})
     runs, _ = prepare_runs(results, cfg)
-    check = extrapolation_check(runs, cfg)
+    check = extrapolation_check(runs, cfg, ComputeModel.six_nd())
     held = check.held_out_budget
     assert held == pytest.approx(1e20)
     below = runs[runs["used_in_fit"] & (runs["budget"] < held)]
     fit = fit_parametric(
         below["model_size"], below["num_tokens"], below["final_loss"], cfg.approach_3
     )
-    n_pred, _ = optimal_allocation(held, fit.params)
+    n_pred, _ = optimal_allocation_6nd(held, fit.params)
     a3 = check.approaches["approach_3"]
     assert a3.budgets_fitted == 3
     assert a3.predicted_n_opt == pytest.approx(float(n_pred), rel=1e-6)
@@ -41,7 +42,7 @@ def test_too_few_budgets_give_empty_entries():
     results = synthetic_results(budgets=(1e17, 1e18), noise=0.01)
     cfg = AnalysisConfig.from_params({"bootstrap": {"enabled": False}, "min_budgets": 2})
     runs, _ = prepare_runs(results, cfg)
-    check = extrapolation_check(runs, cfg)
+    check = extrapolation_check(runs, cfg, ComputeModel.six_nd())
     assert check.held_out_budget is None
     assert "found 2" in check.warnings[0]
     assert check.approaches == dict.fromkeys(

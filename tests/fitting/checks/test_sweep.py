@@ -17,6 +17,7 @@ from flops_fit.fitting.checks.sweep import (
 from flops_fit.fitting.isoflop.approaches import fit_isoflop_approaches
 from flops_fit.fitting.runs.prepare import prepare_runs
 from flops_fit.fitting.runs.simulated import synthetic_results
+from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.study import SurfaceFit, fit_surface
 from flops_fit.parameters.analysis import AnalysisConfig
 
@@ -35,7 +36,7 @@ def centred():
 
 def test_a_centred_sweep_raises_nothing(centred):
     runs, isoflop, surface = centred
-    doc = sweep_diagnostics(runs, isoflop, surface, None, 0.95)
+    doc = sweep_diagnostics(runs, isoflop, surface, ComputeModel.six_nd(), 0.95)
     assert doc["warnings"] == []
     assert doc["identified"] is True and doc["misfit"] is False
     for row in doc["budgets"]:
@@ -46,7 +47,7 @@ def test_a_centred_sweep_raises_nothing(centred):
 def test_an_off_centre_sweep_is_flagged_with_the_fix():
     runs, isoflop, surface = fitted(synthetic_results(noise=0.005, seed=1, span=8,
                                                       centre_bias=4))
-    rows, warnings = budget_checks(runs, isoflop, surface, None)
+    rows, warnings = budget_checks(runs, isoflop, surface, ComputeModel.six_nd())
     assert all(r["off_centre"] for r in rows)
     assert all(3 < r["centre_over_optimum"] < 5 for r in rows)
     assert len(warnings) == len(rows)
@@ -58,7 +59,7 @@ def test_an_optimum_beyond_the_sweep_is_flagged():
     # every size below a third of the optimum: the lowest loss is the largest size
     runs, isoflop, surface = fitted(synthetic_results(noise=0.002, seed=2, span=2.5,
                                                       centre_bias=0.12))
-    rows, warnings = budget_checks(runs, isoflop, surface, None)
+    rows, warnings = budget_checks(runs, isoflop, surface, ComputeModel.six_nd())
     assert all(r["optimum_at_edge"] for r in rows)
     assert any("its lowest loss is at the largest size" in w for w in warnings)
 

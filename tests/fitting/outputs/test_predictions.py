@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from flops_fit.fitting.outputs.predictions import predict
-from flops_fit.fitting.surface.law import optimal_allocation, parametric_loss
+from flops_fit.fitting.surface.compute_model import ComputeModel
+from flops_fit.fitting.surface.law import optimal_allocation_6nd, parametric_loss
 from flops_fit.fitting.surface.study import SurfaceFit
 from flops_fit.schema import APPROACHES, CURVE_COLUMNS, PREDICTION_COLUMNS
 
@@ -29,11 +30,11 @@ def test_approach_3_is_the_surface_allocation(small_study):
     preds = small_study.predictions
     fit = small_study.surface.fit
     a3 = preds[preds["approach"] == "approach_3"]
-    n, d = optimal_allocation(a3["compute_budget"].to_numpy(), fit)
+    n, d = optimal_allocation_6nd(a3["compute_budget"].to_numpy(), fit)
     assert np.array_equal(a3["model_size"], n) and np.array_equal(a3["num_tokens"], d)
     assert np.array_equal(a3["loss"], parametric_loss(n, d, fit))
     draws = small_study.surface.draws
-    n_draws, _ = optimal_allocation(a3["compute_budget"].to_numpy(), draws)
+    n_draws, _ = optimal_allocation_6nd(a3["compute_budget"].to_numpy(), draws)
     lo, hi = np.nanpercentile(n_draws, [2.5, 97.5], axis=0)
     np.testing.assert_allclose(a3["model_size_lo"], lo, rtol=1e-12)
     np.testing.assert_allclose(a3["model_size_hi"], hi, rtol=1e-12)
@@ -50,7 +51,8 @@ def test_approaches_1_2_evaluate_their_power_laws(small_study):
 
 def test_unfitted_surface_predicts_nothing(small_study):
     empty = SurfaceFit(fit=None, draws=None, warnings=[], n_runs=0)
-    preds, _ = predict(small_study.isoflop, empty, small_study.runs, small_study.cfg)
+    preds, _ = predict(small_study.isoflop, empty, small_study.runs, small_study.cfg,
+                       ComputeModel.six_nd())
     a3 = preds[preds["approach"] == "approach_3"]
     assert a3.drop(columns=["approach", "compute_budget"]).isna().all().all()
     assert preds.loc[preds["approach"] == "approach_2", "model_size"].notna().all()

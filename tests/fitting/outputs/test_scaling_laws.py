@@ -9,6 +9,7 @@ import pytest
 
 from flops_fit.fitting.outputs.scaling_laws import summarise, surface_section
 from flops_fit.fitting.runs.table import RunsTableError
+from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.study import SurfaceFit
 from flops_fit.schema import SURFACE_KEYS
 
@@ -16,7 +17,7 @@ from flops_fit.schema import SURFACE_KEYS
 def _doc(study):
     return summarise(
         study.summary, study.runs, study.isoflop, study.surface, study.check, study.predictions,
-        study.cfg,
+        study.cfg, ComputeModel.six_nd(),
     )
 
 
@@ -24,9 +25,9 @@ def test_document_is_plain_json(small_study):
     doc = _doc(small_study)
     assert json.loads(json.dumps(doc, allow_nan=False)) == doc
     assert list(doc) == [
-        "data_unit", "compute_model", "meta", "excluded_runs", "approach_1", "approach_2",
-        "approach_3", "extrapolation_check", "diagnostics", "agreement", "warnings",
-        "recommended_approach",
+        "data_unit", "loss_unit", "compute_model", "meta", "excluded_runs", "approach_1",
+        "approach_2", "approach_3", "extrapolation_check", "diagnostics", "agreement",
+        "warnings", "recommended_approach",
     ]
     assert doc["meta"]["bootstrap"] == {"draws": 200, "seed": 0, "resample": "residuals"}
     assert doc["meta"]["budget_grouping"] == {"gap_dex": 0.05, "max_width_dex": 0.2}
@@ -67,6 +68,15 @@ def test_the_unit_of_d_lands_in_scaling_laws(small_study, tmp_path):
     assert json.loads(path.read_text())["data_unit"] == "examples"
     mixed = study.runs.assign(data_unit=["examples"] * (len(study.runs) - 1) + ["tokens"])
     with pytest.raises(RunsTableError, match="column 'data_unit' .* more than one unit"):
+        _doc(replace(study, runs=mixed))
+
+
+def test_the_loss_unit_lands_in_scaling_laws(small_study):
+    assert _doc(small_study)["loss_unit"] == "loss"  # a table without the column claims none
+    study = replace(small_study, runs=small_study.runs.assign(loss_unit="mse"))
+    assert _doc(study)["loss_unit"] == "mse"
+    mixed = study.runs.assign(loss_unit=["mse"] * (len(study.runs) - 1) + ["nats"])
+    with pytest.raises(RunsTableError, match="column 'loss_unit' .* more than one unit"):
         _doc(replace(study, runs=mixed))
 
 

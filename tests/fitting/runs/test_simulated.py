@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
-from flops_fit.fitting.surface.law import optimal_allocation, parametric_loss
+from flops_fit.fitting.surface.law import optimal_allocation_6nd, parametric_loss
 from flops_fit.planning.flops import compute_6nd
 
 
@@ -18,7 +18,7 @@ def test_runs_lie_on_their_isoflop_line_around_the_optimum():
         df["final_loss"], parametric_loss(df["model_size"], df["num_tokens"], CHINCHILLA_TRUTH)
     )
     middle = df.iloc[2]
-    n_opt, _ = optimal_allocation(1e18, CHINCHILLA_TRUTH)
+    n_opt, _ = optimal_allocation_6nd(1e18, CHINCHILLA_TRUTH)
     assert np.isclose(middle["model_size"], n_opt)
 
 

@@ -12,6 +12,7 @@ from flops_fit.fitting.runs.table import (
     default_columns,
     normalise_runs,
     run_data_unit,
+    run_loss_unit,
 )
 from flops_fit.parameters.analysis import AnalysisConfig
 from tests.fitting.tables import CHINCHILLA_COLUMNS, chinchilla_like
@@ -136,6 +137,17 @@ def test_the_unit_of_d_is_the_data_unit_column_or_tokens():
     blank = df.assign(data_unit=["examples", None, "", "examples"] * 3)
     assert run_data_unit(normalise_runs(blank)) == "examples"  # empty cells do not count
     assert run_data_unit(df.assign(data_unit=np.nan)) == "tokens"
+
+
+def test_the_loss_unit_is_the_loss_unit_column_or_loss():
+    df = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=4)
+    assert run_loss_unit(normalise_runs(df)) == "loss"  # no column: the loss claims no unit
+    assert run_loss_unit(normalise_runs(df.assign(loss_unit=" mse "))) == "mse"
+    blank = df.assign(loss_unit=["nats", None, "", "nats"] * 3)
+    assert run_loss_unit(normalise_runs(blank)) == "nats"  # empty cells do not count
+    with pytest.raises(RunsTableError, match="runs.csv: column 'loss_unit' .* more than one "
+                                             "unit: 'mse' at rows 1, 3"):
+        normalise_runs(df.assign(loss_unit=["mse", "nats"] * 6), source="runs.csv")
 
 
 def test_two_units_of_d_in_one_table_name_the_column_and_rows():

@@ -20,8 +20,8 @@ from flops_fit.fitting.surface.compute_model import (
     optimal_allocation,
 )
 from flops_fit.fitting.surface.law import CHINCHILLA_APPROACH_3 as TRUTH
-from flops_fit.fitting.surface.law import allocation_power_laws, parametric_loss
-from flops_fit.fitting.surface.law import optimal_allocation as closed_form
+from flops_fit.fitting.surface.law import allocation_power_laws_6nd, parametric_loss
+from flops_fit.fitting.surface.law import optimal_allocation_6nd as closed_form
 from flops_fit.fitting.surface.study import fit_surface
 from flops_fit.parameters.analysis import AnalysisConfig
 
@@ -90,8 +90,8 @@ def test_vectorised_over_draws_and_budgets():
 
 
 def test_allocation_laws():
-    exact = allocation_laws(TRUTH, None, BUDGETS)
-    assert exact == allocation_power_laws(TRUTH)
+    exact = allocation_laws(TRUTH, ComputeModel.six_nd(), BUDGETS)
+    assert exact == allocation_power_laws_6nd(TRUTH)
     fitted = allocation_laws(TRUTH, OVERHEAD, BUDGETS[:4])
     n_opt, _ = optimal_allocation(BUDGETS[:4], TRUTH, OVERHEAD)
     slope = np.polyfit(np.log10(BUDGETS[:4]), np.log10(n_opt), 1)[0]
@@ -102,10 +102,12 @@ def test_allocation_laws():
 
 def test_model_of_runs_and_its_round_trip():
     runs = synthetic_results(sizes_per_budget=5)
-    assert compute_model_of(runs).is_6nd  # no flops_per_token column: 6 N
+    assert compute_model_of(runs, "auto").is_6nd  # no flops_per_token column: 6 N
+    with pytest.raises(ComputeModelError, match="no usable flops_per_token.*'6nd'"):
+        compute_model_of(runs, "plan")
     runs["flops_per_token"] = 6 * runs["model_size"] * OVERHEAD.ratio(runs["model_size"])
     runs["flops_formula"] = "full"
-    model = compute_model_of(runs)
+    model = compute_model_of(runs, "plan")
     assert model.kind == "interpolated" and "flops_per_token (full)" in model.source
     np.testing.assert_allclose(model.flops_per_unit(runs["model_size"]), runs["flops_per_token"],
                                rtol=1e-12)
@@ -146,7 +148,7 @@ def study_with_overhead(noise=0.0):
 def test_approach_3_optima_lie_on_their_isoflop_curves():
     cfg = AnalysisConfig.from_params({"bootstrap": {"enabled": False}})
     runs, _ = prepare_runs(study_with_overhead(), cfg)
-    model = compute_model_of(runs)
+    model = compute_model_of(runs, "auto")
     assert not model.is_6nd
     surface = fit_surface(runs, cfg)
     table = optimal_points_table(fit_isoflop_approaches(runs, cfg), surface, runs, model)
@@ -159,3 +161,12 @@ def test_approach_3_optima_lie_on_their_isoflop_curves():
         # the optimum's loss is the fitted surface at (N, C / f(N)): on the budget's curve
         assert row.loss == pytest.approx(
             float(parametric_loss(row.model_size, row.num_tokens, surface.fit)), rel=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: optimal_allocation(BUDGETS, TRUTH, None),
+    lambda: allocation_laws(TRUTH, None, BUDGETS),
+])
+def test_no_allocation_assumes_6nd_silently(call):
+    with pytest.raises(ComputeModelError, match=r"compute model is required.*six_nd\(\)"):
+        call()

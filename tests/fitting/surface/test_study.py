@@ -75,7 +75,7 @@ def test_compute_other_than_6nd_is_warned_about_with_its_fix():
     results["planned_flops"] *= 2.0  # the runs' own FLOP count: twice 6 N D
     cfg = AnalysisConfig.from_params({"bootstrap": {"enabled": False}})
     runs, _ = prepare_runs(results, cfg)
-    (warning,) = compute_model_warnings(runs, compute_model_of(runs))
+    (warning,) = compute_model_warnings(runs, compute_model_of(runs, "auto"))
     assert "the runs' own compute C is 2 x 6 N D (median)" in warning
     assert "analysis.compute_model: table" in warning
     assert compute_model_warnings(runs, compute_model_of(runs, "table")) == []

@@ -50,7 +50,7 @@ def check_law(law: dict) -> None:
 
 
 def check_scaling_laws(laws: dict) -> None:
-    """The binding schema of docs/INTERFACES.md."""
+    """The binding schema of the outputs reference (docs/guides/outputs.md)."""
     json.dumps(laws, allow_nan=False)
     assert isinstance(laws["data_unit"], str) and laws["data_unit"]  # what D counts
     assert {

@@ -97,7 +97,7 @@ def _num(x) -> float | None:
 
 
 def extrapolation_check(
-    runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel | None = None
+    runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel
 ) -> ExtrapolationCheck:
     """Leave the largest budget out, refit every approach, predict its optimum; report errors.
 

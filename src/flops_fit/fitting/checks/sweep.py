@@ -56,7 +56,7 @@ def budget_checks(
     runs: pd.DataFrame,
     isoflop: dict[str, IsoflopFit],
     surface: SurfaceFit,
-    model: ComputeModel | None,
+    model: ComputeModel,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Per budget: sampled range, best run, fitted optimum, centre ratio, flags; and warnings."""
     groups = budget_groups(runs)
@@ -182,7 +182,7 @@ def sweep_diagnostics(
     runs: pd.DataFrame,
     isoflop: dict[str, IsoflopFit],
     surface: SurfaceFit,
-    model: ComputeModel | None,
+    model: ComputeModel,
     level: float,
 ) -> dict[str, Any]:
     """The scaling_laws document's `diagnostics` section: budgets, identification, warnings."""

@@ -23,7 +23,7 @@ def optimal_points_table(
     isoflop: dict[str, IsoflopFit],
     surface: SurfaceFit,
     runs: pd.DataFrame,
-    model: ComputeModel | None = None,
+    model: ComputeModel,
 ) -> pd.DataFrame:
     """Per budget per approach: the optimum (N, D, loss), whether the fit used it and why not."""
     rows = []

@@ -84,31 +84,49 @@ def _table(
     return df
 
 
+def _approach_table(isoflop, surface, model, approach, compute, level, tokens_per_param):
+    if approach == "approach_3":
+        point, samples = _surface_values(surface, compute, model)
+    else:
+        point, samples = _isoflop_values(isoflop[approach], compute)
+    return _table(approach, compute, point, samples, level, tokens_per_param)
+
+
+def predictions_at(
+    isoflop: dict[str, IsoflopFit],
+    surface: SurfaceFit,
+    model: ComputeModel,
+    compute: np.ndarray,
+    level: float,
+    approaches: tuple[str, ...] = APPROACHES,
+) -> pd.DataFrame:
+    """The predictions table (`PREDICTION_COLUMNS`) of `approaches` at budgets `compute`."""
+    compute = np.asarray(compute, dtype=float)
+    tables = [_approach_table(isoflop, surface, model, a, compute, level, True)
+              for a in approaches]
+    return pd.concat(tables, ignore_index=True)[list(PREDICTION_COLUMNS)]
+
+
 def predict(
     isoflop: dict[str, IsoflopFit],
     surface: SurfaceFit,
     runs: pd.DataFrame,
     cfg: AnalysisConfig,
-    model: ComputeModel | None = None,
+    model: ComputeModel,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(predictions at the target budgets, scaling-law curves with bands), every approach.
-
-    `model` is the study's compute model (`compute_model.compute_model_of`; None: 6 N D)."""
+    """(predictions at the target budgets, scaling-law curves with bands), every approach,
+    under the study's compute model `model` (`compute_model.compute_model_of`)."""
     targets = np.array(sorted(cfg.target_budgets), dtype=float)
     used_budgets = runs.loc[runs["used_in_fit"], "budget"].dropna()
     lo = float(used_budgets.min()) if len(used_budgets) else float(targets.min())
     hi = max(float(targets.max()), float(used_budgets.max()) if len(used_budgets) else lo)
     grid = np.logspace(np.log10(lo), np.log10(hi), cfg.curve_points)
-    preds, curves = [], []
-    for approach in APPROACHES:
-        for compute, sink, tpp in ((targets, preds, True), (grid, curves, False)):
-            if approach == "approach_3":
-                point, samples = _surface_values(surface, compute, model)
-            else:
-                point, samples = _isoflop_values(isoflop[approach], compute)
-            sink.append(_table(approach, compute, point, samples, cfg.confidence_level, tpp))
-    predictions = pd.concat(preds, ignore_index=True)[list(PREDICTION_COLUMNS)]
-    curves_df = pd.concat(curves, ignore_index=True)[list(CURVE_COLUMNS)]
+    level = cfg.confidence_level
+    predictions = predictions_at(isoflop, surface, model, targets, level)
+    curves_df = pd.concat(
+        [_approach_table(isoflop, surface, model, a, grid, level, False) for a in APPROACHES],
+        ignore_index=True,
+    )[list(CURVE_COLUMNS)]
     top = predictions[np.isclose(predictions["compute_budget"], targets.max())]
     for _, row in top.iterrows():
         if np.isfinite(row["model_size"]):

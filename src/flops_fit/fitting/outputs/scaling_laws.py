@@ -1,6 +1,6 @@
 """The `scaling_laws` document: what D counts (`data_unit`), every fitted law with intervals,
-diagnostics, agreement between the approaches and warnings, as plain JSON (docs/INTERFACES.md,
-"Analysis outputs").
+diagnostics, agreement between the approaches and warnings, as plain JSON (every key:
+docs/guides/outputs.md, "scaling_laws").
 
 This is where the typed fit results (`IsoflopFit`, `SurfaceFit`, `ExtrapolationCheck`) become
 JSON, once, through `flops_fit.jsonsafe.json_safe`.
@@ -19,13 +19,13 @@ from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck
 from flops_fit.fitting.checks.recommend import recommend_approach
 from flops_fit.fitting.checks.sweep import sweep_diagnostics
 from flops_fit.fitting.isoflop.approaches import IsoflopFit, LawFit
-from flops_fit.fitting.runs.table import run_data_unit
+from flops_fit.fitting.runs.table import run_data_unit, run_loss_unit
 from flops_fit.fitting.surface.compute_model import (
     ComputeModel,
     allocation_laws,
     compute_model_warnings,
 )
-from flops_fit.fitting.surface.law import allocation_power_laws
+from flops_fit.fitting.surface.law import allocation_power_laws_6nd
 from flops_fit.fitting.surface.study import SurfaceFit
 from flops_fit.jsonsafe import json_safe
 from flops_fit.parameters.analysis import AnalysisConfig
@@ -70,8 +70,8 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
     intervals = {
         k: interval(draws[k], level) if draws is not None else [None, None] for k in SURFACE_KEYS
     }
-    laws = allocation_power_laws(fit)
-    draw_laws = allocation_power_laws(draws) if draws is not None else None
+    laws = allocation_power_laws_6nd(fit)
+    draw_laws = allocation_power_laws_6nd(draws) if draws is not None else None
 
     def law(which: str) -> dict[str, Any]:
         e_key = "a" if which == "n_opt" else "b"
@@ -161,16 +161,15 @@ def summarise(
     check: ExtrapolationCheck,
     predictions: pd.DataFrame,
     cfg: AnalysisConfig,
-    model: ComputeModel | None = None,
+    model: ComputeModel,
 ) -> dict[str, Any]:
-    """The scaling_laws document (docs/INTERFACES.md), plain JSON. `model` is the study's
-    compute model (None: 6 N D)."""
-    model = model or ComputeModel.six_nd()
+    """The scaling_laws document, plain JSON, under the study's compute model `model`."""
     used = runs[runs["used_in_fit"]]
     budgets = sorted(float(b) for b in used["budget"].dropna().unique())
     level = cfg.confidence_level
     doc: dict[str, Any] = {
         "data_unit": run_data_unit(runs, summary.get("source") or "analysis_runs"),
+        "loss_unit": run_loss_unit(runs, summary.get("source") or "analysis_runs"),
         "compute_model": {**model.to_dict(), "warnings": compute_model_warnings(runs, model)},
         "meta": {
             "n_runs": int(len(runs)),

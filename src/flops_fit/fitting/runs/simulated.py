@@ -2,7 +2,7 @@
 
 L = E + A/N^alpha + B/D^beta with multiplicative log-normal noise, on an IsoFLOP grid: per
 budget C, model sizes log-spaced around the true N_opt(C), D = C / (6 N). The columns follow
-the `results` table (docs/INTERFACES.md) so the analysis sees what training would write.
+the `results` table (docs/guides/outputs.md) so the analysis sees what training would write.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.surface.law import CHINCHILLA_APPROACH_3 as CHINCHILLA_TRUTH
-from flops_fit.fitting.surface.law import optimal_allocation, parametric_loss
+from flops_fit.fitting.surface.law import optimal_allocation_6nd, parametric_loss
 from flops_fit.planning.flops import compute_6nd, tokens_6nd
 
 
@@ -36,7 +36,7 @@ def synthetic_results(
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     for c in budgets:
-        n_opt, _ = optimal_allocation(c, truth)
+        n_opt, _ = optimal_allocation_6nd(c, truth)
         centre = float(n_opt) * centre_bias
         sizes = np.geomspace(centre / span, centre * span, sizes_per_budget)
         for i, n in enumerate(sizes):

@@ -17,7 +17,9 @@ for under its default name (`AnalysisConfig.columns`, = conf/base). Problems rai
 
 What D counts is the `data_unit` column (a plan field: "tokens" for the built-in GPT, "examples"
 for a classifier, or the data source's own word), one unit per table; a table without it, such
-as one trained elsewhere, counts tokens (`run_data_unit`).
+as one trained elsewhere, counts tokens (`run_data_unit`). What the loss measures is the
+`loss_unit` column (the loss's declared unit, "nats" for cross entropy), "loss" without it
+(`run_loss_unit`).
 
 `fitting.runs.selection` then decides which runs the fits use and says why the others are left out.
 """
@@ -32,7 +34,7 @@ import pandas as pd
 
 from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.planning.flops import compute_6nd, tokens_6nd
-from flops_fit.schema import ANALYSIS_RUN_COLUMNS, RUN_COLUMN_ROLES
+from flops_fit.schema import ANALYSIS_RUN_COLUMNS, DEFAULT_LOSS_UNIT, RUN_COLUMN_ROLES
 
 REQUIRED = ("model_size", "loss")
 COMPUTE_FROM_BUDGET_NOTE = (
@@ -43,6 +45,8 @@ MAX_LISTED = 5
 #: The column that says what D counts, and the unit of a table without it.
 DATA_UNIT_COLUMN = "data_unit"
 DEFAULT_DATA_UNIT = "tokens"
+#: The column that says what the loss measures (a plan field; absent: DEFAULT_LOSS_UNIT).
+LOSS_UNIT_COLUMN = "loss_unit"
 
 
 class RunsTableError(ValueError):
@@ -134,24 +138,41 @@ def _numeric(
     return values
 
 
-def run_data_unit(runs: pd.DataFrame, source: str = "results") -> str:
-    """What D counts in `runs`: the one value of its `data_unit` column (trimmed, lower case;
-    empty cells are ignored), or tokens when it has none. Two units raise `RunsTableError`."""
-    if DATA_UNIT_COLUMN not in runs.columns:
-        return DEFAULT_DATA_UNIT
-    cells = runs[DATA_UNIT_COLUMN]
-    units = cells.where(cells.notna(), "").astype(str).str.strip().str.lower()
+def _one_unit(runs: pd.DataFrame, column: str, what: str, why: str, default: str, source: str,
+              lower: bool) -> str:
+    """The one value of a unit column (trimmed; empty cells ignored), `default` without the
+    column; more than one value raises `RunsTableError` naming the rows of each."""
+    if column not in runs.columns:
+        return default
+    cells = runs[column]
+    units = cells.where(cells.notna(), "").astype(str).str.strip()
+    units = units.str.lower() if lower else units
     values = sorted(set(units) - {""})
     if len(values) > 1:
         kind = "json" if str(source).lower().endswith(".json") else "csv"
         where = "; ".join(f"{v!r} at {_rows(np.flatnonzero((units == v).to_numpy()), kind)}"
                           for v in values)
         raise RunsTableError(
-            f"{source}: column '{DATA_UNIT_COLUMN}' (what D counts) holds more than one unit: "
-            f"{where}. D must count the same unit in every run of a study; analyse one at a "
-            f"time, e.g. --params analysis.filter.{DATA_UNIT_COLUMN}={values[0]}"
+            f"{source}: column '{column}' ({what}) holds more than one unit: {where}. {why}; "
+            f"analyse one at a time, e.g. --params analysis.filter.{column}={values[0]}"
         )
-    return values[0] if values else DEFAULT_DATA_UNIT
+    return values[0] if values else default
+
+
+def run_data_unit(runs: pd.DataFrame, source: str = "results") -> str:
+    """What D counts in `runs`: the one value of its `data_unit` column (trimmed, lower case;
+    empty cells are ignored), or tokens when it has none. Two units raise `RunsTableError`."""
+    return _one_unit(runs, DATA_UNIT_COLUMN, "what D counts",
+                     "D must count the same unit in every run of a study", DEFAULT_DATA_UNIT,
+                     source, lower=True)
+
+
+def run_loss_unit(runs: pd.DataFrame, source: str = "results") -> str:
+    """What the loss of `runs` measures: the one value of its `loss_unit` column (trimmed; empty
+    cells are ignored), or "loss" when it has none (a table from elsewhere, or from before loss
+    units). Two units raise `RunsTableError`: losses of different kinds cannot share a law."""
+    return _one_unit(runs, LOSS_UNIT_COLUMN, "what the loss measures", "One study fits one loss",
+                     DEFAULT_LOSS_UNIT, source, lower=False)
 
 
 def normalise_runs(
@@ -267,6 +288,7 @@ def normalise_runs(
     ordered = list(ANALYSIS_RUN_COLUMNS) + extra
     out = out[ordered].reset_index(drop=True)
     run_data_unit(out, source)  # one unit of D per table, or a clear error now
+    run_loss_unit(out, source)  # and one kind of loss
     out.attrs["source"] = source
     out.attrs["columns_used"] = {k: v for k, v in found.items() if v is not None}
     out.attrs["notes"] = notes

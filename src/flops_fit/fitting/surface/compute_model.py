@@ -37,8 +37,8 @@ import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
 from flops_fit.fitting.isoflop.estimators import fit_power_law_draws
-from flops_fit.fitting.surface.law import allocation_power_laws, param_value
-from flops_fit.fitting.surface.law import optimal_allocation as closed_form_allocation
+from flops_fit.fitting.surface.law import allocation_power_laws_6nd, param_value
+from flops_fit.fitting.surface.law import optimal_allocation_6nd as closed_form_allocation
 from flops_fit.parameters.analysis import COMPUTE_MODEL_SOURCES
 from flops_fit.planning.flops import FLOPS_PER_PARAM_TOKEN, compute_6nd
 
@@ -200,8 +200,10 @@ def from_points(model_size: Any, per_unit: Any, source: str) -> ComputeModel:
                         tuple(knots.to_numpy(float)))
 
 
-def compute_model_of(runs: pd.DataFrame, source: str = "auto") -> ComputeModel:
-    """The study's compute model from its analysis runs table (`analysis.compute_model`)."""
+def compute_model_of(runs: pd.DataFrame, source: str) -> ComputeModel:
+    """The study's compute model from its analysis runs table (`analysis.compute_model`):
+    `plan` the plan's flops_per_token (an error when the table has none), `auto` the same when
+    the table has it and else 6 N, `6nd`, or `table` (each run's own C / D)."""
     if source not in COMPUTE_MODEL_SOURCES:
         raise ComputeModelError(
             f"analysis.compute_model must be one of {COMPUTE_MODEL_SOURCES}, got {source!r}")
@@ -219,18 +221,34 @@ def compute_model_of(runs: pd.DataFrame, source: str = "auto") -> ComputeModel:
                                   .dropna().astype(str)) - {""})
             how = f" ({', '.join(formulas)})" if formulas else ""
             return from_points(n, per_unit, f"the plan's flops_per_token{how}, per run")
+    if source == "plan":
+        raise ComputeModelError(
+            "compute model 'plan': the runs table has no usable flops_per_token column (a study "
+            "planned by flops-fit carries one); choose '6nd' (C = 6 N D) or 'table' (each "
+            "run's C / D)")
     return ComputeModel.six_nd("the runs carry no flops_per_token: C = 6 N D")
 
 
+def require_compute_model(model: Any, where: str) -> ComputeModel:
+    """`model` itself when it is a ComputeModel; otherwise an error that says how to choose one
+    (C = f(N) D decides which (N, D) a budget buys, so it is never assumed)."""
+    if not isinstance(model, ComputeModel):
+        raise ComputeModelError(
+            f"{where}: a compute model is required, got {model!r}: pass ComputeModel.six_nd() "
+            f"for C = 6 N D, or compute_model_of(runs, source) with source one of "
+            f"{', '.join(COMPUTE_MODEL_SOURCES)}")
+    return model
+
+
 def optimal_allocation(compute: Any, params: Mapping[str, Any] | Any,
-                       model: ComputeModel | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       model: ComputeModel) -> tuple[np.ndarray, np.ndarray]:
     """Compute-optimal (N, D) on the surface `params` for budget(s) C under `model`.
 
     Shapes as `surface.optimal_allocation`: C's shape for scalar parameters, (B, *C.shape) for
     per-draw parameters (B,). The 6 N model is the closed form; any other is solved by a scan
     and bisection in ln N on L(N, C / f(N)) (NaN where the parameters are).
     """
-    if model is None or model.is_6nd:
+    if require_compute_model(model, "optimal_allocation").is_6nd:
         return closed_form_allocation(compute, params)
     c = np.asarray(compute, dtype=float)
     A, B, alpha, beta = (param_value(params, k) for k in ("A", "B", "alpha", "beta"))
@@ -282,17 +300,17 @@ def optimal_allocation(compute: Any, params: Mapping[str, Any] | Any,
     return n_opt, d_opt
 
 
-def allocation_laws(params: Mapping[str, Any] | Any, model: ComputeModel | None,
+def allocation_laws(params: Mapping[str, Any] | Any, model: ComputeModel,
                     budgets: Any) -> dict[str, dict[str, Any]]:
     """N_opt and D_opt as power laws k C^e: {"n_opt": {coefficient, exponent}, "d_opt": ...}.
 
-    Under 6 N the closed form (`surface.allocation_power_laws`, exact at every C). Under any
+    Under 6 N the closed form (`surface.allocation_power_laws_6nd`, exact at every C). Under any
     other model N_opt(C) is not a power law: the law is fitted, in log-log least squares, through
     the optima at `budgets` (the study's own), as Approaches 1-2 fit theirs. Per-draw parameters
     give arrays (B,); NaN where fewer than two budgets have an optimum.
     """
-    if model is None or model.is_6nd:
-        return allocation_power_laws(params)
+    if require_compute_model(model, "allocation_laws").is_6nd:
+        return allocation_power_laws_6nd(params)
     c = np.asarray(sorted(set(float(b) for b in np.ravel(budgets))), dtype=float)
     n_opt, d_opt = optimal_allocation(c, params, model)
     out = {}

@@ -9,7 +9,7 @@ optimum is closed-form:
 
 Every function takes the five parameters as a mapping (or an object with those attributes).
 Each parameter may be a number or an array of shape (B,) -- one value per bootstrap draw; then
-the results gain a leading draw axis: `optimal_allocation(C (m,), draws)` is (B, m).
+the results gain a leading draw axis: `optimal_allocation_6nd(C (m,), draws)` is (B, m).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def parametric_loss(model_size: Any, num_tokens: Any, params: Mapping[str, Any])
     """L(N, D) = E + A / N^alpha + B / D^beta, elementwise.
 
     With per-draw parameters (B,), N and D carry the draw axis first, e.g. (B, m) as
-    `optimal_allocation` returns them.
+    `optimal_allocation_6nd` returns them.
     """
     n = np.asarray(model_size, dtype=float)
     d = np.asarray(num_tokens, dtype=float)
@@ -86,7 +86,7 @@ def allocation_constants(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"a": a, "b": b, "G": G}
 
 
-def optimal_allocation(compute: Any, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def optimal_allocation_6nd(compute: Any, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Compute-optimal (N, D) on the surface for budget(s) C, with C = 6 N D (Hoffmann eq. 4).
 
     N_opt(C) = G (C/6)^a and D_opt(C) = G^-1 (C/6)^b. Scalar parameters: arrays of C's shape.
@@ -101,7 +101,7 @@ def optimal_allocation(compute: Any, params: Mapping[str, Any]) -> tuple[np.ndar
     return n_opt, d_opt
 
 
-def allocation_power_laws(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def allocation_power_laws_6nd(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """N_opt and D_opt as power laws k C^e of the compute C itself (not C/6):
 
     N_opt = (G 6^-a) C^a and D_opt = (G^-1 6^-b) C^b. Returns {"n_opt": {coefficient,

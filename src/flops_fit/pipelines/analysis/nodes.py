@@ -1,10 +1,12 @@
-"""Analysis nodes: thin adapters from the catalog to the domain functions of `flops_fit.fitting`.
+"""Analysis nodes: thin adapters from the catalog to the steps of `flops_fit.analyse`.
 
-Each node takes `params:analysis` as an `AnalysisConfig` (Kedro validates it before any node
-runs; a direct call with a plain mapping is validated by `AnalysisConfig.from_params`), calls
-one domain function and returns its result. The fit results travel between nodes as typed
-objects (memory datasets); `summarise_scaling_laws` turns them into the `scaling_laws` JSON.
-The science, and its documentation, live in `flops_fit.fitting`.
+`flops_fit.fitting.api.analyse` is the analysis in one Python call; these nodes are its steps
+(`api.STEPS`), one node each, so kedro-viz shows how every output depends on the fits. Each
+node takes `params:analysis` as an `AnalysisConfig` (Kedro validates it before any node runs; a
+direct call with a plain mapping is validated by `AnalysisConfig.from_params`), calls one step
+and returns its result. The fit results travel between nodes as typed objects (memory
+datasets); `summarise_scaling_laws` turns them into the `scaling_laws` JSON. A test checks that
+the pipeline and `analyse` write the same `scaling_laws.json`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any
 
 import pandas as pd
 
+from flops_fit.fitting.api import resolve_compute_model
 from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck, extrapolation_check
 from flops_fit.fitting.isoflop.approaches import IsoflopFit, fit_isoflop_approaches
 from flops_fit.fitting.outputs.optimal_points import optimal_points_table
 from flops_fit.fitting.outputs.predictions import predict
 from flops_fit.fitting.outputs.scaling_laws import summarise
 from flops_fit.fitting.runs.prepare import prepare_runs
-from flops_fit.fitting.surface.compute_model import ComputeModel, compute_model_of
+from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.study import SurfaceFit, fit_surface
 from flops_fit.parameters.analysis import AnalysisConfig
 
@@ -32,9 +35,10 @@ def prepare_analysis_runs(
 
 
 def describe_compute_model(analysis_runs: pd.DataFrame, analysis: AnalysisConfig) -> ComputeModel:
-    """C = f(N) D: the study's compute per unit of D as a function of N (its plan's
-    flops_per_token, or 6 N), on which Approach 3's compute-optimal allocation is solved."""
-    return compute_model_of(analysis_runs, AnalysisConfig.from_params(analysis).compute_model)
+    """C = f(N) D: the study's compute per unit of D as a function of N (`analysis.compute_model`:
+    its plan's flops_per_token, 6 N, or each run's C / D), on which Approach 3's compute-optimal
+    allocation is solved."""
+    return resolve_compute_model(analysis_runs, AnalysisConfig.from_params(analysis).compute_model)
 
 
 def fit_isoflop_power_laws(

@@ -105,7 +105,8 @@ def plan_isoflop_sweep(
     flops = FlopsPerUnit(sizer, formula, probe, study.loss_fn() if probe else None,
                          int(study.data.units_per_example))
     model = StudyModel(sizer, flops, formula, study.data.unit,
-                       int(study.data.units_per_example), train_units)
+                       int(study.data.units_per_example), train_units,
+                       _loss_unit(study, training.backend))
     records, dropped = plan_sweep(cfg, train_units, model)
     if training.backend == "torch":
         from flops_fit.plugins.contracts import check_plan
@@ -114,6 +115,15 @@ def plan_isoflop_sweep(
         log.info("Plugins checked on a probe batch: %d models build, loss %.4g on the smallest",
                  report["models"], report.get("probe_loss", float("nan")))
     return records, dropped
+
+
+def _loss_unit(study: Any, backend: str) -> str:
+    """What the runs' loss will measure: a backend that makes its own loss declares its unit
+    (the synthetic backend's Chinchilla surface: nats), else the study's loss declares it."""
+    from flops_fit.backends.base import get_backend
+
+    declared = getattr(get_backend(backend), "loss_unit", None)
+    return declared if isinstance(declared, str) and declared else study.loss_unit()
 
 
 def estimate_training_time(

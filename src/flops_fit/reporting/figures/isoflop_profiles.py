@@ -86,7 +86,7 @@ def isoflop_curves(
 
         ax.set_ylim(bottom, top)
         ax.set_xlabel("model size N (parameters)")
-        ax.set_ylabel(f"final held-out loss (nats/{unit.singular})")
+        ax.set_ylabel(inp.loss_unit(laws, runs).label("final held-out loss", unit))
         ax.set_title("IsoFLOP profiles: loss against model size at fixed compute")
         count_axis(ax)
         colours.colorbar(fig, ax)

@@ -24,20 +24,20 @@ from flops_fit.reporting.figures.common import (
     no_data_figure,
     sig_tick,
 )
-from flops_fit.reporting.formatting import DataUnit, format_sig
+from flops_fit.reporting.formatting import DataUnit, LossUnit, format_sig
 from flops_fit.reporting.styles import get_style, styled_figure
 from flops_fit.schema import APPROACHES, LAW_COLUMNS
 
 _LAW_SYMBOLS = {"n_opt": "N", "d_opt": "D", "l_opt": "L"}
 
 
-def _panels(unit: DataUnit) -> tuple[tuple[str, str, str, str], ...]:
+def _panels(unit: DataUnit, loss: LossUnit) -> tuple[tuple[str, str, str, str], ...]:
     """(law key, optimum column, y label, panel title), one panel each."""
     return tuple(
         (key, LAW_COLUMNS[key], ylabel, panel_title) for key, ylabel, panel_title in (
             ("n_opt", "N_opt (parameters)", "compute-optimal model size"),
             ("d_opt", f"D_opt ({unit.plural})", f"compute-optimal training {unit.plural}"),
-            ("l_opt", f"L_opt (nats/{unit.singular})", "loss at the optimum"),
+            ("l_opt", loss.label("L_opt", unit), "loss at the optimum"),
         )
     )
 
@@ -66,7 +66,7 @@ def scaling_laws(
 
     with styled_figure(style, height_ratio=0.4) as fig:
         axes = fig.subplots(1, 3)
-        panels = _panels(inp.data_unit(laws))
+        panels = _panels(inp.data_unit(laws), inp.loss_unit(laws))
         for ax, (key, column, ylabel, panel_title) in zip(axes, panels, strict=True):
             ax.set_xscale("log")
             ax.set_yscale("log")
