@@ -223,6 +223,55 @@ def arrays_without_targets() -> dict:
     return {split: {"inputs": part["inputs"]} for split, part in data.items()}
 
 
+# ---- held-out data and losses the probe on held-out examples must catch --------------------
+
+
+def nan_heldout() -> dict:
+    """One NaN among the held-out inputs: every run's held-out loss would be NaN."""
+    data = arrays()
+    data["heldout"]["inputs"][3, 2] = np.nan
+    return data
+
+
+def narrow_heldout() -> dict:
+    """Held-out inputs of 5 features where the training batches have 8."""
+    data = arrays()
+    data["heldout"]["inputs"] = data["heldout"]["inputs"][:, :5]
+    return data
+
+
+def empty_heldout() -> dict:
+    data = arrays()
+    data["heldout"] = {k: v[:0] for k, v in data["heldout"].items()}
+    return data
+
+
+def unknown_heldout_labels() -> dict:
+    """Held-out labels the classifier has no output for (finite, well shaped)."""
+    data = arrays()
+    data["heldout"]["targets"] = data["heldout"]["targets"] + NUM_CLASSES
+    return data
+
+
+class _EmptyHeldout(_Source):
+    def heldout(self) -> dict:
+        return {k: v[:0] for k, v in super().heldout().items()}
+
+
+def empty_heldout_source() -> _EmptyHeldout:
+    return _EmptyHeldout()
+
+
+def one_element_loss(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    """A mean kept as shape (1,), as `keepdim=True` or `torch.stack([...])` leave it."""
+    return F.cross_entropy(outputs, batch["targets"]).reshape(1)
+
+
+def integer_loss(outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    """The number of errors: an integer tensor, with no gradient."""
+    return (outputs.argmax(-1) != batch["targets"]).sum()
+
+
 # ---- helpers for the tests ----------------------------------------------------------------
 
 HERE = "tests.plugins.toy_plugins:"

@@ -18,7 +18,9 @@ loads an empty or missing folder as `{}`.
 
 A run's file is created if absent (`os.link` of the complete temporary file, which fails when
 the name exists): a completed result is never rewritten, by this process or any other; only a
-failed, unreadable or broken record (one training treats as pending) is replaced. Temporary files are named
+failed, unreadable or broken record (one training treats as pending) is replaced, and a completed
+result trained under other settings by the completed result that retrains it
+(`training.on_changed_settings: retrain`). Temporary files are named
 `.<file>~<host>~<pid>~<random>.tmp`; they are never listed as partitions, and a save removes
 only stale ones (their process on this host is gone, or, from another host or under an older
 name, after `STALE_TMP_SECONDS`), never a file another live process is writing. One `kedro run`
@@ -30,6 +32,7 @@ from __future__ import annotations
 import copy
 import errno
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -41,8 +44,11 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
+from flops_fit.execution.settings import SETTINGS_FIELD, setting_changes
 from flops_fit.execution.study_lock import process_alive
 from flops_fit.schema import loss_problem
+
+log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".tmp"
 
@@ -70,12 +76,12 @@ def _tmp_prefix(path: Path) -> str:
     return f".{path.name}{_SEP}{host}{_SEP}{os.getpid()}{_SEP}"
 
 
-def _write_tmp(path: Path, text: str) -> str:
+def _write_tmp(path: Path, data: str | bytes) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=TMP_SUFFIX)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
@@ -86,9 +92,10 @@ def _write_tmp(path: Path, text: str) -> str:
     return tmp
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that no reader (or a crash) ever sees a partial file."""
-    tmp = _write_tmp(path, text)
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write `data` (text as UTF-8) to `path` so that no reader (or a crash) ever sees a
+    partial file."""
+    tmp = _write_tmp(path, data)
     try:
         os.replace(tmp, path)
     except BaseException:
@@ -200,6 +207,17 @@ class AtomicJSONDataset(AbstractDataset[Any, Any]):
         return {"filepath": str(self._filepath), "save_args": self._save_args}
 
 
+def retrains(stored: Any, new: Any) -> bool:
+    """True when `new` is a run of other settings than the stored result (see
+    flops_fit.execution.settings): training chose to train it again, so the file may be replaced."""
+    if not isinstance(stored, dict) or not isinstance(new, dict):
+        return False
+    settings = new.get(SETTINGS_FIELD)
+    if not isinstance(settings, dict):
+        return False
+    return bool(setting_changes(stored, new, settings, new.get("seed")))
+
+
 def is_completed_result(stored: Any, new: Any = None) -> bool:
     """True for a stored record of a completed run with a usable loss (`schema.loss_problem`)
     that is the same run (experiment_id, replica) as `new`: such a file is never rewritten."""
@@ -270,13 +288,22 @@ class RunPartitionsDataset(PartitionedDataset):
             stored = dataset.load()
         except (OSError, ValueError):
             stored = None  # unreadable: not a result anyone can rely on; replace it
-        if is_completed_result(stored, record):
+        if is_completed_result(stored, record) and retrains(stored, record):
+            if not is_completed_result(record):
+                # a failed retrain keeps the earlier result: it stays the best there is, and
+                # the next run still finds it trained under other settings
+                log.warning("%s: the new attempt of run %s failed; its earlier result "
+                            "(trained under other settings) is kept", dataset.filepath,
+                            partition_id)
+                return
+        elif is_completed_result(stored, record):
             raise DatasetError(
                 f"{dataset.filepath}: run {partition_id} already has a completed result, and a "
                 "completed result file is never rewritten (is another process writing this "
                 "study?)"
             )
-        # a failed, unreadable or broken record (training treats it as pending): replaced
+        # a failed, unreadable or broken record (training treats it as pending), or a result
+        # trained under other settings that its new result retrains: replaced
         dataset.save(record)
 
     def _remove_leftovers(self) -> None:

@@ -1,7 +1,8 @@
 """The result record: the ONE place that assembles what a finished run is saved as.
 
 A record is the plan record (every field, in plan order) + `schema.RESULT_FIELDS` +
-`schema.EXECUTION_FIELDS` + whatever extra metrics the backend returned, all JSON-safe:
+`schema.EXECUTION_FIELDS` + the settings it was trained under (`training_settings`, see
+flops_fit.execution.settings) + whatever extra metrics the backend returned, all JSON-safe:
 numpy scalars become Python numbers and non-finite floats become null.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from flops_fit.execution.settings import SETTINGS_FIELD
 from flops_fit.jsonsafe import json_safe
 from flops_fit.schema import EXECUTION_FIELDS, RESULT_FIELDS, RUN_STATUSES, loss_problem
 
@@ -56,6 +58,7 @@ def build_result_record(
     finished_at: str | None = None,
     wall_time_seconds: float | None = None,
     attempts: int = 1,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Plan record + result fields + execution fields + backend extras (see module doc)."""
     if status not in RUN_STATUSES:
@@ -78,7 +81,9 @@ def build_result_record(
     assert tuple(result) == RESULT_FIELDS, "records.py is out of step with schema.RESULT_FIELDS"
     record.update({k: json_safe(v) for k, v in result.items()})
     record.update({"replica": int(replica), "attempts": int(attempts)})
-    reserved = set(plan_record) | set(RESULT_FIELDS) | set(EXECUTION_FIELDS)
+    if settings is not None:
+        record[SETTINGS_FIELD] = json_safe(dict(settings))
+    reserved = set(plan_record) | set(RESULT_FIELDS) | set(EXECUTION_FIELDS) | {SETTINGS_FIELD}
     for key, value in metrics.items():
         if key not in reserved:
             record[str(key)] = json_safe(value)

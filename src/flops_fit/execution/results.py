@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.execution.records import is_finite_number, record_problem
+from flops_fit.execution.settings import SETTINGS_FIELD
 from flops_fit.execution.tasks import load_partition, partition_key
 from flops_fit.schema import EXECUTION_FIELDS, PLAN_FIELDS, REPLICA_AGGREGATE_FIELDS, RESULT_FIELDS
 
@@ -72,7 +73,8 @@ def collect_records(
 
 def _columns(records: list[dict[str, Any]], extra_first: tuple[str, ...] = ()) -> list[str]:
     known = [*PLAN_FIELDS, *RESULT_FIELDS, *extra_first]
-    seen = set(known)
+    # the settings a run was trained under stay in its file: a mapping is no table cell
+    seen = {*known, SETTINGS_FIELD}
     plan_extra: list[str] = []
     for record in records:
         for key in record:

@@ -73,6 +73,7 @@ def run_task(
         finished_at=utc_now(),
         wall_time_seconds=wall,
         attempts=attempt,
+        settings=task.settings,
     )
 
 
@@ -90,4 +91,5 @@ def failed_record(task: RunTask, backend_name: str, error: str, attempt: int) ->
         finished_at=now,
         wall_time_seconds=None,
         attempts=attempt,
+        settings=task.settings,
     )

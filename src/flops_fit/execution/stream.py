@@ -74,6 +74,7 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
         )
         start = time.perf_counter()
         failed = 0
+        saved = {"completed": 0, "failed": 0}  # records the consumer has stored
         bar = tqdm(
             total=len(todo),
             desc="training runs",
@@ -93,22 +94,30 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
                     bar.set_postfix(failed=failed, refresh=False)
                 bar.update(1)
                 yield key, record
+                # the consumer asks for the next record only once it has stored this one: a
+                # save that fails (a full disk) never comes back here
+                saved["completed" if record["status"] == "completed" else "failed"] += 1
         except SchedulerLostError as exc:
             lost = exc
         finally:
             bar.close()
             done = sum(1 for t in todo if t.partition_key in self._records)
+            stored = saved["completed"] + saved["failed"]
             log.info(
-                "Finished %d of %d run(s) in %.1f s: %d completed, %d failed%s",
+                "Finished %d of %d run(s) in %.1f s: %d saved (%d completed, %d failed)%s%s",
                 done,
                 len(todo),
                 time.perf_counter() - start,
-                done - failed,
-                failed,
+                stored,
+                saved["completed"],
+                saved["failed"],
+                f", {done - stored} not saved" if stored < done else "",
                 f", {len(todo) - done} still pending" if done < len(todo) else "",
             )
         if lost is not None:
-            raise TrainingInterrupted(lost, done - failed, failed, len(todo) - done) from lost
+            raise TrainingInterrupted(
+                lost, saved["completed"], saved["failed"], len(todo) - done
+            ) from lost
 
     def records(self) -> dict[str, dict[str, Any]]:
         """Run everything (if not yet) and return {partition key: record}."""

@@ -2,7 +2,10 @@
 
 Pending, for each planned (experiment_id, replica):
 - no stored record, an unreadable one (e.g. hand-edited), or a partial one -> run it;
-- a completed record of the same backend -> never run again (its file is not touched);
+- a completed record of the same backend -> never run again (its file is not touched), unless
+  it was trained under other settings than `settings` (flops_fit.execution.settings): then
+  `on_changed` decides (retrain: run it again; error and reuse: counted in `changed`, the caller
+  stops or says so);
 - a failed record -> run again if `max_retries` > 0 (a failure earns at most `max_retries`
   new attempts per invocation, whether it happened in this invocation or an earlier one);
 - a record written by another backend -> run again with this one (logged).
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flops_fit.execution.records import record_problem
+from flops_fit.execution.settings import SETTINGS_FIELD, setting_changes
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,9 @@ class RunTask:
     seed: int
     record: dict[str, Any] = field(repr=False)
     max_attempts: int = 1
-    reason: str = "new"  # why it is pending: new, failed, unreadable, partial, other backend
+    reason: str = "new"  # why it is pending: new, failed, unreadable, partial, other backend,
+    # changed settings
+    settings: dict[str, Any] | None = field(default=None, repr=False)  # stored with the result
 
 
 def expand_plan(plan: list[dict[str, Any]], seeds: int, global_seed: int) -> list[RunTask]:
@@ -83,9 +89,16 @@ class PendingReport:
     failed_kept: int = 0
     pending: dict[str, int] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (partition key, why)
+    # completed runs trained under other settings: (partition key, [(setting, old, new), ...])
+    changed: list[tuple[str, list[tuple[str, Any, Any]]]] = field(default_factory=list)
+    on_changed: str = "error"
+    unrecorded: int = 0  # completed runs stored without their settings (only partly compared)
 
     def summary(self) -> str:
-        parts = [f"{self.planned} planned runs", f"{self.completed} already completed"]
+        completed = f"{self.completed} already completed"
+        if self.changed and self.on_changed == "reuse":
+            completed += f" ({len(self.changed)} trained under other settings, reused)"
+        parts = [f"{self.planned} planned runs", completed]
         if self.failed_kept:
             parts.append(f"{self.failed_kept} failed and not retried (max_retries: 0)")
         pending = sum(self.pending.values())
@@ -99,10 +112,15 @@ def select_pending(
     existing: Mapping[str, Any] | None,
     backend: str,
     max_retries: int,
+    settings: Mapping[str, Any] | None = None,
+    on_changed: str = "error",
 ) -> tuple[list[RunTask], PendingReport]:
-    """Split planned runs into done and pending (see the module doc); nothing is run here."""
+    """Split planned runs into done and pending (see the module doc); nothing is run here.
+
+    `settings`: what the current configuration trains (`settings.training_settings`); None
+    compares nothing."""
     existing = existing or {}
-    report = PendingReport(planned=len(tasks))
+    report = PendingReport(planned=len(tasks), on_changed=on_changed)
     pending: list[RunTask] = []
 
     def add(task: RunTask, reason: str, max_attempts: int) -> None:
@@ -116,6 +134,7 @@ def select_pending(
                 task.record,
                 max_attempts=max_attempts,
                 reason=reason,
+                settings=None if settings is None else dict(settings),
             )
         )
 
@@ -143,7 +162,18 @@ def select_pending(
             )
             add(task, "other backend", 1 + max_retries)
         elif stored["status"] == "completed":
-            report.completed += 1
+            changes = (
+                [] if settings is None
+                else setting_changes(stored, task.record, settings, task.seed)
+            )
+            if settings is not None and not isinstance(stored.get(SETTINGS_FIELD), Mapping):
+                report.unrecorded += 1
+            if changes:
+                report.changed.append((task.partition_key, changes))
+            if changes and on_changed == "retrain":
+                add(task, "changed settings", 1 + max_retries)
+            else:
+                report.completed += 1
         elif max_retries > 0:
             add(task, "failed", max_retries)
         else:

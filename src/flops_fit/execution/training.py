@@ -16,6 +16,12 @@ from typing import Any
 
 from flops_fit.backends.base import get_backend
 from flops_fit.execution.executors import RunJob, make_executor
+from flops_fit.execution.settings import (
+    SettingsChangedError,
+    changed_settings_message,
+    describe_changes,
+    training_settings,
+)
 from flops_fit.execution.stream import RunStream
 from flops_fit.execution.tasks import expand_plan, select_pending
 from flops_fit.parameters.training import TrainingConfig
@@ -53,18 +59,39 @@ def prepare_training(
     backend_params = backend.validate_params(backend_params)
     executor = make_executor(config, client=client)
 
-    tasks = expand_plan(records, config.seeds, config.seed)
-    pending, report = select_pending(tasks, existing_runs, config.backend, config.max_retries)
-    for key, why in report.problems:
-        log.warning("Stored run %s is not usable and will be run again: %s", key, why)
-    log.info("Training: %s", report.summary())
-
     data = model = loss = None
     prepare = getattr(backend, "prepare_study", None)
-    if getattr(backend, "needs_data", False) and pending and callable(prepare):
-        # The plugin contracts are checked here, on a probe batch, before any run starts.
+    if getattr(backend, "needs_data", False) and callable(prepare):
+        # The plugin contracts are checked here, on a probe batch, before any run starts; and
+        # before selection, because the data and its held-out set are part of what a stored
+        # result was trained on.
         data, model, loss = prepare(records, config, backend_params, training_data,
                                     corpus_params)
+    settings = training_settings(config, backend_params, data, loss)
+
+    tasks = expand_plan(records, config.seeds, config.seed)
+    pending, report = select_pending(tasks, existing_runs, config.backend, config.max_retries,
+                                     settings, config.on_changed_settings)
+    for key, why in report.problems:
+        log.warning("Stored run %s is not usable and will be run again: %s", key, why)
+    if report.unrecorded:
+        log.info("%d completed run(s) were stored without their training settings: only their "
+                 "plan fields, seed and reported learning rate are compared with the "
+                 "configuration", report.unrecorded)
+    if report.changed:
+        if config.on_changed_settings == "error":
+            raise SettingsChangedError(
+                changed_settings_message(report.changed, report.completed))
+        differences = "; ".join(describe_changes(report.changed))
+        if config.on_changed_settings == "reuse":
+            log.warning("Reusing %d completed run(s) trained under other settings "
+                        "(training.on_changed_settings: reuse): %s",
+                        len(report.changed), differences)
+        else:
+            log.warning("Training again %d completed run(s) trained under other settings "
+                        "(training.on_changed_settings: retrain): %s",
+                        len(report.changed), differences)
+    log.info("Training: %s", report.summary())
 
     job = RunJob(
         backend_name=config.backend,

@@ -25,6 +25,9 @@ from flops_fit.parameters.plugins import DataPluginParams, ImportPath, ModelPlug
 
 EXECUTORS = ("sequential", "dask")
 
+#: what training does with completed results trained under other settings than the current ones
+ON_CHANGED_SETTINGS = ("error", "retrain", "reuse")
+
 
 CLUSTERS = ("local", "address", "slurm")
 
@@ -165,6 +168,9 @@ class TrainingConfig(Section):
     seed: NonNegativeInt = 0
     seeds: PositiveInt = 1
     max_retries: NonNegativeInt = 1
+    # a completed result whose settings differ from the current ones (flops_fit.execution.settings):
+    # error: stop before training and list the differences; retrain: train it again; reuse: keep it
+    on_changed_settings: Literal[ON_CHANGED_SETTINGS] = "error"
     show_progress: StrictBool = True
     # conf/base points this at ${data_root}/06_models/checkpoints; null: no checkpoints
     checkpoint_dir: str | None = Field(None, min_length=1)

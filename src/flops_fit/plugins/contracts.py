@@ -3,17 +3,22 @@ hours into a sweep. Each failure is a PluginError that names the parameter, the 
 and what was wrong:
 
   data   a training batch and the held-out set are dicts of tensors with `inputs` and
-         `targets`; `train_batch` is a pure function of (step, batch_size, seed); `unit`,
-         `units_per_example` and `train_units` are what the plan needs;
+         `targets`, finite, the held-out examples of the same shapes and dtypes as the
+         training ones and at least one of them; `train_batch` is a pure function of (step,
+         batch_size, seed); `unit`, `units_per_example` and `train_units` are what the plan
+         needs;
   model  the factory builds every planned size (on the meta device: no memory), and the
          smallest one runs on the probe batch;
-  loss   takes the model's output and the batch and returns a finite scalar that can be
-         differentiated; a `unit` it declares (what it measures) is a non-empty string.
+  loss   takes the model's output and the batch and returns a finite floating-point scalar
+         that can be differentiated, on a training batch and on held-out examples (as the
+         evaluation runs it); a one-element tensor of another shape, e.g. (1,), is squeezed
+         with one warning; a `unit` it declares (what it measures) is a non-empty string.
 (The size parameter must change N, and N must grow with it: `ModelPlugin.check_monotone`.)
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,7 +27,10 @@ from flops_fit.plugins.data import check_batch
 from flops_fit.plugins.imports import PluginError, plugin_error
 from flops_fit.plugins.study import Study
 
+log = logging.getLogger(__name__)
+
 PROBE_ROWS = 4
+_SQUEEZE_WARNED: set[str] = set()  # losses already warned about: planning probes them twice
 
 
 def check_data(study: Study, batch_size: int, seed: int = 0) -> dict[str, Any]:
@@ -58,27 +66,67 @@ def check_data(study: Study, batch_size: int, seed: int = 0) -> dict[str, Any]:
     if len(batch["inputs"]) != rows:
         raise fail(f"train_batch(0, {rows}, {seed}) returned {len(batch['inputs'])} "
                    f"examples, not {rows}")
+    bad = _non_finite(batch)  # before the purity check: NaN is never equal to itself
+    if bad:
+        raise fail(f"train_batch(0, {rows}, {seed}){bad}; training batches must be finite")
     if not all(torch.equal(batch[k], again[k]) for k in batch):
         raise fail("train_batch(step, batch_size, seed) returned different batches for the "
                    "same arguments; it must be a pure function of them so that a resumed "
                    "run sees the same data")
+    bad = _non_finite(heldout)
+    if bad:
+        raise fail(f"heldout(){bad}; the held-out set must be finite, or every run's "
+                   "held-out loss is NaN and no run can be fitted")
+    for name in (k for k in batch if k in heldout):
+        a, b = batch[name], heldout[name]
+        if a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
+            raise fail(f"heldout()[{name!r}] holds examples of shape {tuple(b.shape[1:])} "
+                       f"({b.dtype}) where train_batch gives {tuple(a.shape[1:])} ({a.dtype}); "
+                       "the held-out examples must look like the training ones")
     return batch
 
 
-def check_loss_value(study: Study, loss: Any, what: str) -> float:
+def _non_finite(batch: Mapping[str, Any]) -> str | None:
+    """Where a batch holds NaN or infinite values, as `['name'] holds ...`; None if nowhere."""
+    import torch
+
+    for name, value in batch.items():
+        if value.is_floating_point() or value.is_complex():
+            nan = int(torch.isnan(value).sum())
+            inf = int(torch.isinf(value).sum())
+            if nan or inf:
+                what = " and ".join(f"{n} {kind}" for n, kind in ((nan, "NaN"), (inf, "inf")) if n)
+                return f"[{name!r}] holds {what} (of {value.numel()} values)"
+    return None
+
+
+def check_loss_value(study: Study, loss: Any, what: str, needs_grad: bool = True) -> float:
     import torch
 
     where = f"params:{study.loss_param} ({study.loss_path})"
     if not isinstance(loss, torch.Tensor):
         raise PluginError(f"{where}: returned a {type(loss).__name__} for {what}, "
                           "not a scalar torch.Tensor")
+    if not loss.is_floating_point():
+        kind = ("a boolean" if loss.dtype == torch.bool else
+                "a complex" if loss.is_complex() else "an integer")
+        raise PluginError(f"{where}: returned {kind} tensor ({loss.dtype}) for {what}; a loss "
+                          "must be a floating-point tensor (nothing can be differentiated "
+                          "through a count, a rounding or an argmax)")
     if loss.numel() != 1:
         raise PluginError(f"{where}: returned a tensor of shape {tuple(loss.shape)} for "
                           f"{what}; it must be a scalar (reduce over the batch)")
-    value = float(loss.detach().float())
+    if loss.dim() and study.loss_path not in _SQUEEZE_WARNED:
+        # One element is one number: training squeezes it to shape () rather than fail.
+        _SQUEEZE_WARNED.add(study.loss_path)
+        log.warning("%s: returned a one-element tensor of shape %s for %s, not a scalar of "
+                    "shape (); it is squeezed to a scalar here and in training (return "
+                    "loss.squeeze() or reduce with .mean() to silence this)", where,
+                    tuple(loss.shape), what)
+    value = float(loss.detach().float().reshape(()))
     if not math.isfinite(value):
         raise PluginError(f"{where}: returned {value} for {what}; it must be finite")
-    if not loss.requires_grad:
+    if needs_grad and not loss.requires_grad:
         raise PluginError(f"{where}: its value for {what} does not depend on the model's "
                           "parameters (no gradient)")
     return value
@@ -111,7 +159,41 @@ def check_model_on_batch(study: Study, kwargs: Mapping[str, Any], batch: dict[st
         return math.nan
     value = check_loss_value(study, loss, what)
     loss.backward()
+    check_heldout_on_model(study, model, loss_fn, what, len(batch["inputs"]))
     return value
+
+
+def check_heldout_on_model(study: Study, model: Any, loss_fn: Any, what: str,
+                           rows: int = PROBE_ROWS) -> float:
+    """The model and the loss on the first held-out examples, as the evaluation runs them
+    (eval mode, no gradient): a held-out set only read after training must fail here."""
+    import torch
+
+    chunk = {k: v[:rows] for k, v in study.data.heldout().items()}
+    inputs = chunk["inputs"]
+    on = f"{len(inputs)} held-out example(s) of {study.data_where}"
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            try:
+                outputs = model(inputs)
+            except Exception as exc:
+                raise plugin_error("training.model.factory", study.model.factory_path,
+                                   f"{what} raised {type(exc).__name__} on held-out inputs of "
+                                   f"shape {tuple(inputs.shape)} ({inputs.dtype}) from "
+                                   f"{study.data_where}: {exc}") from exc
+            try:
+                loss = loss_fn(outputs, chunk)
+            except Exception as exc:
+                shape = tuple(outputs.shape) if hasattr(outputs, "shape") else "?"
+                raise PluginError(
+                    f"params:{study.loss_param} ({study.loss_path}): cannot take the output "
+                    f"of {what} (shape {shape}) on {on}, targets of shape "
+                    f"{tuple(chunk['targets'].shape)}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        model.train(was_training)
+    return check_loss_value(study, loss, f"{what} on {on}", needs_grad=False)
 
 
 def check_study(study: Study, model_kwargs: Sequence[Mapping[str, Any]], batch_size: int,

@@ -51,7 +51,13 @@ def check_batch(batch: Any, what: str) -> None:
         if not isinstance(value, torch.Tensor):
             raise PluginError(f"{what}[{name!r}] is a {type(value).__name__}, "
                               "not a torch.Tensor")
-    rows = {name: int(value.shape[0]) if value.dim() else 0 for name, value in batch.items()}
+    scalars = [name for name, value in batch.items() if not value.dim()]
+    if scalars:
+        raise PluginError(f"{what}[{scalars[0]!r}] is a 0-dim tensor; dim 0 of every tensor "
+                          "must index the examples")
+    rows = {name: int(value.shape[0]) for name, value in batch.items()}
+    if not any(rows.values()):
+        raise PluginError(f"{what} is empty: its tensors hold 0 examples; it needs at least one")
     if len(set(rows.values())) != 1 or 0 in rows.values():
         raise PluginError(f"{what} tensors disagree on the number of examples "
                           f"(dim 0): {rows}")
@@ -66,6 +72,8 @@ def _as_arrays(value: Any, where: str) -> dict[str, np.ndarray]:
     if missing:
         raise PluginError(f"{where} has keys {sorted(arrays)}, missing {missing}")
     lengths = {k: (a.shape[0] if a.ndim else 0) for k, a in arrays.items()}
+    if not any(lengths.values()) and all(a.ndim for a in arrays.values()):
+        raise PluginError(f"{where} is empty: its arrays hold 0 examples; it needs at least one")
     if len(set(lengths.values())) != 1 or 0 in lengths.values():
         raise PluginError(f"{where}: arrays disagree on the number of examples: {lengths}")
     return arrays

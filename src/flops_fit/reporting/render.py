@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from matplotlib.figure import Figure
 
 from flops_fit.reporting.formatting import (
@@ -37,7 +39,59 @@ def _md_cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def template_environment() -> Environment:
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+_MD_INLINE = re.compile(
+    r"\\(?=[!-/:-@\[-`{-~]|$)"  # a backslash that would escape what follows it
+    r"|[`*\[\]|~]"  # code spans, emphasis, links and images, table cells, strikethrough
+    r"|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])"  # emphasis (an underscore inside a word is text)
+    r"|<|&(?=#?[0-9A-Za-z]+;)"  # raw HTML, autolinks, character references
+)
+#: what would start a heading, quote, list or rule at the start of a line (not a number)
+_MD_BLOCK_START = re.compile(r"^(\s*)(?:([#>])|([-+=])(?![0-9.])|(\d+)([.)])(?=\s|$))")
+
+
+def _md_inline(match: re.Match) -> str:
+    char = match.group()
+    return {"<": "&lt;", "&": "&amp;"}.get(char, "\\" + char)
+
+
+def _md_block(match: re.Match) -> str:
+    space, sign, marker, number, delimiter = match.groups()
+    if sign == ">":
+        return space + "&gt;"
+    if number is not None:
+        return f"{space}{number}\\{delimiter}"
+    return f"{space}\\{sign or marker}"
+
+
+def escape_markdown(value: Any) -> str:
+    """`value` as literal Markdown text on one line: no HTML, link, image, emphasis, code span,
+    table cell break, heading, quote or list item can come out of it. Entities are used for
+    `<` and `>` (every Markdown dialect decodes them; not all honour a backslash before them);
+    ordinary words, numbers, ids and underscores inside words are left as they are."""
+    text = _MD_INLINE.sub(_md_inline, _NEWLINES.sub(" ", str(value)))
+    return _MD_BLOCK_START.sub(_md_block, text, count=1)
+
+
+def markdown_code(value: Any) -> str:
+    """`value` as a code span for a table cell: a backtick fence longer than any run of
+    backticks inside (so none closes it early) and `|` escaped (GitHub tables split cells on
+    it even in code). Markdown never reads HTML inside a code span."""
+    text = _NEWLINES.sub(" ", str(value)).replace("|", "\\|")
+    fence = "`" * (max(map(len, re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _markdown_value(value: Any) -> Any:
+    """Every value the Markdown template prints is escaped (as autoescape does for HTML), except
+    numbers and what a filter has already made into Markdown (`Markup`)."""
+    if value is None or isinstance(value, (Markup, bool, int, float)):
+        return value
+    return escape_markdown(value)
+
+
+def template_environment(markdown: bool = False) -> Environment:
     env = Environment(
         loader=PackageLoader("flops_fit", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"),
@@ -46,6 +100,7 @@ def template_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_markdown_value if markdown else None,
     )
     env.filters.update(
         count=format_count,
@@ -53,10 +108,12 @@ def template_environment() -> Environment:
         sig=format_sig,
         sci=format_sci,
         pct=format_percent,
-        md=_md_cell,
+        md=(lambda value: Markup(escape_markdown(value))) if markdown else _md_cell,
         interval=lambda pair, kind="sig": format_interval(
             pair, {"count": format_count, "flops": format_flops, "sig": format_sig}[kind]),
     )
+    if markdown:
+        env.filters["code"] = lambda value: Markup(markdown_code(value))
     return env
 
 
@@ -84,4 +141,5 @@ def render_html(summary: Mapping[str, Any], figures: Mapping[str, Figure | None]
 
 def render_markdown(summary: Mapping[str, Any]) -> str:
     """The Markdown report; figures are linked by file name (they sit next to report.md)."""
-    return template_environment().get_template("report.md.j2").render(s=_with_unit(summary))
+    return template_environment(markdown=True).get_template("report.md.j2").render(
+        s=_with_unit(summary))

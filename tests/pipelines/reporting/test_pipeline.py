@@ -72,7 +72,7 @@ def test_catalog_declares_every_output_under_the_data_root():
     assert not in_memory & set(catalog), "left to the runner, so ParallelRunner can share them"
     for name, spec in FIGURES.items():
         entry = catalog[f"{name}_plot"]
-        assert entry["type"] == "matplotlib.MatplotlibDataset"
+        assert entry["type"] == "flops_fit.datasets.atomic.MatplotlibDataset"
         assert entry["filepath"] == f"${{runtime_params:data_root,data}}/08_reporting/{spec['file']}"
     for name in ("report_html", "report_markdown", "report_summary"):
         assert catalog[name]["filepath"].startswith("${runtime_params:data_root,data}/08_reporting/")

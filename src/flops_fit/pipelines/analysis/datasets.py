@@ -4,9 +4,12 @@
   Used by `conf/imported/catalog_analysis.yml` for `results`, with
   `filepath: ${runtime_params:runs_path,""}`. The table keeps the file's own column names (the
   analysis maps them with `analysis.columns`) and records the file path in `df.attrs["source"]`
-  so that every error about the table names the file.
-- `AnalysisRunsDataset`: the `analysis_runs` CSV, loaded as the typed table the fits expect
-  (`fitting.runs.prepare.coerce_runs`): the one place the CSV round trip is undone.
+  so that every error about the table names the file. A CSV's text cells lose the quote our
+  own CSVs put before formula-like text (`flops_fit.csvsafe`), so our `results.csv` reads back
+  as it was.
+- `AnalysisRunsDataset`: the `analysis_runs` CSV (written atomically, formula-like text
+  neutralised: `flops_fit.datasets.atomic.CSVDataset`), loaded as the typed table the fits
+  expect (`fitting.runs.prepare.coerce_runs`): the one place the CSV round trip is undone.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
-from kedro_datasets.pandas import CSVDataset
 
+from flops_fit.csvsafe import restore_text
+from flops_fit.datasets.atomic import CSVDataset
 from flops_fit.fitting.runs.prepare import coerce_runs
 
 
 class AnalysisRunsDataset(CSVDataset):
-    """`pandas.CSVDataset` whose `load` returns the typed analysis runs table."""
+    """Our atomic `CSVDataset` whose `load` returns the typed analysis runs table."""
 
     def load(self) -> pd.DataFrame:
         return coerce_runs(super().load())
@@ -92,6 +96,8 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
                 df = pd.read_csv(path, **{"sep": sep, **self._load_args})
             except (pd.errors.ParserError, UnicodeDecodeError) as exc:
                 raise DatasetError(f"{path}: cannot be read as a table: {exc}") from exc
+            # a table we wrote (results.csv) quotes formula-like text: read it as it was
+            df = restore_text(df)
         df.attrs["source"] = str(path)
         return df
 
