@@ -3,10 +3,10 @@
 It runs exactly what the analysis pipeline runs, step for step (the pipeline's nodes call the
 same step functions, listed in `STEPS`), and returns one typed `Analysis`:
 
-    import pandas as pd
     from flops_fit import analyse
+    from flops_fit.csvsafe import read_csv  # pandas' read_csv, undoing the CSV formula guard
 
-    results = pd.read_csv("data/03_primary/results.csv")
+    results = read_csv("data/03_primary/results.csv")
     study = analyse(results, {"target_budgets": [1e13, 1e14]}, compute_model="plan")
     study.recommended            # "approach_3", say: the answer the report opens with
     study.predict([3e13, 1e14])  # N_opt, D_opt, loss with intervals at any budget

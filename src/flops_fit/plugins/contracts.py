@@ -140,27 +140,35 @@ def check_model_on_batch(study: Study, kwargs: Mapping[str, Any], batch: dict[st
     if device == "meta":
         batch = {k: v.to("meta") for k, v in batch.items()}
     what = f"the model with {_shown(kwargs)}"
-    try:
-        outputs = model(batch["inputs"])
-    except Exception as exc:
-        raise plugin_error("training.model.factory", study.model.factory_path,
-                           f"{what} raised {type(exc).__name__} on a batch of inputs of shape "
-                           f"{tuple(batch['inputs'].shape)} ({batch['inputs'].dtype}) from "
-                           f"{study.data_where}: {exc}") from exc
-    try:
-        loss = loss_fn(outputs, batch)
-    except Exception as exc:
-        shape = tuple(outputs.shape) if hasattr(outputs, "shape") else type(outputs).__name__
-        raise PluginError(
-            f"params:{study.loss_param} ({study.loss_path}): cannot take the "
-            f"output of {what} (shape {shape}) with targets of shape "
-            f"{tuple(batch['targets'].shape)}: {type(exc).__name__}: {exc}") from exc
+    loss = _model_then_loss(study, model, loss_fn, batch, what, "a batch of inputs", " with")
     if device == "meta":
         return math.nan
     value = check_loss_value(study, loss, what)
     loss.backward()
     check_heldout_on_model(study, model, loss_fn, what, len(batch["inputs"]))
     return value
+
+
+def _model_then_loss(study: Study, model: Any, loss_fn: Any, batch: dict[str, Any], what: str,
+                     inputs_are: str, targets_join: str) -> Any:
+    """The model's output on `batch` and the loss of it, each failure a PluginError naming the
+    factory or the loss and the shapes involved."""
+    inputs = batch["inputs"]
+    try:
+        outputs = model(inputs)
+    except Exception as exc:
+        raise plugin_error("training.model.factory", study.model.factory_path,
+                           f"{what} raised {type(exc).__name__} on {inputs_are} of shape "
+                           f"{tuple(inputs.shape)} ({inputs.dtype}) from {study.data_where}: "
+                           f"{exc}") from exc
+    try:
+        return loss_fn(outputs, batch)
+    except Exception as exc:
+        shape = tuple(outputs.shape) if hasattr(outputs, "shape") else type(outputs).__name__
+        raise PluginError(
+            f"params:{study.loss_param} ({study.loss_path}): cannot take the output of {what} "
+            f"(shape {shape}){targets_join} targets of shape {tuple(batch['targets'].shape)}: "
+            f"{type(exc).__name__}: {exc}") from exc
 
 
 def check_heldout_on_model(study: Study, model: Any, loss_fn: Any, what: str,
@@ -176,21 +184,8 @@ def check_heldout_on_model(study: Study, model: Any, loss_fn: Any, what: str,
     model.eval()
     try:
         with torch.no_grad():
-            try:
-                outputs = model(inputs)
-            except Exception as exc:
-                raise plugin_error("training.model.factory", study.model.factory_path,
-                                   f"{what} raised {type(exc).__name__} on held-out inputs of "
-                                   f"shape {tuple(inputs.shape)} ({inputs.dtype}) from "
-                                   f"{study.data_where}: {exc}") from exc
-            try:
-                loss = loss_fn(outputs, chunk)
-            except Exception as exc:
-                shape = tuple(outputs.shape) if hasattr(outputs, "shape") else "?"
-                raise PluginError(
-                    f"params:{study.loss_param} ({study.loss_path}): cannot take the output "
-                    f"of {what} (shape {shape}) on {on}, targets of shape "
-                    f"{tuple(chunk['targets'].shape)}: {type(exc).__name__}: {exc}") from exc
+            loss = _model_then_loss(study, model, loss_fn, chunk, what, "held-out inputs",
+                                    f" on {on},")
     finally:
         model.train(was_training)
     return check_loss_value(study, loss, f"{what} on {on}", needs_grad=False)
