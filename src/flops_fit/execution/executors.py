@@ -18,6 +18,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from flops_fit.execution import interrupt
 from flops_fit.execution.clusters import cluster_kind
 from flops_fit.execution.clusters import connect as connect_cluster
 from flops_fit.execution.dask_failures import (
@@ -97,6 +98,9 @@ class DaskExecutor:
     """Fan runs out over a Dask cluster; the calling process keeps persisting the results."""
 
     name = "dask"
+    # on SIGTERM / SIGINT it tells the workers to checkpoint, yields the runs that still
+    # finish, then raises RunInterrupted itself
+    drains_on_interrupt = True
 
     def __init__(
         self, config: DaskParams, scheduler_address: str | None = None, client: Any = None
@@ -197,6 +201,9 @@ class DaskExecutor:
                 by_cost = sorted(tasks, key=_planned_cost, reverse=True)
                 pending = as_completed([submit(t, 1) for t in by_cost])
                 while not pending.is_empty():
+                    if interrupt.requested():
+                        yield from _drain(client, pending, submitted)
+                        raise interrupt.RunInterrupted("the sweep", 0, 0, False)
                     lost = client_lost(client) or no_workers.check(client)
                     if lost:
                         raise SchedulerLostError(address, lost)
@@ -238,6 +245,41 @@ class DaskExecutor:
                     )
 
 
+def _drain(client: Any, pending: Any, submitted: dict) -> Iterator[dict[str, Any]]:
+    """Stop a sweep: every worker's run checkpoints at its next step and no queued run starts.
+
+    Runs that complete meanwhile are yielded; interrupted or failed ones are not recorded (they
+    stay pending, their checkpoints on disk). Whatever has not finished within
+    `_DRAIN_SECONDS` is cancelled.
+    """
+    with suppress(Exception):
+        client.run(interrupt.request)
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    try:
+        while not pending.is_empty() and time.monotonic() < deadline:
+            if client_lost(client):
+                return
+            if not pending.has_ready():
+                time.sleep(_POLL_SECONDS)
+                continue
+            for future in pending.next_batch(block=False):
+                submitted.pop(future.key, None)
+                if future.status != "finished":
+                    continue
+                with suppress(Exception):
+                    record = future.result()
+                    if record.get("status") == "completed":
+                        yield record
+    finally:
+        with suppress(Exception):
+            client.cancel(list(pending.futures))
+        submitted.clear()
+        with suppress(Exception):
+            # workers of an existing scheduler outlive this sweep: the next one must train
+            client.run(interrupt.clear)
+
+
+_DRAIN_SECONDS = 60  # how long a stopping sweep waits for its runs to checkpoint
 _POLL_SECONDS = 0.1  # how often the driver looks at the client while no run is ready
 _CLOSE_SECONDS = 5  # closing a client whose scheduler is gone
 

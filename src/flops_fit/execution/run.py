@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flops_fit.backends.base import RunContext, get_backend
+from flops_fit.execution import interrupt
 from flops_fit.execution.records import build_result_record, check_metrics, utc_now
 from flops_fit.execution.tasks import RunTask
 
@@ -46,6 +47,9 @@ def run_task(
     start = time.perf_counter()
     metrics: dict[str, Any] | None = None
     error: str | None = None
+    if interrupt.requested():  # the sweep is stopping: start nothing new
+        raise interrupt.RunInterrupted(task.partition_key, 0, 0, False)
+    interrupt.start_run(task.partition_key)
     try:
         backend = get_backend(backend_name)
         ctx = RunContext(
@@ -58,8 +62,12 @@ def run_task(
         )
         metrics = backend.train(dict(task.record), backend_params, ctx)
         error = check_metrics(metrics)
+    except interrupt.RunInterrupted:
+        raise  # not a failure: the run resumes from its checkpoint next time
     except Exception as exc:  # the sweep goes on; the record says what happened
         error = format_error(exc)
+    finally:
+        interrupt.end_run()
     wall = time.perf_counter() - start
     return build_result_record(
         task.record,

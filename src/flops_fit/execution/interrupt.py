@@ -1,0 +1,136 @@
+"""Stopping a sweep on SIGTERM / SIGINT without losing the run in progress.
+
+Schedulers (Slurm's preemption, a job's walltime, `scancel`) send SIGTERM and kill the process a
+little later. The handler installed for a `kedro run` only sets a flag while runs are training:
+the training loop looks at it after every step, writes the run's checkpoint at once and raises
+`RunInterrupted`; the executors then start no other run, and the stream logs one line saying
+what was saved and what stays pending, then raises `SweepInterrupted`. Nothing is recorded as
+failed, so the same command resumes from the checkpoint. Outside training (planning, analysis)
+the handler raises `SweepInterrupted` at once, as there is nothing to save; a second signal
+while a run is being saved also stops at once.
+
+The flag is per process: a Dask worker's flag is set by the driver (`client.run`), so its run
+checkpoints as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_stop = threading.Event()
+_signal_number: list[int] = []  # the signal that set the flag (for the exit code)
+_training = [0]  # > 0 while runs are training in this process (the flag is then looked at)
+
+# What the run in progress in this process has reached: (name, step, num_steps, monotonic
+# time of its last step); the time limit and the stall warning report it.
+_progress: dict[str, Any] = {}
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class RunInterrupted(Exception):
+    """A run stopped on request (its checkpoint, if it has one, was just written)."""
+
+    def __init__(self, name: str, step: int, num_steps: int, saved: bool):
+        self.name, self.step, self.num_steps, self.saved = name, step, num_steps, saved
+        where = "checkpoint written" if saved else "no checkpoint"
+        super().__init__(f"{name}: interrupted at step {step} of {num_steps} ({where})")
+
+
+class SweepInterrupted(Exception):
+    """The sweep stopped on SIGTERM / SIGINT; its message is the one line the user sees."""
+
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        self.signum = signum
+        self.logged = False  # the sweep logs its own line; the hook logs any other
+
+    @property
+    def exit_code(self) -> int:
+        # the shell's convention for "ended by signal N"
+        return 128 + (self.signum or signal.SIGTERM)
+
+
+def requested() -> bool:
+    return _stop.is_set()
+
+
+def request(signum: int | None = None) -> None:
+    """Ask the run in progress in this process to checkpoint and stop (also used on workers)."""
+    if signum is not None and not _signal_number:
+        _signal_number.append(signum)
+    _stop.set()
+
+
+def clear() -> None:
+    _stop.clear()
+    _signal_number.clear()
+
+
+def signal_received() -> int | None:
+    return _signal_number[0] if _signal_number else None
+
+
+@contextmanager
+def training() -> Iterator[None]:
+    """While inside, a signal only sets the flag: the runs stop at their next step."""
+    _training[0] += 1
+    try:
+        yield
+    finally:
+        _training[0] -= 1
+
+
+def _handler(signum: int, frame: Any) -> None:
+    name = signal.Signals(signum).name
+    if _training[0] > 0 and not _stop.is_set():
+        log.warning("%s received: saving the run in progress and stopping the sweep", name)
+        request(signum)
+        return
+    request(signum)
+    raise SweepInterrupted(f"interrupted by {name} before any run was training; nothing to "
+                           "save: run the same command to start again", signum)
+
+
+def install() -> dict[int, Any]:
+    """Install the handler (main thread only); returns the previous handlers for `restore`."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    clear()
+    for s in SIGNALS:
+        signal.signal(s, _handler)
+    return previous
+
+
+def restore(previous: dict[int, Any]) -> None:
+    for s, h in previous.items():
+        signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+# -- what the run in progress has reached ------------------------------------------------------
+def start_run(name: str, num_steps: int | None = None) -> None:
+    _progress.update(name=name, step=0, num_steps=num_steps, last=time.monotonic())
+
+
+def step_done(step: int, num_steps: int | None = None) -> None:
+    _progress["step"] = step
+    if num_steps is not None:
+        _progress["num_steps"] = num_steps
+    _progress["last"] = time.monotonic()
+
+
+def progress() -> dict[str, Any]:
+    return dict(_progress)
+
+
+def end_run() -> None:
+    _progress.clear()

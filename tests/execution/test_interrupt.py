@@ -1,0 +1,124 @@
+"""SIGTERM / SIGINT stop a sweep without losing work: the run in progress checkpoints at once,
+nothing is recorded as failed, the study lock is released and one line says how to resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from flops_fit.datasets.run_store import RunPartitionsDataset
+from flops_fit.execution import interrupt, prepare_training
+from flops_fit.execution.study_lock import LOCK_NAME, StudyLock
+from tests.conftest import PROJECT_ROOT, kedro_command
+from tests.plugins.toy_plugins import HERE
+
+#: three sizes of the toy MLP on slow fresh examples (5 ms a batch): ~1,200 steps in all, long
+#: enough to stop the first run mid-way; no periodic checkpoint, so any checkpoint on disk is
+#: the one written on the signal
+SLOW = {
+    "planning.compute_budgets.values": "[1.0e+7]",
+    "planning.model_sizes.num": 3,
+    "planning.model_sizes.centre": "fixed_range",
+    "planning.model_sizes.fixed_range.min": 300,
+    "planning.model_sizes.fixed_range.max": 1500,
+    "planning.batch_size": 8,
+    "planning.timing_probe_steps": 1,
+    "training.backend": "torch",
+    "training.executor": "sequential",
+    "training.show_progress": "false",
+    "training.model.factory": HERE + "mlp",
+    "training.model.size_param": "width",
+    "training.model.size.max": 256,
+    "training.data.factory": HERE + "slow",
+    "torch_backend.checkpoint_every_minutes": "null",
+}
+SYNTH = {"backend": "synthetic", "executor": "sequential", "show_progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _clear_flag():
+    interrupt.clear()
+    yield
+    interrupt.clear()
+
+
+def _wait_for(path, text, proc, seconds=120.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        if text in path.read_text():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {text!r}:\n{path.read_text()[-3000:]}")
+
+
+def test_sigterm_mid_run_checkpoints_and_the_rerun_resumes_from_it(tmp_path, kedro_run):
+    data_root = kedro_run.data_root
+    runs = data_root / "03_primary" / "runs"
+    checkpoints = data_root / "06_models" / "checkpoints"
+    log_file = tmp_path / "stopped.log"
+    with log_file.open("w") as log:
+        proc = subprocess.Popen(
+            kedro_command(data_root, "--pipelines", "planning,training", params=SLOW),
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+        )
+        try:
+            _wait_for(log_file, "Training 3 run(s)", proc)
+            time.sleep(1.5)  # into the first run (~850 steps of >= 5 ms)
+            os.kill(proc.pid, signal.SIGTERM)
+            sent = time.monotonic()
+            proc.wait(timeout=60)
+            stopped_in = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    out = log_file.read_text()
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    assert stopped_in < 20, stopped_in
+    lines = [line for line in out.splitlines() if "interrupted:" in line]
+    assert len(lines) == 1, out[-3000:]
+    assert "runs saved" in lines[0] and "pending, checkpoints at" in lines[0]
+    assert "run the same command to resume" in lines[0]
+    assert "Traceback" not in out
+    # nothing recorded as failed, and the lock is free (its file holds no holder)
+    records = [json.loads(p.read_text()) for p in runs.glob("*.json")]
+    assert all(r["status"] == "completed" for r in records)
+    assert (runs / LOCK_NAME).read_text() == ""
+    StudyLock(runs).acquire().release()
+    # the checkpoint written on the signal, mid-run
+    saved = sorted(checkpoints.rglob("checkpoint.pt"))
+    assert len(saved) == 1, saved
+    step = torch.load(saved[0], weights_only=True)["step"]
+    num_steps = torch.load(saved[0], weights_only=True)["run_key"]["num_steps"]
+    assert 0 < step < num_steps
+    stopped_run = saved[0].parent.name
+
+    kedro_run("--pipelines", "training", params=SLOW, timeout=180)
+    resumed = json.loads((runs / f"{stopped_run}.json").read_text())
+    assert resumed["status"] == "completed"
+    assert resumed["resumed_from_step"] == step
+    results = pd.read_csv(data_root / "03_primary" / "results.csv")
+    assert len(results) == 3 and (results["status"] == "completed").all()
+    assert not list(checkpoints.rglob("checkpoint.pt"))
+
+
+def test_a_stop_between_runs_records_nothing_as_failed(plan, tmp_path, caplog):
+    """Sequential executor, in-process: a stop requested after the first run keeps that run,
+    starts no other, and raises SweepInterrupted with the one line."""
+    store = RunPartitionsDataset(path=str(tmp_path / "runs"))
+    stream = prepare_training(plan[:4], store.load(), SYNTH)
+    items = stream.items()
+    next(items)
+    interrupt.request(signal.SIGTERM)
+    with pytest.raises(interrupt.SweepInterrupted) as err:
+        list(items)
+    assert str(err.value).startswith("interrupted: 1 runs saved, 3 pending, no checkpoints")
+    assert err.value.exit_code == 143
