@@ -50,6 +50,8 @@ class RunJob:
     show_progress: bool = False
     model: Any = None  # the study's ModelPlugin: an import path and kwargs (picklable)
     loss: str | None = None  # the loss's import path
+    run_timeout_seconds: float | None = None  # each attempt's time limit; None: none
+    stall_warning_seconds: float | None = None  # warn about a run with no step for this long
 
 
 def _log_failure(task: RunTask, record: dict[str, Any], attempt: int) -> None:
@@ -80,6 +82,8 @@ class SequentialExecutor:
                     attempt,
                     job.model,
                     job.loss,
+                    job.run_timeout_seconds,
+                    job.stall_warning_seconds,
                 )
                 if record["status"] == "completed":
                     break

@@ -117,8 +117,11 @@ def restore(previous: dict[int, Any]) -> None:
 
 
 # -- what the run in progress has reached ------------------------------------------------------
-def start_run(name: str, num_steps: int | None = None) -> None:
-    _progress.update(name=name, step=0, num_steps=num_steps, last=time.monotonic())
+def start_run(name: str, num_steps: int | None = None, attempt: int = 1) -> None:
+    now = time.monotonic()
+    _progress.clear()
+    _progress.update(name=name, attempt=attempt, step=0, num_steps=num_steps, started=now,
+                     last=now)
 
 
 def step_done(step: int, num_steps: int | None = None) -> None:
@@ -130,6 +133,17 @@ def step_done(step: int, num_steps: int | None = None) -> None:
 
 def progress() -> dict[str, Any]:
     return dict(_progress)
+
+
+def worker_progress() -> dict[str, Any]:
+    """What this process's run has reached, with its ages in seconds (comparable across
+    machines); what the Dask driver asks each worker for."""
+    out = dict(_progress)
+    if "started" in out:
+        now = time.monotonic()
+        out["running_seconds"] = now - out.pop("started")
+        out["idle_seconds"] = now - out.pop("last")
+    return out
 
 
 def end_run() -> None:
