@@ -72,3 +72,24 @@ def _no_alarm_left():
 
     yield
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_dask_a_hung_run_is_failed_its_worker_restarted_and_the_others_complete(tmp_path,
+                                                                                  caplog):
+    """A LocalCluster of two single-threaded workers (started and closed by the executor): the
+    stuck task is cancelled, its worker restarted, and the sweep completes the other runs."""
+    # longer limits than in this process: a fresh worker imports torch before its first step
+    training = _training(tmp_path / "hung", max_retries=0, run_timeout_seconds=12,
+                         stall_warning_seconds=6, executor="dask",
+                         dask={"n_workers": 2, "wait_for_workers_seconds": 60})
+    plan = _plan(training)
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        records = prepare_training(plan, {}, training).records()
+    assert time.monotonic() - start < 60
+    failed = [r for r in records.values() if r["status"] == "failed"]
+    assert len(failed) == 1 and len(records) == 3, records
+    assert failed[0]["error_message"].startswith("run exceeded 0:00:12 at step 2 of "), failed
+    assert sum(r["status"] == "completed" for r in records.values()) == 2
+    stalled = [r.getMessage() for r in caplog.records if "has made no step for" in r.getMessage()]
+    assert any(failed[0]["experiment_id"] in m for m in stalled), stalled

@@ -34,6 +34,7 @@ from flops_fit.execution.dask_failures import (
 )
 from flops_fit.execution.run import failed_record, run_task
 from flops_fit.execution.tasks import RunTask
+from flops_fit.execution.watchdog import DaskRunWatch
 from flops_fit.parameters.training import DaskParams, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -166,8 +167,13 @@ class DaskExecutor:
             if self.scheduler_address or self.config.dashboard_address:
                 log.info("Dask dashboard: %s", client.dashboard_link)
             try:
+                # With a time limit a worker may be restarted, and scattered data lost with it
+                # cannot be recovered: the data then travels with each task instead (it is
+                # pickled once per run, not once per worker).
                 data = (
-                    client.scatter(job.data, broadcast=True) if job.data is not None else None
+                    client.scatter(job.data, broadcast=True)
+                    if job.data is not None and not job.run_timeout_seconds
+                    else job.data
                 )
             except Exception as exc:
                 if client_lost(client) or is_comm_error(exc):
@@ -176,6 +182,7 @@ class DaskExecutor:
                     ) from exc
                 raise
             submitted: dict[str, tuple[RunTask, int]] = {}
+            live: dict[str, Any] = {}  # future key -> future, to cancel a run over its time
 
             def submit(task: RunTask, attempt: int):
                 key = f"train-{task.partition_key}-a{attempt}-{uuid.uuid4().hex[:8]}"
@@ -190,15 +197,20 @@ class DaskExecutor:
                     attempt,
                     job.model,
                     job.loss,
+                    None,  # the time limit is the driver's (DaskRunWatch): a worker's thread
+                    None,  # cannot be interrupted by SIGALRM
                     key=key,
                     pure=False,
                     retries=self.config.retries,
                 )
                 submitted[future.key] = (task, attempt)
+                live[future.key] = future
                 return future
 
             watcher = WorkerWatcher(client, submitted)
             no_workers = NoWorkerWatch(self.config.wait_for_workers_seconds)
+            limits = (DaskRunWatch(client, job.run_timeout_seconds, job.stall_warning_seconds)
+                      if job.run_timeout_seconds or job.stall_warning_seconds else None)
             try:
                 # Longest runs first, so the sweep does not end with one worker busy and the
                 # rest idle.
@@ -211,14 +223,29 @@ class DaskExecutor:
                     lost = client_lost(client) or no_workers.check(client)
                     if lost:
                         raise SchedulerLostError(address, lost)
+                    if limits is not None:
+                        running = {(t.partition_key, a): k for k, (t, a) in submitted.items()}
+                        for key, worker, message in limits.expired(running):
+                            task, attempt = submitted.pop(key)
+                            _stop_run(client, live.pop(key, None), worker)
+                            record = failed_record(task, job.backend_name, message, attempt)
+                            _log_failure(task, record, attempt)
+                            if attempt < task.max_attempts:
+                                pending.add(submit(task, attempt + 1))
+                            else:
+                                yield record
                     if not pending.has_ready():
                         time.sleep(_POLL_SECONDS)
                         continue
                     for future in pending.next_batch(block=False):
+                        live.pop(future.key, None)
+                        if future.key not in submitted:  # a run stopped over its time
+                            continue
                         task, attempt = submitted.pop(future.key)
                         kind, outcome = future_outcome(future, client)
                         if kind == "again":
                             submitted[future.key] = (task, attempt)
+                            live[future.key] = future
                             pending.add(future)
                             continue
                         if kind == "lost":
@@ -247,6 +274,19 @@ class DaskExecutor:
                     yield failed_record(
                         task, job.backend_name, "lost by the Dask executor", attempt
                     )
+
+
+def _stop_run(client: Any, future: Any, worker: str) -> None:
+    """Free the slot of a run over its time: its task is cancelled (so it is not rescheduled)
+    and its worker restarted, as a thread stuck in a call cannot be stopped from outside."""
+    if future is not None:
+        with suppress(Exception):
+            client.cancel([future], force=True)
+    try:
+        client.restart_workers([worker], timeout=_RESTART_SECONDS, raise_for_error=False)
+    except Exception as exc:  # noqa: BLE001 - the sweep goes on with the other workers
+        log.warning("Restarting the Dask worker %s of a run over its time failed: %s",
+                    worker, exc)
 
 
 def _drain(client: Any, pending: Any, submitted: dict) -> Iterator[dict[str, Any]]:
@@ -283,6 +323,7 @@ def _drain(client: Any, pending: Any, submitted: dict) -> Iterator[dict[str, Any
             client.run(interrupt.clear)
 
 
+_RESTART_SECONDS = 60  # restarting the worker of a run over its time
 _DRAIN_SECONDS = 60  # how long a stopping sweep waits for its runs to checkpoint
 _POLL_SECONDS = 0.1  # how often the driver looks at the client while no run is ready
 _CLOSE_SECONDS = 5  # closing a client whose scheduler is gone

@@ -29,9 +29,10 @@ _stop = threading.Event()
 _signal_number: list[int] = []  # the signal that set the flag (for the exit code)
 _training = [0]  # > 0 while runs are training in this process (the flag is then looked at)
 
-# What the run in progress in this process has reached: (name, step, num_steps, monotonic
-# time of its last step); the time limit and the stall warning report it.
-_progress: dict[str, Any] = {}
+# What the run in progress in each thread of this process has reached (name, attempt, step,
+# num_steps, monotonic times of its start and last step); the time limit and the stall warning
+# report it. Per thread: a Dask worker may run several runs at once.
+_progress: dict[int, dict[str, Any]] = {}
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -117,34 +118,39 @@ def restore(previous: dict[int, Any]) -> None:
 
 
 # -- what the run in progress has reached ------------------------------------------------------
-def start_run(name: str, num_steps: int | None = None, attempt: int = 1) -> None:
+def start_run(name: str, num_steps: int | None = None, attempt: int = 1,
+              thread: int | None = None) -> None:
     now = time.monotonic()
-    _progress.clear()
-    _progress.update(name=name, attempt=attempt, step=0, num_steps=num_steps, started=now,
-                     last=now)
+    _progress[thread or threading.get_ident()] = {
+        "name": name, "attempt": attempt, "step": 0, "num_steps": num_steps, "started": now,
+        "last": now}
 
 
 def step_done(step: int, num_steps: int | None = None) -> None:
-    _progress["step"] = step
+    entry = _progress.setdefault(threading.get_ident(), {"started": time.monotonic()})
+    entry["step"] = step
     if num_steps is not None:
-        _progress["num_steps"] = num_steps
-    _progress["last"] = time.monotonic()
+        entry["num_steps"] = num_steps
+    entry["last"] = time.monotonic()
 
 
-def progress() -> dict[str, Any]:
-    return dict(_progress)
+def progress(thread: int | None = None) -> dict[str, Any]:
+    """What the run in `thread` (default: this one) has reached."""
+    return dict(_progress.get(thread or threading.get_ident(), {}))
 
 
-def worker_progress() -> dict[str, Any]:
-    """What this process's run has reached, with its ages in seconds (comparable across
-    machines); what the Dask driver asks each worker for."""
-    out = dict(_progress)
-    if "started" in out:
-        now = time.monotonic()
-        out["running_seconds"] = now - out.pop("started")
-        out["idle_seconds"] = now - out.pop("last")
+def worker_progress() -> list[dict[str, Any]]:
+    """What every run of this process has reached, with ages in seconds (comparable across
+    machines): what the Dask driver asks each worker for."""
+    now = time.monotonic()
+    out = []
+    for entry in list(_progress.values()):
+        entry = dict(entry)
+        entry["running_seconds"] = now - entry.pop("started", now)
+        entry["idle_seconds"] = now - entry.pop("last", now)
+        out.append(entry)
     return out
 
 
 def end_run() -> None:
-    _progress.clear()
+    _progress.pop(threading.get_ident(), None)

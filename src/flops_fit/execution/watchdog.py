@@ -66,13 +66,14 @@ def limits(name: str, timeout: float | None, stall: float | None) -> Iterator[No
     done = threading.Event()
     watcher = None
     if stall:
-        watcher = threading.Thread(target=_watch_stall, args=(name, stall, done),
+        watcher = threading.Thread(target=_watch_stall,
+                                   args=(name, stall, done, threading.get_ident()),
                                    name=f"stall-watch-{name}", daemon=True)
         watcher.start()
     alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
     previous: Any = None
     if alarm:
-        def _expired(signum: int, frame: Any) -> None:
+        def _expired(signum: int, frame: Any) -> None:  # runs in the main thread: its run
             raise RunTimeout(timeout_message(timeout, interrupt.progress()))
 
         previous = signal.signal(signal.SIGALRM, _expired)
@@ -88,10 +89,10 @@ def limits(name: str, timeout: float | None, stall: float | None) -> Iterator[No
             watcher.join(timeout=1)
 
 
-def _watch_stall(name: str, stall: float, done: threading.Event) -> None:
+def _watch_stall(name: str, stall: float, done: threading.Event, thread: int) -> None:
     warned_at = None
     while not done.wait(min(1.0, stall / 4)):
-        progress = interrupt.progress()
+        progress = interrupt.progress(thread)
         last = progress.get("last")
         if last is None:
             continue
@@ -99,3 +100,41 @@ def _watch_stall(name: str, stall: float, done: threading.Event) -> None:
         if stalled >= stall and warned_at != last:
             log.warning("%s", stall_message(name, stalled, progress))
             warned_at = last  # once per stall: a new step re-arms the warning
+
+
+class DaskRunWatch:
+    """The Dask driver's side: asks every worker what its runs have reached, at most once per
+    `every` seconds; warns about stalled runs and lists the runs over their time."""
+
+    def __init__(self, client: Any, timeout: float | None, stall: float | None,
+                 every: float = 1.0):
+        self.client, self.timeout, self.stall, self.every = client, timeout, stall, every
+        self._next = 0.0
+        self._warned: set[tuple] = set()
+
+    def expired(self, running: dict[tuple[str, int], str]) -> list[tuple[str, str, str]]:
+        """(future key, worker address, message) for each run in `running` ((partition key,
+        attempt) -> future key) that is over its time."""
+        now = time.monotonic()
+        if now < self._next:
+            return []
+        self._next = now + self.every
+        try:
+            reports = self.client.run(interrupt.worker_progress, on_error="ignore")
+        except Exception:  # noqa: BLE001 - a lost scheduler is noticed by the executor
+            return []
+        out = []
+        for address, entries in (reports or {}).items():
+            for entry in entries if isinstance(entries, list) else []:
+                key = (entry.get("name"), entry.get("attempt"))
+                if key not in running:
+                    continue
+                if self.stall and entry["idle_seconds"] >= self.stall:
+                    mark = (key, entry.get("step"))
+                    if mark not in self._warned:
+                        self._warned.add(mark)
+                        log.warning("%s", stall_message(str(key[0]), entry["idle_seconds"],
+                                                        entry))
+                if self.timeout and entry["running_seconds"] >= self.timeout:
+                    out.append((running[key], address, timeout_message(self.timeout, entry)))
+        return out
