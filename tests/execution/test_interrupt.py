@@ -122,3 +122,61 @@ def test_a_stop_between_runs_records_nothing_as_failed(plan, tmp_path, caplog):
         list(items)
     assert str(err.value).startswith("interrupted: 1 runs saved, 3 pending, no checkpoints")
     assert err.value.exit_code == 143
+
+
+def test_dask_a_stop_makes_the_workers_checkpoint_and_records_nothing_as_failed(tmp_path):
+    """The driver's flag reaches the workers (client.run): their runs checkpoint at the next
+    step, queued runs do not start, and the rerun resumes from those checkpoints."""
+    import threading
+
+    import distributed
+
+    from tests.execution.test_run_timeout import _plan  # three toy MLPs
+    from tests.plugins.toy_plugins import training_params
+
+    ckpt = tmp_path / "ckpt"
+    training = training_params(data="slow", show_progress=False, checkpoint_dir=str(ckpt),
+                               executor="dask", max_retries=0)
+    plan = _plan(training)
+    backend = {"torch": {"checkpoint_every_minutes": None}}
+    store = RunPartitionsDataset(path=str(tmp_path / "runs"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as cluster, \
+            distributed.Client(cluster) as client:
+
+        def stop_once_training():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                reports = client.run(interrupt.worker_progress)
+                if any(e.get("step", 0) >= 3 for es in reports.values() for e in es):
+                    break
+                time.sleep(0.1)
+            interrupt.request(signal.SIGTERM)
+
+        stopper = threading.Thread(target=stop_once_training, daemon=True)
+        stopper.start()
+        stream = prepare_training(plan, store.load(), training, backend, client=client)
+        with pytest.raises(Exception) as err:  # noqa: PT011 - the dataset wraps it
+            store.save(stream)
+        stopper.join()
+        stop = err.value
+        while stop is not None and not isinstance(stop, interrupt.SweepInterrupted):
+            stop = stop.__cause__ or stop.__context__
+        assert stop is not None, err.value
+        assert client.run(interrupt.requested) == dict.fromkeys(client.run(interrupt.requested),
+                                                                False)
+        message = str(stop)
+        assert message.startswith("interrupted: ") and f"checkpoints at {ckpt}" in message
+        records = store.load()
+        assert all(load()["status"] == "completed" for load in records.values())
+        saved = sorted(ckpt.rglob("checkpoint.pt"))
+        assert saved, "no run checkpointed on the stop"
+        steps = {p.parent.name: torch.load(p, weights_only=True)["step"] for p in saved}
+        assert all(s > 0 for s in steps.values())
+
+        interrupt.clear()
+        store.save(prepare_training(plan, store.load(), training, backend, client=client))
+    final = {k: load() for k, load in store.load().items()}
+    assert len(final) == 3 and all(r["status"] == "completed" for r in final.values())
+    for key, step in steps.items():
+        assert final[key]["resumed_from_step"] == step
