@@ -180,3 +180,47 @@ def test_dask_a_stop_makes_the_workers_checkpoint_and_records_nothing_as_failed(
     assert len(final) == 3 and all(r["status"] == "completed" for r in final.values())
     for key, step in steps.items():
         assert final[key]["resumed_from_step"] == step
+
+
+def test_dask_a_worker_that_gets_sigterm_checkpoints_and_its_run_resumes_elsewhere(tmp_path):
+    """SIGTERM to one worker process only (a preempted Slurm job): its run checkpoints, the
+    worker ends, the run resumes from that checkpoint on a worker and nothing fails."""
+    import distributed
+
+    from tests.execution.test_run_timeout import _plan  # three toy MLPs
+    from tests.plugins.toy_plugins import training_params
+
+    ckpt = tmp_path / "ckpt"
+    training = training_params(data="slow", show_progress=False, checkpoint_dir=str(ckpt),
+                               executor="dask", max_retries=0)
+    plan = _plan(training)
+    backend = {"torch": {"checkpoint_every_minutes": None, "keep_checkpoints": True}}
+    store = RunPartitionsDataset(path=str(tmp_path / "runs"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as cluster, \
+            distributed.Client(cluster) as client:
+        import threading
+
+        killed: dict = {}
+
+        def sigterm_a_training_worker():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                reports = client.run(interrupt.worker_progress)
+                busy = [(w, e) for w, es in reports.items() for e in es if e.get("step", 0) >= 3]
+                if busy:
+                    worker, entry = busy[0]
+                    killed["run"] = entry["name"]
+                    pid = client.run(os.getpid, workers=[worker])[worker]
+                    os.kill(pid, signal.SIGTERM)
+                    return
+                time.sleep(0.1)
+
+        stopper = threading.Thread(target=sigterm_a_training_worker, daemon=True)
+        stopper.start()
+        store.save(prepare_training(plan, store.load(), training, backend, client=client))
+        stopper.join()
+    final = {k: load() for k, load in store.load().items()}
+    assert killed, "no worker was seen training"
+    assert len(final) == 3 and all(r["status"] == "completed" for r in final.values())
+    assert final[killed["run"]]["resumed_from_step"] > 0

@@ -148,6 +148,19 @@ class DaskExecutor:
                 f"(`pip install -e .` in a checkout of the same version)"
             ) from exc
 
+    @staticmethod
+    def _catch_sigterm_on_workers(client: Any) -> None:
+        """Each worker's SIGTERM (a Slurm job preempted or cancelled) checkpoints its run before
+        the worker ends; workers that join later keep Dask's own handling."""
+        try:
+            installed = client.run(interrupt.install_worker_handler, on_error="return")
+        except Exception as exc:  # noqa: BLE001 - an extra, never a reason to stop
+            log.debug("SIGTERM handler not installed on the workers: %s", exc)
+            return
+        missing = [w for w, ok in installed.items() if ok is not True]
+        if missing:
+            log.debug("SIGTERM handler not installed on %d worker(s)", len(missing))
+
     def run(self, tasks: list[RunTask], job: RunJob) -> Iterator[dict[str, Any]]:
         """Yield one record per task, in completion order.
 
@@ -164,6 +177,7 @@ class DaskExecutor:
         with self._connect() as client:
             address = scheduler_address(client, self.scheduler_address)
             self._check_workers(client, job.backend_name)
+            self._catch_sigterm_on_workers(client)
             if self.scheduler_address or self.config.dashboard_address:
                 log.info("Dask dashboard: %s", client.dashboard_link)
             try:
@@ -199,6 +213,7 @@ class DaskExecutor:
                     job.loss,
                     None,  # the time limit is the driver's (DaskRunWatch): a worker's thread
                     None,  # cannot be interrupted by SIGALRM
+                    True,  # a run stopped by a signal comes back as an "interrupted" record
                     key=key,
                     pure=False,
                     retries=self.config.retries,
@@ -250,6 +265,13 @@ class DaskExecutor:
                             continue
                         if kind == "lost":
                             raise SchedulerLostError(address, outcome)
+                        if kind == "record" and outcome.get("status") == "interrupted":
+                            # its worker got SIGTERM and checkpointed it: not a failure; it
+                            # resumes on another worker (the same attempt)
+                            log.info("Run %s was stopped on its worker (%s); running it again",
+                                     task.partition_key, outcome.get("error_message"))
+                            pending.add(submit(task, attempt))
+                            continue
                         if kind == "record":
                             record = outcome
                         else:

@@ -154,3 +154,42 @@ def worker_progress() -> list[dict[str, Any]]:
 
 def end_run() -> None:
     _progress.pop(threading.get_ident(), None)
+
+
+# -- Dask workers --------------------------------------------------------------------------
+#: how long a worker that got SIGTERM waits for its runs to checkpoint before it ends
+WORKER_GRACE_SECONDS = 20.0
+
+
+def install_worker_handler(grace: float = WORKER_GRACE_SECONDS) -> bool:
+    """On a Dask worker (run by the driver with `client.run`): SIGTERM makes the worker's runs
+    checkpoint at their next step, then the worker ends as it would have (its previous handler,
+    or exit 143) once they have stopped or after `grace` seconds. False where it cannot be
+    installed (not the process's main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    previous = signal.getsignal(signal.SIGTERM)
+    if getattr(previous, "_flops_fit", False):
+        return True  # installed by an earlier sweep on this worker
+
+    def _worker_sigterm(signum: int, frame: Any) -> None:
+        request(signum)
+        threading.Thread(target=_end_worker, args=(previous, signum, grace),
+                         name="flops-fit-sigterm", daemon=True).start()
+
+    _worker_sigterm._flops_fit = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGTERM, _worker_sigterm)
+    return True
+
+
+def _end_worker(previous: Any, signum: int, grace: float) -> None:
+    deadline = time.monotonic() + grace
+    while _progress and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the stopped run's result on its way to the scheduler
+    if callable(previous):
+        previous(signum, None)
+    elif previous != signal.SIG_IGN:
+        import os
+
+        os._exit(128 + signum)
