@@ -224,3 +224,24 @@ def test_dask_a_worker_that_gets_sigterm_checkpoints_and_its_run_resumes_elsewhe
     assert killed, "no worker was seen training"
     assert len(final) == 3 and all(r["status"] == "completed" for r in final.values())
     assert final[killed["run"]]["resumed_from_step"] > 0
+
+
+def test_a_second_signal_stops_at_once_without_a_failed_record(tmp_path, monkeypatch):
+    """The first signal asks for a checkpoint; a second one (an impatient Ctrl-C) raises at
+    once, and the run it lands in is not recorded as failed."""
+    from flops_fit.execution.run import run_task
+    from flops_fit.execution.tasks import expand_plan
+    from tests.execution.helpers import small_plan
+
+    task = expand_plan(small_plan()[:1], 1, 0)[0]
+
+    def train(self, record, params, ctx):
+        with interrupt.training():
+            interrupt._handler(signal.SIGINT, None)  # the first: only sets the flag
+            assert interrupt.requested()
+            interrupt._handler(signal.SIGINT, None)  # the second: raises here
+
+    monkeypatch.setattr("flops_fit.backends.synthetic.SyntheticBackend.train", train)
+    with pytest.raises(interrupt.SweepInterrupted) as err:
+        run_task(task, "synthetic", {})
+    assert err.value.exit_code == 130

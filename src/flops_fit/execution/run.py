@@ -81,6 +81,8 @@ def run_task(
         if interrupted_as_record:
             return _interrupted(task, stop)
         raise  # not a failure: the run resumes from its checkpoint next time
+    except interrupt.SweepInterrupted:
+        raise  # a second SIGTERM / SIGINT: stop now, but this run did not fail
     except watchdog.RunTimeout as exc:
         error = str(exc)  # where it hung says nothing: the step reached does
     except Exception as exc:  # the sweep goes on; the record says what happened
