@@ -96,6 +96,8 @@ class ParameterValidationHooks:
             self._release()
             self._lock = StudyLock(folder).acquire()
         self._signals = interrupt.install()
+        for name in _RUNNER_LOGGERS:
+            logging.getLogger(name).addFilter(_no_resume_advice_when_interrupted)
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
@@ -114,6 +116,8 @@ class ParameterValidationHooks:
     def _release(self) -> None:
         signals, self._signals = self._signals, {}
         interrupt.restore(signals)
+        for name in _RUNNER_LOGGERS:
+            logging.getLogger(name).removeFilter(_no_resume_advice_when_interrupted)
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.release()
@@ -128,3 +132,14 @@ def _interruption(error: BaseException | None) -> interrupt.SweepInterrupted | N
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
+
+
+#: the loggers of Kedro's runners (`logging.getLogger(runner.__module__)`)
+_RUNNER_LOGGERS = tuple(f"kedro.runner.{kind}_runner" for kind in ("sequential", "parallel",
+                                                                   "thread"))
+
+
+def _no_resume_advice_when_interrupted(record: logging.LogRecord) -> bool:
+    """Drop Kedro's "nodes that have not run ... --from-nodes" advice after SIGTERM / SIGINT:
+    the sweep's own line says to run the same command, which is what resumes it."""
+    return not (interrupt.requested() and "nodes that have not run" in record.getMessage())

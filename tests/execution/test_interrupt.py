@@ -87,7 +87,7 @@ def test_sigterm_mid_run_checkpoints_and_the_rerun_resumes_from_it(tmp_path, ked
     assert len(lines) == 1, out[-3000:]
     assert "runs saved" in lines[0] and "pending, checkpoints at" in lines[0]
     assert "run the same command to resume" in lines[0]
-    assert "Traceback" not in out
+    assert "Traceback" not in out and "--from-nodes" not in out
     # nothing recorded as failed, and the lock is free (its file holds no holder)
     records = [json.loads(p.read_text()) for p in runs.glob("*.json")]
     assert all(r["status"] == "completed" for r in records)
