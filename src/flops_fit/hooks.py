@@ -14,15 +14,21 @@ lock on the folder of the `runs` dataset
 (`flops_fit.execution.study_lock`), which also proves that folder writable before planning, and
 releases it after the run or on error; a second `kedro run` on the same study stops at once,
 naming the process that holds it.
+
+SIGTERM and SIGINT (a scheduler's preemption, Ctrl-C) are caught for the length of the run
+(`flops_fit.execution.interrupt`): the run in progress checkpoints, the lock is released, one
+line says what was saved, and the process exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 from kedro.validation.exceptions import ParameterValidationError
 
+from flops_fit.execution import interrupt
 from flops_fit.execution.study_lock import StudyLock, check_writable_dir
 from flops_fit.parameters.sources import check_parameters
 
@@ -52,6 +58,7 @@ def runs_folder(catalog) -> Path | None:
 class ParameterValidationHooks:
     def __init__(self) -> None:
         self._lock: StudyLock | None = None
+        self._signals: dict = {}
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -88,6 +95,9 @@ class ParameterValidationHooks:
         if folder is not None:
             self._release()
             self._lock = StudyLock(folder).acquire()
+        self._signals = interrupt.install()
+        for name in _RUNNER_LOGGERS:
+            logging.getLogger(name).addFilter(_no_resume_advice_when_interrupted)
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
@@ -96,8 +106,40 @@ class ParameterValidationHooks:
     @hook_impl
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         self._release()
+        stopped = _interruption(error)
+        if stopped is not None:
+            if not stopped.logged:  # stopped outside training: nothing was saved
+                logging.getLogger(__name__).warning("%s", stopped)
+            # The sweep already said what was saved; a traceback would only bury that line.
+            raise SystemExit(stopped.exit_code)
 
     def _release(self) -> None:
+        signals, self._signals = self._signals, {}
+        interrupt.restore(signals)
+        for name in _RUNNER_LOGGERS:
+            logging.getLogger(name).removeFilter(_no_resume_advice_when_interrupted)
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.release()
+
+
+def _interruption(error: BaseException | None) -> interrupt.SweepInterrupted | None:
+    """The SweepInterrupted behind `error` (Kedro wraps what a dataset's save raises)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, interrupt.SweepInterrupted):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+#: the loggers of Kedro's runners (`logging.getLogger(runner.__module__)`)
+_RUNNER_LOGGERS = tuple(f"kedro.runner.{kind}_runner" for kind in ("sequential", "parallel",
+                                                                   "thread"))
+
+
+def _no_resume_advice_when_interrupted(record: logging.LogRecord) -> bool:
+    """Drop Kedro's "nodes that have not run ... --from-nodes" advice after SIGTERM / SIGINT:
+    the sweep's own line says to run the same command, which is what resumes it."""
+    return not (interrupt.requested() and "nodes that have not run" in record.getMessage())

@@ -6,6 +6,9 @@ Every kwarg has a default: `kedro run --params` cannot pass a nested `training.m
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import torch
 from torch import nn
@@ -139,6 +142,44 @@ class _Impure(_Source):
         # see the batches of an uninterrupted one).
         return {"inputs": torch.randn(batch_size, IN_FEATURES),
                 "targets": torch.randint(0, NUM_CLASSES, (batch_size,))}
+
+
+class _Slow(_Source):
+    """Fresh examples, each batch taking `delay` seconds: runs long enough to be stopped."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+
+    def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
+        time.sleep(self.delay)
+        return super().train_batch(step, batch_size, seed)
+
+
+class _HangsOnce(_Source):
+    """The first run to reach step `after` blocks for an hour (a stuck loader); later runs
+    train. Which run hangs is decided by creating `marker` (exclusive), so one run in all
+    processes (Dask workers included) hangs."""
+
+    def __init__(self, marker: str, after: int = 2):
+        self.marker, self.after = marker, after
+
+    def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
+        if step == self.after:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                time.sleep(3600)
+        return super().train_batch(step, batch_size, seed)
+
+
+def slow(delay: float = 0.005) -> _Slow:
+    return _Slow(delay)
+
+
+def hangs_once(marker: str, after: int = 2) -> _HangsOnce:
+    return _HangsOnce(marker, after)
 
 
 def fresh() -> _Source:

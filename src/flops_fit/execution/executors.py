@@ -18,6 +18,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from flops_fit.execution import interrupt
 from flops_fit.execution.clusters import cluster_kind
 from flops_fit.execution.clusters import connect as connect_cluster
 from flops_fit.execution.dask_failures import (
@@ -33,6 +34,7 @@ from flops_fit.execution.dask_failures import (
 )
 from flops_fit.execution.run import failed_record, run_task
 from flops_fit.execution.tasks import RunTask
+from flops_fit.execution.watchdog import DaskRunWatch
 from flops_fit.parameters.training import DaskParams, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ class RunJob:
     show_progress: bool = False
     model: Any = None  # the study's ModelPlugin: an import path and kwargs (picklable)
     loss: str | None = None  # the loss's import path
+    run_timeout_seconds: float | None = None  # each attempt's time limit; None: none
+    stall_warning_seconds: float | None = None  # warn about a run with no step for this long
 
 
 def _log_failure(task: RunTask, record: dict[str, Any], attempt: int) -> None:
@@ -79,6 +83,8 @@ class SequentialExecutor:
                     attempt,
                     job.model,
                     job.loss,
+                    job.run_timeout_seconds,
+                    job.stall_warning_seconds,
                 )
                 if record["status"] == "completed":
                     break
@@ -97,6 +103,9 @@ class DaskExecutor:
     """Fan runs out over a Dask cluster; the calling process keeps persisting the results."""
 
     name = "dask"
+    # on SIGTERM / SIGINT it tells the workers to checkpoint, yields the runs that still
+    # finish, then raises RunInterrupted itself
+    drains_on_interrupt = True
 
     def __init__(
         self, config: DaskParams, scheduler_address: str | None = None, client: Any = None
@@ -139,6 +148,19 @@ class DaskExecutor:
                 f"(`pip install -e .` in a checkout of the same version)"
             ) from exc
 
+    @staticmethod
+    def _catch_sigterm_on_workers(client: Any) -> None:
+        """Each worker's SIGTERM (a Slurm job preempted or cancelled) checkpoints its run before
+        the worker ends; workers that join later keep Dask's own handling."""
+        try:
+            installed = client.run(interrupt.install_worker_handler, on_error="return")
+        except Exception as exc:  # noqa: BLE001 - an extra, never a reason to stop
+            log.debug("SIGTERM handler not installed on the workers: %s", exc)
+            return
+        missing = [w for w, ok in installed.items() if ok is not True]
+        if missing:
+            log.debug("SIGTERM handler not installed on %d worker(s)", len(missing))
+
     def run(self, tasks: list[RunTask], job: RunJob) -> Iterator[dict[str, Any]]:
         """Yield one record per task, in completion order.
 
@@ -155,11 +177,17 @@ class DaskExecutor:
         with self._connect() as client:
             address = scheduler_address(client, self.scheduler_address)
             self._check_workers(client, job.backend_name)
+            self._catch_sigterm_on_workers(client)
             if self.scheduler_address or self.config.dashboard_address:
                 log.info("Dask dashboard: %s", client.dashboard_link)
             try:
+                # With a time limit a worker may be restarted, and scattered data lost with it
+                # cannot be recovered: the data then travels with each task instead (it is
+                # pickled once per run, not once per worker).
                 data = (
-                    client.scatter(job.data, broadcast=True) if job.data is not None else None
+                    client.scatter(job.data, broadcast=True)
+                    if job.data is not None and not job.run_timeout_seconds
+                    else job.data
                 )
             except Exception as exc:
                 if client_lost(client) or is_comm_error(exc):
@@ -168,6 +196,7 @@ class DaskExecutor:
                     ) from exc
                 raise
             submitted: dict[str, tuple[RunTask, int]] = {}
+            live: dict[str, Any] = {}  # future key -> future, to cancel a run over its time
 
             def submit(task: RunTask, attempt: int):
                 key = f"train-{task.partition_key}-a{attempt}-{uuid.uuid4().hex[:8]}"
@@ -182,36 +211,67 @@ class DaskExecutor:
                     attempt,
                     job.model,
                     job.loss,
+                    None,  # the time limit is the driver's (DaskRunWatch): a worker's thread
+                    None,  # cannot be interrupted by SIGALRM
+                    True,  # a run stopped by a signal comes back as an "interrupted" record
                     key=key,
                     pure=False,
                     retries=self.config.retries,
                 )
                 submitted[future.key] = (task, attempt)
+                live[future.key] = future
                 return future
 
             watcher = WorkerWatcher(client, submitted)
             no_workers = NoWorkerWatch(self.config.wait_for_workers_seconds)
+            limits = (DaskRunWatch(client, job.run_timeout_seconds, job.stall_warning_seconds)
+                      if job.run_timeout_seconds or job.stall_warning_seconds else None)
             try:
                 # Longest runs first, so the sweep does not end with one worker busy and the
                 # rest idle.
                 by_cost = sorted(tasks, key=_planned_cost, reverse=True)
                 pending = as_completed([submit(t, 1) for t in by_cost])
                 while not pending.is_empty():
+                    if interrupt.requested():
+                        yield from _drain(client, pending, submitted)
+                        raise interrupt.RunInterrupted("the sweep", 0, 0, False)
                     lost = client_lost(client) or no_workers.check(client)
                     if lost:
                         raise SchedulerLostError(address, lost)
+                    if limits is not None:
+                        running = {(t.partition_key, a): k for k, (t, a) in submitted.items()}
+                        for key, worker, message in limits.expired(running):
+                            task, attempt = submitted.pop(key)
+                            _stop_run(client, live.pop(key, None), worker)
+                            record = failed_record(task, job.backend_name, message, attempt)
+                            _log_failure(task, record, attempt)
+                            if attempt < task.max_attempts:
+                                pending.add(submit(task, attempt + 1))
+                            else:
+                                yield record
                     if not pending.has_ready():
                         time.sleep(_POLL_SECONDS)
                         continue
                     for future in pending.next_batch(block=False):
+                        live.pop(future.key, None)
+                        if future.key not in submitted:  # a run stopped over its time
+                            continue
                         task, attempt = submitted.pop(future.key)
                         kind, outcome = future_outcome(future, client)
                         if kind == "again":
                             submitted[future.key] = (task, attempt)
+                            live[future.key] = future
                             pending.add(future)
                             continue
                         if kind == "lost":
                             raise SchedulerLostError(address, outcome)
+                        if kind == "record" and outcome.get("status") == "interrupted":
+                            # its worker got SIGTERM and checkpointed it: not a failure; it
+                            # resumes on another worker (the same attempt)
+                            log.info("Run %s was stopped on its worker (%s); running it again",
+                                     task.partition_key, outcome.get("error_message"))
+                            pending.add(submit(task, attempt))
+                            continue
                         if kind == "record":
                             record = outcome
                         else:
@@ -238,6 +298,55 @@ class DaskExecutor:
                     )
 
 
+def _stop_run(client: Any, future: Any, worker: str) -> None:
+    """Free the slot of a run over its time: its task is cancelled (so it is not rescheduled)
+    and its worker restarted, as a thread stuck in a call cannot be stopped from outside."""
+    if future is not None:
+        with suppress(Exception):
+            client.cancel([future], force=True)
+    try:
+        client.restart_workers([worker], timeout=_RESTART_SECONDS, raise_for_error=False)
+    except Exception as exc:  # noqa: BLE001 - the sweep goes on with the other workers
+        log.warning("Restarting the Dask worker %s of a run over its time failed: %s",
+                    worker, exc)
+
+
+def _drain(client: Any, pending: Any, submitted: dict) -> Iterator[dict[str, Any]]:
+    """Stop a sweep: every worker's run checkpoints at its next step and no queued run starts.
+
+    Runs that complete meanwhile are yielded; interrupted or failed ones are not recorded (they
+    stay pending, their checkpoints on disk). Whatever has not finished within
+    `_DRAIN_SECONDS` is cancelled.
+    """
+    with suppress(Exception):
+        client.run(interrupt.request)
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    try:
+        while not pending.is_empty() and time.monotonic() < deadline:
+            if client_lost(client):
+                return
+            if not pending.has_ready():
+                time.sleep(_POLL_SECONDS)
+                continue
+            for future in pending.next_batch(block=False):
+                submitted.pop(future.key, None)
+                if future.status != "finished":
+                    continue
+                with suppress(Exception):
+                    record = future.result()
+                    if record.get("status") == "completed":
+                        yield record
+    finally:
+        with suppress(Exception):
+            client.cancel(list(pending.futures))
+        submitted.clear()
+        with suppress(Exception):
+            # workers of an existing scheduler outlive this sweep: the next one must train
+            client.run(interrupt.clear)
+
+
+_RESTART_SECONDS = 60  # restarting the worker of a run over its time
+_DRAIN_SECONDS = 60  # how long a stopping sweep waits for its runs to checkpoint
 _POLL_SECONDS = 0.1  # how often the driver looks at the client while no run is ready
 _CLOSE_SECONDS = 5  # closing a client whose scheduler is gone
 

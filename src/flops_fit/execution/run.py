@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flops_fit.backends.base import RunContext, get_backend
+from flops_fit.execution import interrupt, watchdog
 from flops_fit.execution.records import build_result_record, check_metrics, utc_now
 from flops_fit.execution.tasks import RunTask
 
@@ -40,26 +41,54 @@ def run_task(
     attempt: int = 1,
     model: Any = None,
     loss: str | None = None,
+    run_timeout_seconds: float | None = None,
+    stall_warning_seconds: float | None = None,
+    interrupted_as_record: bool = False,
 ) -> dict[str, Any]:
-    """Train one run; exceptions and non-finite losses become a `failed` record, never a raise."""
+    """Train one run; exceptions and non-finite losses become a `failed` record, never a raise.
+
+    With `run_timeout_seconds` (in the main thread) a run that takes longer is stopped and
+    failed; with `stall_warning_seconds` a run that makes no step for that long is named in a
+    warning (`flops_fit.execution.watchdog`). A run stopped by SIGTERM / SIGINT raises
+    `RunInterrupted`, or with `interrupted_as_record` (on Dask workers: an exception would be
+    logged as a failed task and retried by Dask) returns {"status": "interrupted", ...}."""
     started_at = utc_now()
     start = time.perf_counter()
     metrics: dict[str, Any] | None = None
     error: str | None = None
+    if interrupt.requested():  # the sweep is stopping: start nothing new
+        stop = interrupt.RunInterrupted(task.partition_key, 0, 0, False)
+        if interrupted_as_record:
+            return _interrupted(task, stop)
+        raise stop
+    steps = task.record.get("num_steps")
+    interrupt.start_run(task.partition_key, steps if isinstance(steps, int) else None, attempt)
     try:
-        backend = get_backend(backend_name)
-        ctx = RunContext(
-            seed=task.seed,
-            data=data,
-            model=model,
-            loss=loss,
-            checkpoint_dir=Path(checkpoint_root) / task.partition_key if checkpoint_root else None,
-            show_progress=show_progress,
-        )
-        metrics = backend.train(dict(task.record), backend_params, ctx)
-        error = check_metrics(metrics)
+        with watchdog.limits(task.partition_key, run_timeout_seconds, stall_warning_seconds):
+            backend = get_backend(backend_name)
+            folder = Path(checkpoint_root) / task.partition_key if checkpoint_root else None
+            ctx = RunContext(
+                seed=task.seed,
+                data=data,
+                model=model,
+                loss=loss,
+                checkpoint_dir=folder,
+                show_progress=show_progress,
+            )
+            metrics = backend.train(dict(task.record), backend_params, ctx)
+            error = check_metrics(metrics)
+    except interrupt.RunInterrupted as stop:
+        if interrupted_as_record:
+            return _interrupted(task, stop)
+        raise  # not a failure: the run resumes from its checkpoint next time
+    except interrupt.SweepInterrupted:
+        raise  # a second SIGTERM / SIGINT: stop now, but this run did not fail
+    except watchdog.RunTimeout as exc:
+        error = str(exc)  # where it hung says nothing: the step reached does
     except Exception as exc:  # the sweep goes on; the record says what happened
         error = format_error(exc)
+    finally:
+        interrupt.end_run()
     wall = time.perf_counter() - start
     return build_result_record(
         task.record,
@@ -75,6 +104,12 @@ def run_task(
         attempts=attempt,
         settings=task.settings,
     )
+
+
+def _interrupted(task: RunTask, stop: interrupt.RunInterrupted) -> dict[str, Any]:
+    """What a worker returns for a run stopped on request: not a result, nothing to store."""
+    return {"status": "interrupted", "experiment_id": task.record.get("experiment_id"),
+            "replica": task.replica, "step": stop.step, "error_message": str(stop)}
 
 
 def failed_record(task: RunTask, backend_name: str, error: str, attempt: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from flops_fit.execution import interrupt
 from flops_fit.execution.executors import RunJob, SchedulerLostError
 from flops_fit.execution.tasks import RunTask
 
@@ -85,8 +86,12 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
             dynamic_ncols=True,
         )
         lost: SchedulerLostError | None = None
+        stopped = False
         try:
-            for record in self._executor.run(todo, self._job):
+            for record in _while_training(
+                self._executor.run(todo, self._job),
+                drains=getattr(self._executor, "drains_on_interrupt", False),
+            ):
                 key = _key_of(record)
                 self._records[key] = record
                 if record["status"] != "completed":
@@ -99,21 +104,34 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
                 saved["completed" if record["status"] == "completed" else "failed"] += 1
         except SchedulerLostError as exc:
             lost = exc
+        except interrupt.RunInterrupted:
+            stopped = True
         finally:
             bar.close()
             done = sum(1 for t in todo if t.partition_key in self._records)
             stored = saved["completed"] + saved["failed"]
-            log.info(
-                "Finished %d of %d run(s) in %.1f s: %d saved (%d completed, %d failed)%s%s",
-                done,
-                len(todo),
-                time.perf_counter() - start,
-                stored,
-                saved["completed"],
-                saved["failed"],
-                f", {done - stored} not saved" if stored < done else "",
-                f", {len(todo) - done} still pending" if done < len(todo) else "",
-            )
+            if not stopped:  # the interruption's own line says it all
+                log.info(
+                    "Finished %d of %d run(s) in %.1f s: %d saved (%d completed, %d failed)%s%s",
+                    done,
+                    len(todo),
+                    time.perf_counter() - start,
+                    stored,
+                    saved["completed"],
+                    saved["failed"],
+                    f", {done - stored} not saved" if stored < done else "",
+                    f", {len(todo) - done} still pending" if done < len(todo) else "",
+                )
+        if stopped:
+            root = self._job.checkpoint_root
+            where = (f"checkpoints at {root}" if root
+                     else "no checkpoints (params:training.checkpoint_dir is null)")
+            message = (f"interrupted: {stored} runs saved, {len(todo) - stored} pending, "
+                       f"{where}; run the same command to resume")
+            log.warning(message)
+            stop = interrupt.SweepInterrupted(message, interrupt.signal_received())
+            stop.logged = True
+            raise stop
         if lost is not None:
             raise TrainingInterrupted(
                 lost, saved["completed"], saved["failed"], len(todo) - done
@@ -153,6 +171,27 @@ class TrainingInterrupted(SchedulerLostError):
             f"was used. To resume, {fix}, then run the same `kedro run` again: it trains only "
             f"the pending runs.",
         )
+
+
+def _while_training(
+    records: Iterator[dict[str, Any]], drains: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The executor's records; a SIGTERM / SIGINT meanwhile stops the runs at their next step.
+
+    The flag is looked at between records too: the synthetic backend has no steps, and an
+    executor may yield the last record of a run that finished as the signal came. An executor
+    that `drains` yields the runs that still finish after the signal, then raises itself.
+    """
+    try:
+        with interrupt.training():
+            for record in records:
+                yield record
+                if interrupt.requested() and not drains:
+                    raise interrupt.RunInterrupted("the sweep", 0, 0, False)
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:  # a Dask executor closes its cluster now, not at garbage collection
+            close()
 
 
 def _key_of(record: dict[str, Any]) -> str:

@@ -100,6 +100,8 @@ def prepare_training(
         model=model,
         loss=loss,
         checkpoint_root=config.checkpoint_dir,
+        run_timeout_seconds=config.run_timeout_seconds,
+        stall_warning_seconds=config.stall_warning_seconds,
         show_progress=config.show_progress and config.executor == "sequential",
     )
     log.debug("Backend parameters (params:%s): %s", section, backend_params)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from flops_fit.data.text import check_epochs
+from flops_fit.execution import interrupt
 from flops_fit.nn import checkpoint as ckpt
 from flops_fit.nn import runtime
 from flops_fit.nn.optim import build_optimizer, lr_factor, set_lr, warmup_steps_for
@@ -210,6 +211,7 @@ def train_run(
     unit_label = {"tokens": "tok", "examples": "ex"}.get(data.unit, data.unit)
     bar = _progress_bar(num_units, start_step * units_per_step, name, show_progress, unit_label)
     model.train()
+    interrupt.step_done(start_step, num_steps)
     t_start = last_ckpt = time.perf_counter()
     try:
         for step in range(start_step, num_steps):
@@ -238,8 +240,15 @@ def train_run(
                     flush(done)
                     save(done)
                     last_ckpt = now
+            interrupt.step_done(done, num_steps)
             if on_step is not None:
                 on_step(done)
+            if interrupt.requested() and done < num_steps:
+                # SIGTERM / SIGINT: keep this step's work before the scheduler kills us
+                if ckpt_file is not None:
+                    flush(done)
+                    save(done)
+                raise interrupt.RunInterrupted(name, done, num_steps, ckpt_file is not None)
     finally:
         bar.close()
     if device.type == "cuda":

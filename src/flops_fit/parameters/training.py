@@ -175,6 +175,10 @@ class TrainingConfig(Section):
     # conf/base points this at ${data_root}/06_models/checkpoints; null: no checkpoints
     checkpoint_dir: str | None = Field(None, min_length=1)
     scheduler_address: str | None = None  # executor dask: null starts a LocalCluster here
+    # each attempt of a run is stopped and failed after this long (then retried); null: no limit
+    run_timeout_seconds: PositiveNumber | None = None
+    # warn about a run that has made no training step for this long; null: never
+    stall_warning_seconds: PositiveNumber | None = None
     dask: DaskParams = DaskParams()
     synthetic: SyntheticParams = SyntheticParams()
     model: ModelPluginParams = ModelPluginParams()  # null factory: the built-in u-μP GPT
