@@ -230,6 +230,7 @@ def _scheduler_loss_then_resume(tmp_path: Path, cluster: Cluster, sleep: float, 
     return exited_after
 
 
+@pytest.mark.slow  # ~30 s on a real cluster; tests/execution/test_scheduler_loss.py covers it in-process
 def test_lost_scheduler_leaves_runs_pending_and_a_rerun_resumes(tmp_path, cluster):
     _scheduler_loss_then_resume(tmp_path, cluster, sleep=0.2, extra=SMALL)
 
@@ -240,6 +241,7 @@ def test_lost_scheduler_mid_mock_study_with_retries_off(tmp_path, cluster):
     _scheduler_loss_then_resume(tmp_path, cluster, sleep=0.3, extra={"training.max_retries": 0})
 
 
+@pytest.mark.slow  # ~25 s; a lost scheduler (the harder failure) stays in make test
 def test_a_killed_worker_loses_nothing_and_is_named(tmp_path, cluster):
     data_root = tmp_path / "data"
     runs = data_root / "03_primary" / "runs"

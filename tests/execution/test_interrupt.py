@@ -182,6 +182,7 @@ def test_dask_a_stop_makes_the_workers_checkpoint_and_records_nothing_as_failed(
         assert final[key]["resumed_from_step"] == step
 
 
+@pytest.mark.slow  # ~20 s; the driver's stop of the workers is tested without it
 def test_dask_a_worker_that_gets_sigterm_checkpoints_and_its_run_resumes_elsewhere(tmp_path):
     """SIGTERM to one worker process only (a preempted Slurm job): its run checkpoints, the
     worker ends, the run resumes from that checkpoint on a worker and nothing fails."""

@@ -179,6 +179,7 @@ def test_resampling_whole_budgets():
     assert lo < hi
 
 
+@pytest.mark.slow  # ~35 s of kedro run; the fits' recovery of a known surface is tested in tests/fitting
 def test_mock_study_recovers_the_synthetic_truth(kedro_run):
     """`kedro run --env mock`: plan, 'train' on the synthetic surface, analyse, report."""
     kedro_run(env="mock", timeout=600)
@@ -189,6 +190,7 @@ def test_mock_study_recovers_the_synthetic_truth(kedro_run):
     assert lo <= TRUTH_A <= hi
 
 
+@pytest.mark.slow  # ~36 s of kedro run; Epoch's re-fit is checked in-process in tests/fitting
 @pytest.mark.skipif(
     not CHINCHILLA_CSV.is_file(),
     reason=f"reference data not found at {CHINCHILLA_CSV.resolve()} (CI places "

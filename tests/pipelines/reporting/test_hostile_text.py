@@ -4,6 +4,7 @@ spreadsheet formulas: escaped in report.md, neutralised in the CSVs, read back a
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from flops_fit.fitting.runs.simulated import synthetic_results
 from flops_fit.pipelines.analysis.datasets import AnalysisRunsDataset
@@ -16,6 +17,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.slow  # ~40 s end to end; the escaping itself is tested in-process (test_markdown_escaping, test_csvsafe)
 def test_hostile_ids_and_title_through_analysis_and_reporting(kedro_run, tmp_path):
     table = synthetic_results(sizes_per_budget=5, noise=0.005, seed=4)
     table["experiment_id"] = [f"run-{i}" for i in range(len(table))]
