@@ -5,7 +5,7 @@
    summed Huber, finite-difference gradients as in Epoch AI's notebook), and the objective
    each reaches.
 2. A 1,000-draw bootstrap of the fit (the pipeline's default), timed alternately with the frozen
-   pre-issue-10 bootstrap (`reference.bootstrap_parametric_reference`) on the same resampling
+   earlier bootstrap (`reference_fit.bootstrap_parametric_reference`) on the same resampling
    counts: the speed-up (full mode fails below 3x), and the 95% intervals of alpha, beta, a, b,
    E and N_opt(1e24) from both (any mode fails when an endpoint moves by more than its
    Monte-Carlo standard error, `percentile_se`); then the per-draw-losses (residual bootstrap)
@@ -56,7 +56,7 @@ from flops_fit.parameters.analysis import AnalysisConfig, BootstrapParams
 from flops_fit.planning.flops import tokens_6nd
 
 MAX_EXPONENT_ERROR = 0.1  # Approaches 2-3: |a - a_true| above this fails (1 % noise: ~0.01)
-MIN_BOOTSTRAP_SPEEDUP = 3.0  # issue 10 item 6: full mode fails below this bootstrap speed-up
+MIN_BOOTSTRAP_SPEEDUP = 3.0  # the warm-started bootstrap must beat the frozen one by this much
 BOOTSTRAP_REPEATS = 3  # full mode: reference and new timed alternately this many times
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +149,7 @@ def interval_quantities(theta: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def bootstrap_comparison(fit, n, d, loss, draws: int, t_fit: float, full: bool) -> list[str]:
-    """`bootstrap_parametric` against the frozen pre-issue-10 bootstrap
+    """`bootstrap_parametric` against the frozen earlier bootstrap
     (`reference.bootstrap_parametric_reference`) on the same draws: time, speed-up, intervals;
     then the per-draw-losses (residual bootstrap) path."""
     failures = []
@@ -176,7 +176,7 @@ def bootstrap_comparison(fit, n, d, loss, draws: int, t_fit: float, full: bool) 
         f"resampling counts for both, timed alternately x{len(ratios)}:"
     )
     print(
-        f"   reference (frozen pre-issue-10 bootstrap): {statistics.median(t_ref):.2f} s  "
+        f"   reference (frozen earlier bootstrap): {statistics.median(t_ref):.2f} s  "
         f"(runs: {', '.join(f'{t:.2f}' for t in t_ref)})"
     )
     print(

@@ -7,7 +7,7 @@ lowest summed Huber objective wins. It is slow (minutes), so it lives here for t
 the slow tests that check `fitting.surface.fit.fit_parametric` reaches an objective at least as
 low. It is never used by the pipeline.
 
-It also keeps a frozen copy of Approach 3's bootstrap as it was before issue 10 item 6
+It also keeps a frozen copy of Approach 3's bootstrap as it was before its warm-started rewrite
 (`bootstrap_parametric_reference`: IRLS Levenberg-Marquardt, three starts for every draw), which
 benchmarks/bench_parametric_fit.py times `fitting.surface.fit.bootstrap_parametric` against and
 whose intervals it compares.
@@ -106,7 +106,7 @@ def fit_parametric_reference(
     return fit, {"starts": len(starts), "seconds": seconds, "objectives": objectives}
 
 
-# --- The bootstrap as it was before issue 10 item 6, frozen (benchmarks/bench_parametric_fit.py
+# --- The bootstrap before its warm-started rewrite, frozen (benchmarks/bench_parametric_fit.py
 # times `fitting.surface.fit.bootstrap_parametric` against it and compares the intervals). It is a
 # self-contained copy: IRLS Levenberg-Marquardt on the Huber objective, 3 starts for every draw.
 

@@ -1,6 +1,6 @@
 """The built-in MNIST-1D classifier: a ReLU MLP whose hidden width is the size parameter.
 
-Why an MLP (measured for issue 12, 2 CPU cores): its cost is matmuls only, so
+Why an MLP (measured on 2 CPU cores): its cost is matmuls only, so
 `FlopCounterMode` sees all of it and the count is close to 6·N per example (0.84-0.99 of 6·N
 over widths 24-512: the first layer has no input gradient to compute and bias adds are free).
 With fresh examples every step its held-out loss vs N is a clean U at every budget, with

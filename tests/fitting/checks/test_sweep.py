@@ -1,4 +1,4 @@
-"""Sweep diagnostics and the recommended approach (issue 10, item 4 and the headline)."""
+"""Sweep diagnostics, the recommended approach and the headline."""
 
 from __future__ import annotations
 

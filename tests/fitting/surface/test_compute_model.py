@@ -1,4 +1,4 @@
-"""The compute model C = f(N) D and the compute-optimal allocation under it (issue 10, item 1)."""
+"""The compute model C = f(N) D and the compute-optimal allocation under it."""
 
 from __future__ import annotations
 
