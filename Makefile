@@ -9,7 +9,7 @@ STAMP := $(VENV)/.flops-fit-installed
 export KEDRO_DISABLE_TELEMETRY := 1
 export COLUMNS ?= 160
 
-.PHONY: install run mock test test-slow bench gpu-check viz lint format docs clean-data
+.PHONY: install run study mock test test-slow bench gpu-check viz lint format docs clean-data
 
 install: $(STAMP)
 
@@ -22,7 +22,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/kedro run --pipelines planning,training,analysis,reporting
+	$(BIN)/kedro run --pipelines planning,training,analysis,validation,reporting
+
+# A study that steers itself: pilot, fit, next round, ... then the validation run and the report.
+study: $(STAMP)
+	$(BIN)/kedro study
 
 mock: $(STAMP)
 	$(BIN)/kedro run --env mock

@@ -1,5 +1,5 @@
 """`kedro viz run` serves the pipeline graph, and headless Chromium draws every node of the
-planning, training, analysis and reporting pipelines.
+planning, training, analysis, next_round, validation and reporting pipelines.
 
 The node names come from the registered pipelines, so the test stays true as they evolve. It
 needs Debian's Chromium at /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it):
@@ -27,7 +27,7 @@ from tests.conftest import PROJECT_ROOT
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-STAGES = ("planning", "training", "analysis", "reporting")
+STAGES = ("planning", "training", "analysis", "next_round", "validation", "reporting")
 REQUIRED = ("planning", "reporting")
 STARTUP_TIMEOUT_S = 120
 DRAW_TIMEOUT_MS = 60_000

@@ -9,7 +9,9 @@ key came from, a "did you mean", and misspelt top-level keys.
 
 Before the pipeline runs, the data root (`--params data_root=...`, default `data` under the
 project) must be a writable folder (created if missing): otherwise one line names the path and
-the OS error, instead of a dataset error after some nodes ran. Every run then takes the study
+the OS error, instead of a dataset error after some nodes ran; and every earlier stage's output
+it reads (the sweep plan, the fit, ...) must exist, or one line says which pipeline writes it.
+Every run then takes the study
 lock on the folder of the `runs` dataset
 (`flops_fit.execution.study_lock`), which also proves that folder writable before planning, and
 releases it after the run or on error; a second `kedro run` on the same study stops at once,
@@ -37,6 +39,31 @@ from flops_fit.parameters.sources import check_parameters
 DEFAULT_DATA_ROOT = "data"
 #: the dataset whose folder is the study (one writer at a time)
 RUNS_DATASET = "runs"
+#: stage outputs a later pipeline reads, and the pipeline that writes each
+WRITTEN_BY = {
+    "data_summary": "planning", "sweep_plan": "planning", "results": "training",
+    **dict.fromkeys(("analysis_runs", "scaling_laws", "bootstrap_draws", "optimal_points",
+                     "predictions", "scaling_law_curves"), "analysis"),
+}
+
+
+class MissingStageOutput(RuntimeError):
+    """A pipeline needs a file an earlier stage has not written yet."""
+
+
+def check_stage_inputs(pipeline, catalog) -> None:
+    """Every earlier stage's output the run reads must exist before the first node runs
+    (Kedro would otherwise fail at the node that loads it, after the nodes before it ran)."""
+    for name in sorted(pipeline.inputs()):
+        stage = WRITTEN_BY.get(name)
+        if stage is None or name not in catalog or catalog.exists(name):
+            continue
+        where = getattr(catalog.get(name), "_filepath", None)
+        imported = " (or, for runs trained elsewhere, is your file)" if name == "results" else ""
+        raise MissingStageOutput(
+            f"{name}{f' ({where})' if where else ''} does not exist yet: it is written by the "
+            f"{stage} pipeline{imported}. Nothing was run; run `kedro run --pipelines {stage}` (and the "
+            "stages before it) first, or `kedro study`, which runs every stage in order")
 
 
 def data_root(runtime_params: dict | None, project_path: str | Path) -> Path:
@@ -89,6 +116,7 @@ class ParameterValidationHooks:
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         project_path = run_params.get("project_path") or Path.cwd()
         check_writable_dir(data_root(run_params.get("runtime_params"), project_path))
+        check_stage_inputs(pipeline, catalog)
         # Every run locks the study, not only training: planning rewrites the sweep plan that a
         # training run reads back after its sweep, and analysis rewrites the laws in place.
         folder = runs_folder(catalog)

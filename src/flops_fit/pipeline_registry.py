@@ -3,7 +3,8 @@
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-STAGES = ("planning", "training", "analysis", "reporting")
+#: what `kedro run` runs without --pipelines: one round of the study, its validation, the report
+STAGES = ("planning", "training", "analysis", "validation", "reporting")
 
 
 def register_pipelines() -> dict[str, Pipeline]:

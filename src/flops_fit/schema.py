@@ -16,6 +16,7 @@ from flops_fit.planning.shapes import SHAPE_FIELDS
 #: Fields every sweep_plan record carries (the planning pipeline writes them all).
 PLAN_FIELDS: tuple[str, ...] = (
     "experiment_id",
+    "round",  # the study round that planned the run: 0 the pilot, 1, 2, ... steered rounds
     "compute_budget",
     "target_model_size",
     "model_size",
@@ -227,3 +228,11 @@ def loss_problem(loss: Any) -> str | None:
     if isinstance(loss, float) and math.isnan(loss):
         return "final_loss NaN is not a positive finite number"
     return f"final_loss {loss!r} is not a positive finite number"
+
+
+#: `study_rounds.csv` (a steered study): one row per round, 0 being the pilot; the N_opt
+#: columns are the answer at study.target_budget after that round's fit
+STUDY_ROUND_COLUMNS: tuple[str, ...] = (
+    "round", "runs_added", "flops_added", "flops_so_far", "approach", "n_opt", "n_opt_lo",
+    "n_opt_hi", "interval_ratio", "stop_reason",
+)

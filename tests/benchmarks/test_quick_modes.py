@@ -29,6 +29,16 @@ EXPECTED = {
         "approach_3  log10 N_opt(1e24)",
         "coverage w/spread",
     ),
+    # both tables of the steered-study benchmark, each noise level, the value goal's column
+    "bench_steering": (
+        "Steered studies vs a fixed IsoFLOP design",
+        "-- noise 1%",
+        "-- noise 3%",
+        "== Value at C* = 1e+20",
+        "fraction reached",
+        "== Coverage of the final 95% interval of N_opt(C*)",
+        "coverage w/spread",
+    ),
 }
 TIMEOUT_S = 180  # a hang fails the test; a busy shared machine is still well inside it
 

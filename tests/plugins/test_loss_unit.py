@@ -100,7 +100,8 @@ def _run_study(loss: str) -> tuple[dict, dict]:
         "params:training": training_params(loss=loss, show_progress=False),
         "params:planning": TINY_PLANNING, "params:torch_backend": {}, "params:corpus": {},
         "params:analysis": {"bootstrap": {"draws": 20}}, "params:reporting": REPORTING,
-        "training_data": None, "existing_runs": {},
+        "training_data": None, "existing_runs": {}, "round_plans": [],
+        "validation": None, "study_rounds": None,
     }
     catalog = DataCatalog(datasets={
         **{name: MemoryDataset(value) for name, value in datasets.items()},

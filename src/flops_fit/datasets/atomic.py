@@ -149,3 +149,18 @@ class CSVDataset(AtomicSave, _CSVDataset):
     def load(self) -> pd.DataFrame:
         load = getattr(_CSVDataset.load, "__wrapped__", _CSVDataset.load)
         return restore_text(load(self))
+
+
+class OptionalJSONDataset(JSONDataset):
+    """A JSON file a pipeline may or may not have written yet (the validation's verdict):
+    loads None while the file does not exist, so the report can say it is missing."""
+
+    def load(self) -> Any:
+        return super().load() if self._exists() else None
+
+
+class OptionalCSVDataset(CSVDataset):
+    """A CSV table that may not exist yet (a steered study's rounds): loads None until it does."""
+
+    def load(self) -> pd.DataFrame | None:
+        return super().load() if self._exists() else None

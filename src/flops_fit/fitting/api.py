@@ -30,6 +30,7 @@ import pandas as pd
 
 from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck, extrapolation_check
 from flops_fit.fitting.isoflop.approaches import IsoflopFit, fit_isoflop_approaches
+from flops_fit.fitting.outputs.draws import bootstrap_draws_table
 from flops_fit.fitting.outputs.optimal_points import optimal_points_table
 from flops_fit.fitting.outputs.predictions import predict, predictions_at
 from flops_fit.fitting.outputs.scaling_laws import summarise
@@ -47,6 +48,7 @@ STEPS = (
     ("fit_isoflop_approaches", "runs, config", "isoflop (Approaches 1 and 2)"),
     ("fit_surface", "runs, config", "surface (Approach 3)"),
     ("extrapolation_check", "runs, config, compute_model", "extrapolation"),
+    ("bootstrap_draws_table", "isoflop, surface", "draws"),
     ("optimal_points_table", "isoflop, surface, runs, compute_model", "optimal_points"),
     ("predict", "isoflop, surface, runs, config, compute_model", "predictions, curves"),
     ("summarise", "everything above", "scaling_laws"),
@@ -72,6 +74,7 @@ class Analysis:
     predictions: pd.DataFrame  # at config.target_budgets
     curves: pd.DataFrame  # the laws on a grid of budgets, for figures
     scaling_laws: dict[str, Any]  # the scaling_laws document
+    draws: pd.DataFrame  # the bootstrap draws of Approaches 2 and 3 (catalog: bootstrap_draws)
 
     @property
     def recommended(self) -> str | None:
@@ -140,10 +143,11 @@ def analyse(results: pd.DataFrame | Sequence[Mapping[str, Any]],
     isoflop = fit_isoflop_approaches(runs, cfg)
     surface = fit_surface(runs, cfg)
     check = extrapolation_check(runs, cfg, model)
+    draws = bootstrap_draws_table(isoflop, surface)
     points = optimal_points_table(isoflop, surface, runs, model)
     predictions, curves = predict(isoflop, surface, runs, cfg, model)
     laws = summarise(runs_summary, runs, isoflop, surface, check, predictions, cfg, model)
     return Analysis(config=cfg, compute_model=model, runs=runs, runs_summary=runs_summary,
                     isoflop=isoflop, surface=surface, extrapolation=check,
                     optimal_points=points, predictions=predictions, curves=curves,
-                    scaling_laws=laws)
+                    scaling_laws=laws, draws=draws)

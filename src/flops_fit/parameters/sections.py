@@ -7,6 +7,7 @@ from flops_fit.parameters.base import Section
 from flops_fit.parameters.corpus import CorpusConfig
 from flops_fit.parameters.planning import PlanningConfig
 from flops_fit.parameters.reporting import ReportingConfig
+from flops_fit.parameters.study import StudyConfig
 from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.parameters.training import TrainingConfig
 
@@ -19,5 +20,6 @@ SECTIONS: dict[str, type[Section]] = {
         TorchConfig,
         AnalysisConfig,
         ReportingConfig,
+        StudyConfig,
     )
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,15 +77,21 @@ class StudyModel:
                    cfg.model_family.context_length, train_units, "nats")
 
 
-def plan_budget(cfg: PlanningConfig, budget: float, study: StudyModel):
-    """Plan one budget: (records, dropped) where dropped lists {target, reason}."""
+def plan_budget(cfg: PlanningConfig, budget: float, study: StudyModel,
+                targets: Sequence[float] | None = None, round_index: int = 0):
+    """Plan one budget: (records, dropped) where dropped lists {target, reason}.
+
+    `targets`: the target sizes (default: `cfg.model_sizes`' for this budget); `round_index`:
+    the study round the runs belong to (0: the pilot, `flops_fit.study` plans the later ones)."""
     units_per_step = cfg.batch_size * study.units_per_example
     unit = study.unit
     records: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
     seen: set[str] = set()
     plugin = study.sizer.plugin
-    for target in cfg.model_sizes.targets(budget):
+    if targets is None:
+        targets = cfg.model_sizes.targets(budget)
+    for target in targets:
         model = study.sizer.model_for(float(target))
         n = model.model_size
         if model.identity in seen:
@@ -122,6 +128,7 @@ def plan_budget(cfg: PlanningConfig, budget: float, study: StudyModel):
                                        cfg.batch_size, units)
         record = {
             "experiment_id": eid,
+            "round": int(round_index),
             "compute_budget": float(budget),
             "target_model_size": float(target),
             "model_size": n,

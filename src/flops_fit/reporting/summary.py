@@ -21,6 +21,7 @@ from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures import figure_specs
 from flops_fit.reporting.formatting import DataUnit, as_float
 from flops_fit.reporting.headline import headline
+from flops_fit.reporting.study_summary import study_section, validation_section
 from flops_fit.schema import APPROACHES, SURFACE_KEYS
 
 
@@ -40,11 +41,14 @@ def summarise_study(
     headline_budget: float = 1e24,
     headline_approach: str = "approach_3",
     title: str = "Compute-optimal scaling report",
+    validation: Any = None,
+    study_rounds: Any = None,
 ) -> dict[str, Any]:
     """Everything the report says, as plain JSON-ready data (numbers unformatted).
 
     `runs` is the run table (`analysis_runs`: every run with analysis's canonical columns,
-    budget and used_in_fit / reason; a `results`-shaped table works too).
+    budget and used_in_fit / reason; a `results`-shaped table works too). `validation` and
+    `study_rounds`: a steered study's verdict and rounds (`reporting.study_summary`), if any.
     """
     laws = inp.laws_dict(scaling_laws)
     raw_runs, runs = runs, inp.runs_frame(runs)
@@ -65,6 +69,8 @@ def summarise_study(
         "loss_unit": loss_unit.to_dict(unit),
         "confidence_level": confidence,
         "missing": missing,
+        "validation": validation_section(validation),
+        "study": study_section(study_rounds),
         "headline": headline(laws, preds, curves, optima, headline_budget, headline_approach,
                              confidence, notes, unit),
         "laws": [_law_summary(laws, a) for a in APPROACHES],

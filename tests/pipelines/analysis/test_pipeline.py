@@ -148,6 +148,7 @@ def test_pipeline_node_names_read_as_a_map():
     assert set(names) == {
         "prepare_analysis_runs",
         "describe_compute_model",
+        "tabulate_bootstrap_draws",
         "fit_isoflop_power_laws",
         "fit_parametric_loss_surface",
         "check_extrapolation_to_largest_budget",

@@ -27,6 +27,7 @@ def _catalog(plan, training, runs_dir=None):
         "params:training": MemoryDataset(training),
         "params:torch_backend": MemoryDataset({}),
         "params:corpus": MemoryDataset(CORPUS),
+        "round_plans": MemoryDataset([]),
     }
     if runs_dir is None:
         datasets["existing_runs"] = MemoryDataset({})

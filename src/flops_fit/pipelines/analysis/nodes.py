@@ -18,6 +18,7 @@ import pandas as pd
 from flops_fit.fitting.api import resolve_compute_model
 from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck, extrapolation_check
 from flops_fit.fitting.isoflop.approaches import IsoflopFit, fit_isoflop_approaches
+from flops_fit.fitting.outputs.draws import bootstrap_draws_table
 from flops_fit.fitting.outputs.optimal_points import optimal_points_table
 from flops_fit.fitting.outputs.predictions import predict
 from flops_fit.fitting.outputs.scaling_laws import summarise
@@ -111,3 +112,10 @@ def summarise_scaling_laws(
         AnalysisConfig.from_params(analysis),
         compute_model,
     )
+
+
+def tabulate_bootstrap_draws(
+    isoflop_fits: dict[str, IsoflopFit], parametric_surface: SurfaceFit
+) -> pd.DataFrame:
+    """One row per bootstrap draw of Approaches 2 and 3: what every interval is a percentile of."""
+    return bootstrap_draws_table(isoflop_fits, parametric_surface)

@@ -8,6 +8,7 @@ from flops_fit.pipelines.analysis.nodes import (
     predict_target_budgets,
     prepare_analysis_runs,
     summarise_scaling_laws,
+    tabulate_bootstrap_draws,
     tabulate_optimal_points,
 )
 
@@ -44,6 +45,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["analysis_runs", "compute_model", "params:analysis"],
                 "extrapolation_check",
                 name="check_extrapolation_to_largest_budget",
+            ),
+            Node(
+                tabulate_bootstrap_draws,
+                ["isoflop_fits", "parametric_surface"],
+                "bootstrap_draws",
+                name="tabulate_bootstrap_draws",
             ),
             Node(
                 tabulate_optimal_points,

@@ -84,37 +84,51 @@ def plan_isoflop_sweep(
     With a plugin model, a measured FLOP count or the torch backend, the model, data and loss
     are probed here first (flops_fit.plugins.contracts), so a broken plugin fails at planning.
     """
-    from flops_fit.plugins.sizing import FlopsPerUnit, resolve_formula, sizer_for
-
     cfg = PlanningConfig.from_params(planning_params).with_budgets(compute_budgets)
     training = TrainingConfig.from_params(training_params)
-    train_units = data_summary.get("train_units") if cfg.max_epochs is not None else None
-    formula = resolve_formula(cfg.flops_formula, training.model.builtin)
-    plugin_model = not training.model.builtin
-    if not (plugin_model or formula == "measured" or training.backend == "torch"):
-        return plan_sweep(cfg, train_units)  # the GPT by its analytic count: no torch needed
-    from flops_fit.plugins.contracts import check_data, check_model_on_batch
-
-    study = _study(training_data, training, cfg, corpus_params, torch_backend_params)
-    sizer = sizer_for(study.model, cfg.model_family)
-    # The data, and the smallest model with the loss, are checked before any FLOP is counted.
-    batch = check_data(study, cfg.batch_size)
-    smallest = min(t for b in cfg.compute_budgets.budgets() for t in cfg.model_sizes.targets(b))
-    check_model_on_batch(study, sizer.model_for(float(smallest)).kwargs, batch)
-    probe = {k: v[:1] for k, v in batch.items()} if formula == "measured" else None
-    flops = FlopsPerUnit(sizer, formula, probe, study.loss_fn() if probe else None,
-                         int(study.data.units_per_example))
-    model = StudyModel(sizer, flops, formula, study.data.unit,
-                       int(study.data.units_per_example), train_units,
-                       _loss_unit(study, training.backend))
-    records, dropped = plan_sweep(cfg, train_units, model)
-    if training.backend == "torch":
+    model, study = study_model(cfg, data_summary, training_data, training, corpus_params,
+                               torch_backend_params)
+    records, dropped = plan_sweep(cfg, model.train_units, model)
+    if study is not None and training.backend == "torch":
         from flops_fit.plugins.contracts import check_plan
 
         report = check_plan(study, records)
         log.info("Plugins checked on a probe batch: %d models build, loss %.4g on the smallest",
                  report["models"], report.get("probe_loss", float("nan")))
     return records, dropped
+
+
+def study_model(cfg: PlanningConfig, data_summary: dict[str, Any], training_data: Any,
+                training: TrainingConfig, corpus_params: CorpusConfig,
+                torch_backend_params: TorchConfig, targets: list[float] | None = None):
+    """(StudyModel, the plugin study or None): how planning turns a target size into a run.
+
+    The built-in GPT under its analytic count needs no torch. Otherwise the data, and the
+    smallest of `targets` (default: every budget's planned targets) with the loss, are checked on
+    a probe batch before any FLOP is counted, so a broken plugin fails at planning.
+    """
+    from flops_fit.plugins.sizing import FlopsPerUnit, resolve_formula, sizer_for
+
+    train_units = data_summary.get("train_units") if cfg.max_epochs is not None else None
+    formula = resolve_formula(cfg.flops_formula, training.model.builtin)
+    plugin_model = not training.model.builtin
+    if not (plugin_model or formula == "measured" or training.backend == "torch"):
+        return StudyModel.builtin(cfg, train_units), None
+    from flops_fit.plugins.contracts import check_data, check_model_on_batch
+
+    study = _study(training_data, training, cfg, corpus_params, torch_backend_params)
+    sizer = sizer_for(study.model, cfg.model_family)
+    batch = check_data(study, cfg.batch_size)
+    if targets is None:
+        targets = [t for b in cfg.compute_budgets.budgets() for t in cfg.model_sizes.targets(b)]
+    check_model_on_batch(study, sizer.model_for(float(min(targets))).kwargs, batch)
+    probe = {k: v[:1] for k, v in batch.items()} if formula == "measured" else None
+    flops = FlopsPerUnit(sizer, formula, probe, study.loss_fn() if probe else None,
+                         int(study.data.units_per_example))
+    model = StudyModel(sizer, flops, formula, study.data.unit,
+                       int(study.data.units_per_example), train_units,
+                       _loss_unit(study, training.backend))
+    return model, study
 
 
 def _loss_unit(study: Any, backend: str) -> str:

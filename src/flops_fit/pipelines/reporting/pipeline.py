@@ -33,7 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  name="plot_parametric_fit"),
             Node(summarise_report,
                  ["analysis_runs", "scaling_laws", "optimal_points", "predictions",
-                  "scaling_law_curves", "params:reporting"],
+                  "scaling_law_curves", "params:reporting", "validation", "study_rounds"],
                  "report_summary",
                  name="summarise_report"),
             Node(render_html_report,

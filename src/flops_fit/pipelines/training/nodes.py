@@ -23,8 +23,22 @@ from flops_fit.schema import validate_plan
 log = logging.getLogger(__name__)
 
 
+def assemble_study_plan(sweep_plan: list[dict[str, Any]], round_plans: list[dict[str, Any]]
+                        ) -> list[dict[str, Any]]:
+    """Every run of the study: the pilot (`sweep_plan`, round 0) and each later round's runs
+    (`round_plans`, written by the next_round pipeline; none before the first)."""
+    from flops_fit.study.rounds import check_pilot, pilot_fingerprint, study_plan
+
+    check_pilot(round_plans, pilot_fingerprint(sweep_plan))
+    plan = study_plan(sweep_plan, round_plans)
+    if round_plans:
+        log.info("Study plan: %d runs over %d round(s) (%d in the pilot)", len(plan),
+                 1 + max(int(r["round"]) for r in plan), len(sweep_plan))
+    return plan
+
+
 def train_pending_runs(
-    sweep_plan: list[dict[str, Any]],
+    study_plan: list[dict[str, Any]],
     existing_runs: Mapping[str, Any],
     training_data: Any,
     training_params: TrainingConfig,
@@ -37,7 +51,7 @@ def train_pending_runs(
     own file the moment its run ends (see flops_fit.datasets.run_store).
     """
     return prepare_training(
-        sweep_plan,
+        study_plan,
         existing_runs,
         training_params,
         backend_sections={"torch": torch_backend_params},
@@ -47,12 +61,12 @@ def train_pending_runs(
 
 
 def tabulate_results(
-    sweep_plan: list[dict[str, Any]], runs: Mapping[str, Any], training_params: TrainingConfig
+    study_plan: list[dict[str, Any]], runs: Mapping[str, Any], training_params: TrainingConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`results` (one row per experiment_id) and `run_results` (one row per replica) from every
     stored run of the current plan, whichever invocation trained it."""
     config = TrainingConfig.from_params(training_params)
-    plan = validate_plan(sweep_plan)
+    plan = validate_plan(study_plan)
     records, _ = collect_records(runs, plan, config.seeds, config.backend)
     plan_fields = {k for r in plan for k in r}
     results = results_table(records, plan_fields)

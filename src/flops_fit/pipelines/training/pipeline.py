@@ -1,15 +1,25 @@
 from kedro.pipeline import Node, Pipeline
 
-from flops_fit.pipelines.training.nodes import tabulate_results, train_pending_runs
+from flops_fit.pipelines.training.nodes import (
+    assemble_study_plan,
+    tabulate_results,
+    train_pending_runs,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
+                assemble_study_plan,
+                ["sweep_plan", "round_plans"],
+                "study_plan",
+                name="assemble_study_plan",
+            ),
+            Node(
                 train_pending_runs,
                 [
-                    "sweep_plan",
+                    "study_plan",
                     "existing_runs",
                     "training_data",
                     "params:training",
@@ -21,7 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 tabulate_results,
-                ["sweep_plan", "runs", "params:training"],
+                ["study_plan", "runs", "params:training"],
                 ["results", "run_results"],
                 name="tabulate_results",
             ),

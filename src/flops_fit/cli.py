@@ -1,0 +1,101 @@
+"""Project commands: `kedro study`, a study that steers itself.
+
+    kedro study [--env ENV] [--params k=v,...] [--conf-source PATH]
+
+runs, one KedroSession per step (Kedro runs one pipeline run per session):
+
+1. `planning`: the pilot (the planning section's sweep); the `study` parameters are checked
+   against it before anything trains (`flops_fit.study.rounds.check_study`);
+2. `training,analysis`: train every pending run of every round so far, and fit;
+3. `next_round`: plan the next round from the fit, or say why the study stops (precise
+   enough, out of compute, out of rounds, or no round would narrow the answer);
+4. back to 2 until it stops; then `validation` (unless `study.validation.enabled` is false)
+   and `reporting`.
+
+Every step reads and writes the catalog's files, so the command resumes where it was stopped:
+run it again after a kill, a preemption or a crash and it trains only the runs that have no
+result, and plans no round twice. The study lock (`flops_fit.hooks`) keeps a second command
+(or a `kedro run`) off the same study while one step runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+from kedro.framework.cli.project import (
+    CONF_SOURCE_HELP,
+    PARAMS_ARG_HELP,
+    _split_params,
+    validate_conf_source,
+)
+from kedro.framework.cli.utils import env_option
+from kedro.framework.session import KedroSession
+
+log = logging.getLogger("flops_fit.study")
+
+#: the loop's guard: rounds beyond study.max_rounds are never planned, so this is never reached
+#: unless next_round misbehaves; it keeps a bug from training forever
+EXTRA_ITERATIONS = 2
+
+
+@click.group(name="flops-fit")
+def cli() -> None:
+    """flops-fit's project commands."""
+
+
+class _Study:
+    def __init__(self, env: str | None, conf_source: str | None, params: dict[str, Any]):
+        self.kwargs = {"env": env, "conf_source": conf_source, "runtime_params": params}
+
+    def run(self, *pipelines: str) -> None:
+        log.info("kedro study: running %s", ", ".join(pipelines))
+        with KedroSession.create(**self.kwargs) as session:
+            session.run(pipeline_names=list(pipelines))
+
+    def load(self, *names: str) -> list[Any]:
+        with KedroSession.create(**self.kwargs) as session:
+            context = session.load_context()
+            return [context.params[n[len("params:"):]] if n.startswith("params:")
+                    else context.catalog.load(n) for n in names]
+
+
+@cli.command()
+@env_option
+@click.option("--conf-source", callback=validate_conf_source, help=CONF_SOURCE_HELP)
+@click.option("--params", type=click.UNPROCESSED, default="", help=PARAMS_ARG_HELP,
+              callback=_split_params)
+def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> None:
+    """Pilot, fit, next round, ... until N_opt(study.target_budget) is precise enough; then a
+    validation run and the report. Resumes where it stopped when run again."""
+    from flops_fit.parameters.study import StudyConfig
+    from flops_fit.study.rounds import check_study
+
+    steps = _Study(env, conf_source, params)
+    steps.run("planning")
+    pilot, raw = steps.load("sweep_plan", "params:study")
+    cfg = StudyConfig.from_params(raw)
+    check_study(cfg, pilot)
+    stop = None
+    for _ in range(cfg.max_rounds + EXTRA_ITERATIONS):
+        steps.run("training", "analysis")
+        steps.run("next_round")
+        (latest,) = steps.load("next_round")
+        stop = latest.get("stop_reason")
+        if stop:
+            break
+    else:
+        raise click.ClickException("the study planned more rounds than study.max_rounds allows; "
+                                   "see data/02_intermediate/study")
+    if cfg.validation.enabled:
+        steps.run("validation")
+    steps.run("reporting")
+    (rounds,) = steps.load("study_rounds")
+    last = rounds.iloc[-1]
+    click.echo(f"Study done after {len(rounds)} round(s), {last['flops_so_far']:.3g} training "
+               f"FLOPs: {stop}")
+    if cfg.validation.enabled:
+        (validation,) = steps.load("validation")
+        click.echo(f"Validation: {validation['verdict']}")
+    click.echo("Report: data/08_reporting/report.html (under --params data_root when given)")

@@ -1,0 +1,80 @@
+"""The bootstrap draws behind every interval, as a table (catalog: `bootstrap_draws`).
+
+One row per draw: Approach 2's power laws (`approach_2_<law>_coefficient`, `..._exponent` for
+n_opt, d_opt, l_opt) and Approach 3's surface (`approach_3_<E|A|B|alpha|beta>`). A draw that
+failed is NaN. Approach 1 has no draws. The intervals of scaling_laws.json and predictions.csv
+are percentiles of these columns; a later round of a steered study (`flops_fit.study`) reads them
+to see where the fit is unsure, and a user can recompute any interval from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flops_fit.fitting.isoflop.approaches import IsoflopFit
+from flops_fit.fitting.surface.study import SurfaceFit
+from flops_fit.schema import LAW_COLUMNS
+
+#: the surface parameters a draw needs to predict a loss and an allocation
+SURFACE_PARAMS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
+DRAW_COLUMNS: tuple[str, ...] = (
+    "draw",
+    *(f"approach_2_{law}_{part}" for law in LAW_COLUMNS for part in ("coefficient", "exponent")),
+    *(f"approach_3_{key}" for key in SURFACE_PARAMS),
+)
+
+
+def bootstrap_draws_table(isoflop: dict[str, IsoflopFit], surface: SurfaceFit) -> pd.DataFrame:
+    """The draws of Approaches 2 and 3 side by side (empty without a bootstrap)."""
+    columns: dict[str, np.ndarray] = {}
+    for law_key, fit in isoflop["approach_2"].laws.items():
+        for part in ("coefficient", "exponent"):
+            values = getattr(fit, f"{part}_draws")
+            if values is not None:
+                columns[f"approach_2_{law_key}_{part}"] = np.asarray(values, dtype=float)
+    if surface.draws is not None:
+        for key in SURFACE_PARAMS:
+            columns[f"approach_3_{key}"] = np.asarray(surface.draws[key], dtype=float)
+    size = max((v.size for v in columns.values()), default=0)
+    table = pd.DataFrame({"draw": np.arange(size)})
+    for name in DRAW_COLUMNS[1:]:
+        values = columns.get(name)
+        if values is None or values.size != size:
+            values = np.full(size, np.nan)
+        table[name] = values
+    return table
+
+
+def law_draws(table: pd.DataFrame, law: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Approach 2's (coefficient, exponent) draws of `law` (n_opt, d_opt, l_opt), or None."""
+    names = [f"approach_2_{law}_{part}" for part in ("coefficient", "exponent")]
+    if len(table) == 0 or any(n not in table for n in names):
+        return None
+    coefficient, exponent = (table[n].to_numpy(float) for n in names)
+    if not np.isfinite(coefficient).any():
+        return None
+    return coefficient, exponent
+
+
+def surface_draws(table: pd.DataFrame) -> dict[str, np.ndarray] | None:
+    """Approach 3's parameter draws {E, A, B, alpha, beta: (B,)}, or None."""
+    names = {k: f"approach_3_{k}" for k in SURFACE_PARAMS}
+    if len(table) == 0 or any(n not in table for n in names.values()):
+        return None
+    draws = {k: table[n].to_numpy(float) for k, n in names.items()}
+    if not np.isfinite(draws["alpha"]).any():
+        return None
+    return draws
+
+
+def surface_point(doc: Mapping[str, Any]) -> dict[str, float] | None:
+    """Approach 3's fitted parameters from a scaling_laws document, or None when not fitted."""
+    section = doc.get("approach_3") or {}
+    values = {k: section.get(k) for k in SURFACE_PARAMS}
+    if any(v is None for v in values.values()):
+        return None
+    return {k: float(v) for k, v in values.items()}

@@ -1,0 +1,42 @@
+"""`params:study`: a study that steers itself (`kedro study`, `--pipelines next_round`,
+`--pipelines validation`): the question (N_opt at `target_budget`), the precision that answers
+it, the compute it may spend, and the validation run that scores the law.
+
+Defaults equal `conf/base/parameters_study.yml` (tests/parameters/test_defaults.py checks it).
+How each value enters a round: docs/guides/study.md.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from flops_fit.parameters.base import Fraction, Number, PositiveInt, PositiveNumber, Section
+
+
+class ValidationParams(Section):
+    SECTION = "study.validation"
+
+    enabled: bool = True  # `kedro study` ends with the validation run (the pipeline runs it alone)
+    # the validation budget in FLOPs; null: min_factor x the largest fitted budget (the
+    # cheapest out-of-sample check); leftover: what study.max_compute leaves after the rounds,
+    # at least that and at most study.target_budget
+    budget: PositiveNumber | Literal["leftover"] | None = None
+    min_factor: Number = Field(2.0, ge=1)
+    neighbours: bool = False  # also train N_opt/2 and 2 N_opt at the same budget (3 runs)
+
+
+class StudyConfig(Section):
+    SECTION = "study"
+
+    target_budget: PositiveNumber = 1.0e13  # C*: the budget whose N_opt the study must answer
+    precision: Number = Field(2.0, gt=1)  # stop when N_opt(C*)'s interval hi/lo is within this
+    max_compute: PositiveNumber = 4.5e13  # training FLOPs of every round together, pilot included
+    max_rounds: PositiveInt = 4  # rounds after the pilot
+    # a round may spend at least this multiple of the FLOPs trained so far (1: it may double
+    # the study), more when max_compute would otherwise be left unspent after max_rounds
+    round_compute: PositiveNumber = 1.0
+    # stop when the best next round is expected to cut N_opt(C*)'s variance by less than this
+    min_expected_gain: Fraction = 0.1
+    validation: ValidationParams = ValidationParams()

@@ -1,0 +1,107 @@
+"""The study's answer at its target budget C*: N_opt(C*) with its interval, per approach.
+
+Read from the analysis's files (the scaling_laws document and the bootstrap draws table), so a
+round can be assessed from any stored study. The interval is the same percentile interval of the
+same draws as predictions.csv's (`fitting.bootstrap.interval`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flops_fit.fitting.bootstrap import interval
+from flops_fit.fitting.outputs.draws import law_draws, surface_draws, surface_point
+from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
+from flops_fit.fitting.surface.law import parametric_loss
+
+
+@dataclass(frozen=True)
+class Answer:
+    """N_opt and the optimal loss at one budget by one approach, with their draws."""
+
+    approach: str | None
+    compute: float
+    n_opt: float | None
+    n_opt_interval: tuple[float | None, float | None]
+    loss: float | None
+    loss_interval: tuple[float | None, float | None]
+    n_draws: np.ndarray | None = None
+    loss_draws: np.ndarray | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        """hi / lo of N_opt's interval (None without an interval)."""
+        lo, hi = self.n_opt_interval
+        if lo is None or hi is None or not lo > 0:
+            return None
+        return float(hi / lo)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "approach": self.approach,
+            "compute_budget": self.compute,
+            "n_opt": self.n_opt,
+            "n_opt_lo": self.n_opt_interval[0],
+            "n_opt_hi": self.n_opt_interval[1],
+            "interval_ratio": self.ratio,
+            "loss": self.loss,
+            "loss_lo": self.loss_interval[0],
+            "loss_hi": self.loss_interval[1],
+        }
+
+
+def compute_model_of_doc(doc: Mapping[str, Any]) -> ComputeModel:
+    """The compute model the analysis used (scaling_laws.json's `compute_model`)."""
+    return ComputeModel.from_dict(doc.get("compute_model"))
+
+
+def _finite(x: Any) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def answer_at(doc: Mapping[str, Any], draws: pd.DataFrame, compute: float,
+              approach: str | None = None) -> Answer:
+    """N_opt(C) and L_opt(C) by `approach` (default: the recommended one) with intervals."""
+    approach = approach or (doc.get("recommended_approach") or {}).get("approach")
+    level = float((doc.get("meta") or {}).get("confidence_level", 0.95))
+    c = float(compute)
+    none = Answer(approach, c, None, (None, None), None, (None, None))
+    if approach is None:
+        return none
+    n_point = loss_point = None
+    n_samples = loss_samples = None
+    if approach == "approach_3":
+        params = surface_point(doc)
+        if params is None:
+            return none
+        model = compute_model_of_doc(doc)
+        n, d = optimal_allocation(c, params, model)
+        n_point, loss_point = float(n), float(parametric_loss(n, d, params))
+        sampled = surface_draws(draws)
+        if sampled is not None:
+            with np.errstate(all="ignore"):
+                ns, ds = optimal_allocation(np.asarray([c]), sampled, model)
+                n_samples = ns[:, 0]
+                loss_samples = np.asarray(parametric_loss(ns, ds, sampled))[:, 0]
+    else:
+        section = doc.get(approach) or {}
+        laws = {k: section.get(k) or {} for k in ("n_opt", "l_opt")}
+        if laws["n_opt"].get("coefficient") is None:
+            return none
+        n_point = laws["n_opt"]["coefficient"] * c ** laws["n_opt"]["exponent"]
+        if laws["l_opt"].get("coefficient") is not None:
+            loss_point = laws["l_opt"]["coefficient"] * c ** laws["l_opt"]["exponent"]
+        if approach == "approach_2":
+            n_law, l_law = law_draws(draws, "n_opt"), law_draws(draws, "l_opt")
+            with np.errstate(all="ignore"):
+                n_samples = n_law[0] * c ** n_law[1] if n_law is not None else None
+                loss_samples = l_law[0] * c ** l_law[1] if l_law is not None else None
+    n_iv = tuple(interval(n_samples, level)) if n_samples is not None else (None, None)
+    l_iv = tuple(interval(loss_samples, level)) if loss_samples is not None else (None, None)
+    return Answer(approach, c, _finite(n_point), n_iv, _finite(loss_point), l_iv,
+                  n_samples, loss_samples)

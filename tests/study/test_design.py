@@ -1,0 +1,70 @@
+"""The next round's runs: re-centring first, value per FLOP within the allowance."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from flops_fit.study.design import design_round, noise_sd
+from tests.study.conftest import six_nd_planner
+
+TARGET = 1e22
+
+
+def _design(analysis, allowance, known=None, draws=None):
+    return design_round(analysis.runs, analysis.scaling_laws,
+                        analysis.draws if draws is None else draws, TARGET, allowance,
+                        six_nd_planner(), 5, 6.0,
+                        set(analysis.runs["experiment_id"]) if known is None else known)
+
+
+def test_off_centre_budgets_are_recentred_first_and_the_round_fits_its_allowance(pilot_analysis):
+    _, analysis = pilot_analysis
+    assert any(r["off_centre"] for r in analysis.scaling_laws["diagnostics"]["budgets"])
+    allowance = 3e20
+    design = _design(analysis, allowance)
+    assert design.units and design.cost <= allowance
+    kinds = [u.kind for u in design.units]
+    assert kinds[0] == "recentre"
+    # every re-centring run is larger than what the pilot sampled at its budget (3x too small)
+    for unit in design.units:
+        if unit.kind == "recentre":
+            pilot = analysis.runs[analysis.runs["compute_budget"] == unit.budget]
+            assert min(r["model_size"] for r in unit.records) > pilot["model_size"].min()
+    assert 0 < design.expected_gain <= 1
+    assert design.variance_after < design.variance_before
+
+
+def test_a_larger_allowance_buys_budgets_toward_the_target(pilot_analysis):
+    _, analysis = pilot_analysis
+    small, large = _design(analysis, 3e20), _design(analysis, 3e21)
+    assert max(u.budget for u in large.units) > 1e20  # a new budget above the pilot's
+    assert large.expected_gain >= small.expected_gain
+    assert large.cost <= 3e21
+
+
+def test_runs_already_in_the_study_are_never_planned_again(pilot_analysis):
+    _, analysis = pilot_analysis
+    first = _design(analysis, 3e21)
+    known = set(analysis.runs["experiment_id"]) | {r["experiment_id"] for r in first.records}
+    again = _design(analysis, 3e21, known=known)
+    assert not {r["experiment_id"] for r in again.records} & known
+
+
+def test_without_surface_draws_it_recentres_then_extends_unscored(pilot_analysis):
+    _, analysis = pilot_analysis
+    design = _design(analysis, 3e21, draws=pd.DataFrame({"draw": []}))
+    assert design.variance_before is None and design.expected_gain is None
+    assert design.units[0].kind == "recentre" and design.cost <= 3e21
+    assert "no surface draws" in design.notes[0]
+
+
+def test_nothing_affordable_chooses_nothing(pilot_analysis):
+    _, analysis = pilot_analysis
+    design = _design(analysis, 1e17)  # below the cost of any one run
+    assert design.units == [] and design.candidates > 0
+
+
+def test_noise_is_the_parabolas_residual_with_a_floor():
+    assert noise_sd({"diagnostics": {"parabola_rms_log_residual": 0.03}}) == 0.03
+    assert noise_sd({"diagnostics": {"parabola_rms_log_residual": 1e-5}}) == 0.005
+    assert noise_sd({}) == 0.005

@@ -1,0 +1,86 @@
+"""The validation run: its budget, and the verdict on the law."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from flops_fit.parameters.study import StudyConfig
+from flops_fit.study.validation import plan_validation, score_validation, validation_budget
+from tests.study.conftest import simulate, six_nd_planner
+from tests.study.test_rounds import PILOT
+
+
+def test_the_budget_is_out_of_sample_by_default_and_the_leftover_on_request():
+    cfg = StudyConfig.from_params({"target_budget": 1e21})
+    assert validation_budget(cfg, PILOT) == (2e19, pytest.approx(
+        validation_budget(cfg, PILOT)[1]))
+    left = StudyConfig.from_params({"target_budget": 1e21, "max_compute": 5e20,
+                                    "validation": {"budget": "leftover"}})
+    budget, why = validation_budget(left, PILOT)
+    assert budget == pytest.approx(4.67e20) and "leaves" in why
+    at_target = StudyConfig.from_params({"target_budget": 1e20, "max_compute": 5e20,
+                                         "validation": {"budget": "leftover"}})
+    assert validation_budget(at_target, PILOT)[0] == 1e20
+    explicit = StudyConfig.from_params({"validation": {"budget": 3e19}})
+    assert validation_budget(explicit, PILOT) == (3e19, "study.validation.budget")
+
+
+def _validate(analysis, results, neighbours=False):
+    cfg = StudyConfig.from_params({"target_budget": 1e22,
+                                   "validation": {"neighbours": neighbours}})
+    plan = [{**r, "planned_flops": r["compute_budget"]} for r in
+            analysis.runs.to_dict("records")]
+    records, about = plan_validation(cfg, plan, analysis.scaling_laws, analysis.draws,
+                                     six_nd_planner(0))
+    return records, about
+
+
+def test_a_law_that_holds_is_scored_inside_its_interval(pilot_analysis):
+    _, analysis = pilot_analysis
+    records, about = _validate(analysis, None, neighbours=True)
+    assert about["compute_budget"] == 2e20
+    assert [r["validation_role"] for r in records] == ["optimum", "half", "double"]
+    results = pd.DataFrame(simulate(records, noise=0.0))
+    scored = score_validation(records, results, analysis.scaling_laws, analysis.draws, about)
+    centre = scored["runs"][0]
+    lo, hi = centre["predictive_interval"]
+    assert lo < centre["predicted_loss"] < hi
+    assert centre["verdict"] == "inside" and scored["passed"] is True
+    assert "inside the interval" in scored["verdict"]
+    assert scored["lowest_of_three"] is True
+
+
+def test_a_law_that_misses_fails_and_says_which_way(pilot_analysis):
+    _, analysis = pilot_analysis
+    records, about = _validate(analysis, None)
+    results = pd.DataFrame(simulate(records, noise=0.0))
+    results["final_loss"] *= 1.3
+    scored = score_validation(records, results, analysis.scaling_laws, analysis.draws, about)
+    assert scored["passed"] is False and "above the interval" in scored["verdict"]
+
+
+def test_a_validation_run_that_failed_is_not_scored(pilot_analysis):
+    _, analysis = pilot_analysis
+    records, about = _validate(analysis, None)
+    results = pd.DataFrame([{**records[0], "status": "failed", "final_loss": None,
+                             "error_message": "CUDA out of memory"}])
+    scored = score_validation(records, results, analysis.scaling_laws, analysis.draws, about)
+    assert scored["passed"] is None
+    assert "has failed: CUDA out of memory" in scored["verdict"]
+    empty = score_validation(records, pd.DataFrame(), analysis.scaling_laws, analysis.draws,
+                             about)
+    assert "has not run" in empty["verdict"]
+
+
+def test_a_validation_run_that_cannot_be_planned_is_reported_not_raised(pilot_analysis):
+    _, analysis = pilot_analysis
+    cfg = StudyConfig.from_params({"target_budget": 1e22})
+    plan = [{**r, "planned_flops": r["compute_budget"]} for r in
+            analysis.runs.to_dict("records")]
+    records, about = plan_validation(cfg, plan, analysis.scaling_laws, analysis.draws,
+                                     lambda budget, targets: [])
+    assert records == [] and "cannot be planned" in about["not_planned"]
+    scored = score_validation(records, pd.DataFrame(), analysis.scaling_laws, analysis.draws,
+                              about)
+    assert scored["passed"] is None and scored["verdict"].startswith("no validation run")
