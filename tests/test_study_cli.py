@@ -24,7 +24,7 @@ PARAMS = {
                                  "power_law": {"coefficient": 0.2}}},
     "training": {"show_progress": False, "synthetic": {"sleep_seconds": 0.3}},
     "analysis": {"bootstrap": {"draws": 50}, "target_budgets": [1e22]},
-    "study": {"target_budget": 1e22, "precision": 1.01, "max_compute": 1e23, "max_rounds": 3,
+    "study": {"target_budget": 1e22, "precision": 1.01, "max_compute": 1e23, "max_rounds": 2,
               "min_expected_gain": 0.0},
     "reporting": {"headline_budget": 1e22, "embed_dpi": 20},
 }
@@ -97,7 +97,8 @@ def test_kill_9_in_round_two_and_the_same_command_resumes_it(tmp_path):
     assert json.loads((data / "02_intermediate/study/round_002.json").read_text()) \
         == planned_round_2  # round 2 was continued, not planned anew
     table = (data / "08_reporting" / "study_rounds.csv").read_text().splitlines()
-    assert len(table) >= 4  # header, pilot, rounds 1 and 2 (and maybe 3)
+    assert len(table) == 4  # header, the pilot, rounds 1 and 2 (max_rounds)
+    assert "study.max_rounds (2)" in table[-1]
     assert "Study done after" in done.stdout and "Validation:" in done.stdout
     report = (data / "08_reporting" / "report.md").read_text()
     assert "**Validation" in report or "> **Validation" in report

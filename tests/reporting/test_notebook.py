@@ -4,6 +4,7 @@ runtime parameters) and reads it back through the catalog, headless."""
 from __future__ import annotations
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from tests.conftest import PROJECT_ROOT
@@ -17,6 +18,7 @@ def test_notebook_ships_without_outputs():
     assert "%load_ext kedro.ipython" in nb.cells[1].source
 
 
+@pytest.mark.slow  # ~35 s of notebook: analyse(), which it calls, equals the pipeline (test_api)
 def test_notebook_runs_the_study_from_python(tmp_path, monkeypatch):
     data_root = tmp_path / "study"
     monkeypatch.setenv("FLOPS_FIT_DATA_ROOT", str(data_root))

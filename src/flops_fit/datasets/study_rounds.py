@@ -17,6 +17,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from flops_fit.datasets.atomic import AtomicSave
 from flops_fit.datasets.run_store import _local_path, write_atomic
 from flops_fit.jsonsafe import to_json_text
 
@@ -27,7 +28,7 @@ def round_file(folder: Path, k: int) -> Path:
     return folder / f"round_{int(k):03d}.json"
 
 
-class RoundFilesDataset(AbstractDataset[Any, list]):
+class RoundFilesDataset(AtomicSave, AbstractDataset[Any, list]):
     def __init__(self, path: str, latest: bool = False,
                  metadata: dict[str, Any] | None = None) -> None:
         self._folder = _local_path(str(path))
