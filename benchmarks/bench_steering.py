@@ -40,7 +40,7 @@ a cap of 2e20 (2 C*) leaves the pace below round_compute, the study refines smal
 Full mode exits non-zero when the value goal or a coverage target is missed.
 
     .venv/bin/python benchmarks/bench_steering.py               # 2 noise levels x 60 studies
-    .venv/bin/python benchmarks/bench_steering.py --quick       # 2 x 2 studies, 40 draws: ~20 s
+    .venv/bin/python benchmarks/bench_steering.py --quick       # 2 x 2 studies, 40 draws, 1 round: seconds
     .venv/bin/python benchmarks/bench_steering.py --max-compute 2e20 --studies 10 --noise 0.01
     .venv/bin/python benchmarks/bench_steering.py --variant refine_wide  # a design variant
 
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes (default 1: the machine is small and shared)")
     parser.add_argument("--quick", action="store_true",
-                        help="2 studies per noise level, 40 draws, 2 rounds: the code paths")
+                        help="2 studies per noise level, 40 draws, 1 round: the code paths")
     parser.add_argument("--frontier", default="3.16e18,1e19,5e19",
                         help="tops of extra fixed designs (the fixed design's FLOPs vs ratio)")
     parser.add_argument("--frontier-seeds", type=int, default=12, help="seeds per frontier top")
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     n, draws = (2, 40) if args.quick else (args.studies, args.draws)
     cfg = {"target_budget": args.target, "precision": args.precision,
-           "max_rounds": 2 if args.quick else args.max_rounds,
+           "max_rounds": 1 if args.quick else args.max_rounds,
            "round_compute": args.round_compute, "max_compute": args.max_compute,
            "min_expected_gain": args.min_gain}
     workers = 1 if args.quick else max(1, min(args.workers, n, os.cpu_count() or 1))

@@ -114,6 +114,7 @@ def check_runs(data: Path, plan: list[dict]) -> pd.DataFrame:
     return results
 
 
+@pytest.mark.slow  # ~45 s of kedro run with Dask; plugins by import path are tested in tests/plugins
 def test_example_study_end_to_end(tmp_path):
     """planning -> training -> analysis -> reporting, as `kedro run --env byo_mlp` runs it: the
     env's Dask executor, so every worker imports the user's package by its import path."""
