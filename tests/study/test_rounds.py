@@ -6,6 +6,7 @@ import pytest
 
 from flops_fit.parameters.base import ParameterError
 from flops_fit.parameters.study import StudyConfig
+from flops_fit.schema import STUDY_ROUND_COLUMNS
 from flops_fit.study import rounds
 from flops_fit.study.design import RoundDesign, Unit
 from flops_fit.study.target import Answer, answer_at
@@ -111,7 +112,7 @@ def test_the_rounds_table_puts_each_assessment_on_the_round_it_follows(pilot_ana
                                   None, 0.95, 1.0),
             rounds.round_document(2, answer, plan, None, "precise enough", 0.95, 0.0)]
     table = rounds.rounds_table(plan, docs)
-    assert list(table.columns) == list(rounds.ROUND_COLUMNS)
+    assert list(table.columns) == list(STUDY_ROUND_COLUMNS)
     assert table["runs_added"].tolist() == [6, 1]
     assert table["flops_so_far"].tolist() == pytest.approx([3.3e19, 1.33e20])
     assert table["n_opt"].tolist() == pytest.approx([answer.n_opt] * 2)

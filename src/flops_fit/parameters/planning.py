@@ -20,7 +20,7 @@ from flops_fit.parameters.base import (
     PositiveNumber,
     Section,
 )
-from flops_fit.planning.flops import PLANNING_FORMULAS
+from flops_fit.planning.flops import PLANNING_FORMULAS, readable_budget
 from flops_fit.planning.shapes import ShapeFamily
 
 MIN_SIZES_PER_BUDGET = 3  # an IsoFLOP profile needs three points to locate a minimum
@@ -53,7 +53,7 @@ class ComputeBudgets(Section):
         if self.num == 1:
             return (float(self.min),)
         # Three significant figures keep budget labels (and experiment IDs) readable.
-        return tuple(float(f"{x:.3g}") for x in np.geomspace(self.min, self.max, self.num))
+        return tuple(readable_budget(x) for x in np.geomspace(self.min, self.max, self.num))
 
 
 class PowerLawCentre(Section):

@@ -83,3 +83,8 @@ def run_flops(record: dict[str, Any], units: float) -> float:
         shape = ModelShape.from_record(record)
         return training_flops(shape, int(units), record.get("flops_formula", "full"))
     return float(per_unit) * float(units)
+
+
+def readable_budget(compute: float) -> float:
+    """A budget rounded to three significant figures: readable labels and experiment ids."""
+    return float(f"{float(compute):.3g}")

@@ -38,7 +38,8 @@ import pandas as pd
 from flops_fit.fitting.outputs.draws import surface_draws
 from flops_fit.fitting.surface.compute_model import optimal_allocation
 from flops_fit.fitting.surface.law import parametric_loss
-from flops_fit.study.target import compute_model_of_doc
+from flops_fit.planning.flops import readable_budget
+from flops_fit.reporting.inputs import compute_model as compute_model_of_doc
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,6 @@ class RoundDesign:
                 "expected_gain": self.expected_gain, "noise_sd": self.noise, "notes": self.notes}
 
 
-def _budget_label(c: float) -> float:
-    return float(f"{c:.3g}")  # three significant figures: readable budgets and experiment ids
-
-
 def noise_sd(doc: Mapping[str, Any]) -> float:
     """The study's run-to-run noise in log-loss: the parabolas' RMS residual, else the surface's."""
     diag = doc.get("diagnostics") or {}
@@ -180,7 +177,7 @@ def candidate_units(runs: pd.DataFrame, doc: Mapping[str, Any], target: float,
         new = [top * step ** (j / 2) for j in range(1, 2 * MAX_NEW_BUDGETS + 1)]
         if allowance:  # the largest budget a narrow sweep of three sizes can afford this round
             new.append(allowance / 3)
-        new = sorted({_budget_label(c) for c in new if top * 1.2 < c < target * 0.99})
+        new = sorted({readable_budget(c) for c in new if top * 1.2 < c < target * 0.99})
         for c in [*new, float(target)]:
             centre = law(c)
             group = f"extend:{c:g}"

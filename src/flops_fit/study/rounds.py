@@ -21,8 +21,6 @@ from flops_fit.schema import STUDY_ROUND_COLUMNS
 from flops_fit.study.design import RoundDesign
 from flops_fit.study.target import Answer
 
-ROUND_COLUMNS = STUDY_ROUND_COLUMNS
-
 
 class StudyConfigError(ValueError):
     """A `params:study` value that cannot work with this study; the message names the key."""
@@ -203,5 +201,5 @@ def rounds_table(plan: Sequence[Mapping[str, Any]], docs: Sequence[Mapping[str, 
             "interval_ratio": after.get("interval_ratio"),
             "stop_reason": (by_round.get(k + 1) or {}).get("stop_reason"),
         })
-    table = pd.DataFrame(rows, columns=list(ROUND_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(STUDY_ROUND_COLUMNS))
     return table.replace({np.nan: None})

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.bootstrap import interval
-from flops_fit.fitting.outputs.draws import law_draws, surface_draws, surface_point
-from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
-from flops_fit.fitting.surface.law import parametric_loss
+from flops_fit.fitting.outputs.draws import law_draws, surface_draws
+from flops_fit.fitting.surface.compute_model import optimal_allocation
+from flops_fit.fitting.surface.law import PARAM_NAMES, parametric_loss
+from flops_fit.reporting.inputs import compute_model as compute_model_of_doc
+from flops_fit.reporting.inputs import surface
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,6 @@ class Answer:
         }
 
 
-def compute_model_of_doc(doc: Mapping[str, Any]) -> ComputeModel:
-    """The compute model the analysis used (scaling_laws.json's `compute_model`)."""
-    return ComputeModel.from_dict(doc.get("compute_model"))
-
-
 def _finite(x: Any) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
@@ -76,9 +73,10 @@ def answer_at(doc: Mapping[str, Any], draws: pd.DataFrame, compute: float,
     n_point = loss_point = None
     n_samples = loss_samples = None
     if approach == "approach_3":
-        params = surface_point(doc)
-        if params is None:
+        section = surface(doc)
+        if section is None:
             return none
+        params = {k: float(section[k]) for k in PARAM_NAMES}
         model = compute_model_of_doc(doc)
         n, d = optimal_allocation(c, params, model)
         n_point, loss_point = float(n), float(parametric_loss(n, d, params))

@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.bootstrap import interval
-from flops_fit.fitting.outputs.draws import surface_draws, surface_point
+from flops_fit.fitting.outputs.draws import surface_draws
 from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.parameters.study import StudyConfig
+from flops_fit.planning.flops import readable_budget
+from flops_fit.reporting.inputs import surface as surface_point
 from flops_fit.study.design import Planner, noise_sd
 from flops_fit.study.rounds import spent_flops
 from flops_fit.study.target import Answer, answer_at
@@ -36,7 +38,7 @@ def validation_budget(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> tu
     cfg = StudyConfig.from_params(cfg)
     v = cfg.validation
     largest = max(float(r["compute_budget"]) for r in plan)
-    floor = float(f"{v.min_factor * largest:.3g}")
+    floor = readable_budget(v.min_factor * largest)
     floor_why = (f"study.validation.min_factor ({v.min_factor:g}) x the largest fitted budget "
                  f"({largest:.3g} FLOPs)")
     if v.budget is None:
@@ -49,7 +51,7 @@ def validation_budget(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> tu
         return floor, floor_why + " (study.max_compute leaves less)"
     why = ("study.target_budget" if budget == cfg.target_budget else
            "what study.max_compute leaves after the rounds")
-    return float(f"{budget:.3g}"), why
+    return readable_budget(budget), why
 
 
 def plan_validation(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]],

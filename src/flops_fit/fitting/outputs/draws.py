@@ -9,18 +9,14 @@ to see where the fit is unsure, and a user can recompute any interval from them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.isoflop.approaches import IsoflopFit
+from flops_fit.fitting.surface.law import PARAM_NAMES as SURFACE_PARAMS
 from flops_fit.fitting.surface.study import SurfaceFit
 from flops_fit.schema import LAW_COLUMNS
 
-#: the surface parameters a draw needs to predict a loss and an allocation
-SURFACE_PARAMS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
 DRAW_COLUMNS: tuple[str, ...] = (
     "draw",
     *(f"approach_2_{law}_{part}" for law in LAW_COLUMNS for part in ("coefficient", "exponent")),
@@ -69,12 +65,3 @@ def surface_draws(table: pd.DataFrame) -> dict[str, np.ndarray] | None:
     if not np.isfinite(draws["alpha"]).any():
         return None
     return draws
-
-
-def surface_point(doc: Mapping[str, Any]) -> dict[str, float] | None:
-    """Approach 3's fitted parameters from a scaling_laws document, or None when not fitted."""
-    section = doc.get("approach_3") or {}
-    values = {k: section.get(k) for k in SURFACE_PARAMS}
-    if any(v is None for v in values.values()):
-        return None
-    return {k: float(v) for k, v in values.items()}

@@ -13,35 +13,12 @@ from flops_fit.parameters.reporting import ReportingConfig
 from flops_fit.parameters.study import StudyConfig
 from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.parameters.training import TrainingConfig
+from flops_fit.pipelines.planning.nodes import study_planner
 from flops_fit.study import rounds
-from flops_fit.study.design import Planner, design_round
+from flops_fit.study.design import design_round
 from flops_fit.study.target import answer_at
 
 log = logging.getLogger(__name__)
-
-
-def study_planner(sweep_plan: list[dict[str, Any]], data_summary: dict[str, Any],
-                  training_data: Any, planning_params: PlanningConfig,
-                  training_params: TrainingConfig, corpus_params: CorpusConfig,
-                  torch_backend_params: TorchConfig, round_index: int | None) -> Planner:
-    """(budget, target sizes) -> planned run records, exactly as planning plans the pilot's."""
-    from flops_fit.pipelines.planning.nodes import study_model
-    from flops_fit.planning.sweep import plan_budget
-
-    cfg = PlanningConfig.from_params(planning_params)
-    smallest = min(float(r["model_size"]) for r in sweep_plan)
-    model, _ = study_model(cfg, data_summary, training_data,
-                           TrainingConfig.from_params(training_params), corpus_params,
-                           torch_backend_params, targets=[smallest])
-
-    def planner(budget: float, targets) -> list[dict[str, Any]]:
-        records, dropped = plan_budget(cfg, float(budget), model, list(targets), round_index or 0)
-        for d in dropped:
-            log.debug("Budget %.3g: target N=%.3g dropped (%s)", budget,
-                      d["target_model_size"], d["reason"])
-        return records
-
-    return planner
 
 
 def _seconds_per_flop(analysis_runs: pd.DataFrame) -> float | None:

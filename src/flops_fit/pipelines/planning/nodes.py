@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -129,6 +130,29 @@ def study_model(cfg: PlanningConfig, data_summary: dict[str, Any], training_data
                        int(study.data.units_per_example), train_units,
                        _loss_unit(study, training.backend))
     return model, study
+
+
+def study_planner(sweep_plan: list[dict[str, Any]], data_summary: dict[str, Any],
+                  training_data: Any, planning_params: PlanningConfig,
+                  training_params: TrainingConfig, corpus_params: CorpusConfig,
+                  torch_backend_params: TorchConfig, round_index: int | None) -> Callable[[float, Any], list[dict[str, Any]]]:
+    """(budget, target sizes) -> planned run records, exactly as planning plans the pilot's."""
+    from flops_fit.planning.sweep import plan_budget
+
+    cfg = PlanningConfig.from_params(planning_params)
+    smallest = min(float(r["model_size"]) for r in sweep_plan)
+    model, _ = study_model(cfg, data_summary, training_data,
+                           TrainingConfig.from_params(training_params), corpus_params,
+                           torch_backend_params, targets=[smallest])
+
+    def planner(budget: float, targets) -> list[dict[str, Any]]:
+        records, dropped = plan_budget(cfg, float(budget), model, list(targets), round_index or 0)
+        for d in dropped:
+            log.debug("Budget %.3g: target N=%.3g dropped (%s)", budget,
+                      d["target_model_size"], d["reason"])
+        return records
+
+    return planner
 
 
 def _loss_unit(study: Any, backend: str) -> str:

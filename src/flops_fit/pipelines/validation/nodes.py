@@ -13,7 +13,7 @@ from flops_fit.parameters.planning import PlanningConfig
 from flops_fit.parameters.study import StudyConfig
 from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.parameters.training import TrainingConfig
-from flops_fit.pipelines.next_round.nodes import study_planner
+from flops_fit.pipelines.planning.nodes import study_planner
 from flops_fit.pipelines.training.nodes import tabulate_results, train_pending_runs
 from flops_fit.study import rounds
 from flops_fit.study.validation import plan_validation, score_validation
