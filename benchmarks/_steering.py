@@ -194,6 +194,10 @@ def _no_refine(*args, **kwargs) -> list:
     return [u for u in _candidate_units(*args, **kwargs) if u.kind != "refine"]
 
 
+def _no_edges(*args, **kwargs) -> list:
+    return [u for u in _candidate_units(*args, **kwargs) if u.kind != "edges"]
+
+
 def _probe_extend(runs, doc, target, planner, *args, **kwargs) -> list:
     """Besides every candidate, one run at each new budget's predicted optimum (a probe)."""
     units = _candidate_units(runs, doc, target, planner, *args, **kwargs)
@@ -229,6 +233,7 @@ _noise_sd = design_module.noise_sd
 VARIANTS = {
     "default": {},
     "no_refine": {"candidate_units": _no_refine},  # only re-centring and new budgets
+    "no_edges": {"candidate_units": _no_edges},  # no runs at the ends of the span
     "probe_extend": {"candidate_units": _probe_extend},  # new budgets may get a single run
     "refine_wide": {"candidate_units": _refine_wide},  # refine may also go a grid step out
     # the scorer assumes twice the noise it measures (runs that the draws disagree on most)

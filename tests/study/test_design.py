@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from flops_fit.study.design import design_round, noise_sd
+from flops_fit.study.design import candidate_units, design_round, noise_sd
 from tests.study.conftest import six_nd_planner
 
 TARGET = 1e22
@@ -68,3 +70,33 @@ def test_noise_is_the_parabolas_residual_with_a_floor():
     assert noise_sd({"diagnostics": {"parabola_rms_log_residual": 0.03}}) == 0.03
     assert noise_sd({"diagnostics": {"parabola_rms_log_residual": 1e-5}}) == 0.005
     assert noise_sd({}) == 0.005
+
+
+def test_edges_sit_at_the_ends_of_the_span_at_fitted_halfway_and_new_budgets(pilot_analysis):
+    _, analysis = pilot_analysis
+    known = set(analysis.runs["experiment_id"])
+    units = candidate_units(analysis.runs, analysis.scaling_laws, TARGET, six_nd_planner(), 5,
+                            6.0, known)
+    edges = [u for u in units if u.kind == "edges"]
+    fitted = sorted({float(c) for c in analysis.runs["compute_budget"]})
+    rows = {float(r["compute_budget"]): r
+            for r in analysis.scaling_laws["diagnostics"]["budgets"]}
+    at = {u.budget: u for u in edges}
+    for c in fitted:  # every budget a re-centring unit does not already re-plan
+        if rows[c]["off_centre"] or rows[c]["optimum_at_edge"]:
+            assert c not in at
+            continue
+        sizes = sorted(r["model_size"] for r in at[c].records)
+        assert sizes[1] / sizes[0] == pytest.approx(36.0, rel=1e-6)  # span 6 each way
+        assert np.sqrt(sizes[0] * sizes[1]) == pytest.approx(rows[c]["fitted_optimum"])
+    halfway = [c for c in at if fitted[0] < c < fitted[-1] and c not in fitted]
+    assert len(halfway) == len(fitted) - 1
+    above = [u for u in edges if u.budget > fitted[-1]]
+    assert above and all(u.group == f"extend:{u.budget:g}" for u in above)  # or a sweep there
+
+
+def test_a_round_buys_edges_when_they_remove_the_most_variance_per_flop(pilot_analysis):
+    _, analysis = pilot_analysis
+    design = _design(analysis, 3e20)
+    chosen = [u for u in design.units if u.kind == "edges"]
+    assert chosen and all(u.gain > 0 for u in chosen)

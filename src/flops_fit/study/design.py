@@ -7,7 +7,11 @@ Candidates come in units a fit can use (a budget needs three sizes for its parab
 - **extend**: a new budget above the study's largest, toward C* (half-steps of the pilot's
   budget spacing, the largest budget three runs of the round's allowance can buy, and C*
   itself), with a full sweep or a narrow one of three sizes around the predicted optimum;
-- **refine**: two sizes half a grid step either side of an existing budget's fitted optimum.
+- **refine**: two sizes half a grid step either side of an existing budget's fitted optimum;
+- **edges**: two sizes at the ends of the study's span around a budget's optimum (an existing
+  budget, one halfway between two, or a new one above the largest), where the loss is furthest
+  above its minimum: the runs that tell the N term of the loss from the D term best, so the
+  ones that pin the surface's exponents (and N_opt's slope) per FLOP.
 
 Each candidate run is planned for real (the caller's `planner`: the exact model size and D),
 so its cost is its planned FLOPs. The value of a set of runs is the variance of log N_opt(C*)
@@ -57,7 +61,7 @@ WINSOR = (2.5, 97.5)  # percentiles each draw column is clipped to (outlying dra
 class Unit:
     """Runs that are chosen together: one budget's worth."""
 
-    kind: str  # recentre | extend | refine
+    kind: str  # recentre | extend | refine | edges
     budget: float
     records: list[dict[str, Any]]
     why: str
@@ -170,6 +174,11 @@ def candidate_units(runs: pd.DataFrame, doc: Mapping[str, Any], target: float,
             continue
         add("refine", c, [centre / np.sqrt(grid), centre * np.sqrt(grid)],
             f"two sizes either side of the fitted optimum N = {centre:.3g} at {c:.3g} FLOPs")
+        add("edges", c, [centre / span, centre * span], _edges_why(c, centre, span))
+    for lo, hi in zip(budgets, budgets[1:], strict=False):
+        if hi / lo > 1.5:  # room for a budget halfway between two fitted ones
+            c = readable_budget(float(np.sqrt(lo * hi)))
+            add("edges", c, [law(c) / span, law(c) * span], _edges_why(c, law(c), span))
     top = max(budgets) if budgets else None
     if top is not None and target > top * 1.01:
         ratios = np.diff(np.log(budgets))
@@ -187,7 +196,14 @@ def candidate_units(runs: pd.DataFrame, doc: Mapping[str, Any], target: float,
             add("extend", c, np.geomspace(centre / np.sqrt(span), centre * np.sqrt(span), 3),
                 f"a new budget {c:.3g} FLOPs toward C* (three sizes around N = {centre:.3g})",
                 group=group)
+            add("edges", c, [centre / span, centre * span], _edges_why(c, centre, span),
+                group=group)
     return units
+
+
+def _edges_why(budget: float, centre: float, span: float) -> str:
+    return (f"two sizes at the ends of the span, N = {centre / span:.3g} and "
+            f"{centre * span:.3g}, at {budget:.3g} FLOPs (around the optimum N = {centre:.3g})")
 
 
 def _winsorised(x: np.ndarray) -> np.ndarray:
