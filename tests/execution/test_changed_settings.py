@@ -102,10 +102,14 @@ def test_a_failed_retrain_keeps_the_earlier_result(study, caplog):
     before = _files(folder)
     params = {**SYNTH, "synthetic": {"alpha": 0.5, "failure_fraction": 1.0}, "max_retries": 0,
               "on_changed_settings": "retrain"}
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         store.save(prepare_training(plan[:1], store.load(), params))
     assert _files(folder) == before
     assert "its earlier result (trained under other settings) is kept" in caplog.text
+    # the sweep's count says what was stored: no failure record, the earlier result kept
+    assert ("Finished 1 of 1 run(s)" in caplog.text and "0 saved (0 completed, 0 failed), 1 "
+            "failed retrain(s) that kept the earlier result" in caplog.text)
+    assert "not saved" not in caplog.text
 
 
 def test_a_changed_seed_is_a_changed_setting(study):

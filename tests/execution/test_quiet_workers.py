@@ -58,6 +58,7 @@ def _run_sweep(wait_policy: str, timeout: float = 240) -> str:
     return out
 
 
+@pytest.mark.slow  # a real two-worker Dask sweep (~25 s); every worker's setting is checked below
 def test_a_two_worker_sweep_says_the_wait_policy_at_most_once():
     """A shell that says ACTIVE made each worker warn at every run (4 lines for 4 runs)."""
     out = _run_sweep("ACTIVE")

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flops_fit.execution.study_lock import LOCK_NAME
 from tests.conftest import PROJECT_ROOT, kedro_command
 
 pytestmark = pytest.mark.slurm
@@ -150,3 +152,48 @@ def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
     assert not _squeue(job_name)
     print(f"slurm test: jobs {sorted(seen)}, cancelled {killed} at {killed_at[0]:.1f} s after "
           f"{killed_at[1]} runs; {len(planned)} runs in {elapsed:.1f} s")
+
+
+def test_sigterm_on_slurm_saves_the_runs_and_cancels_the_jobs(tmp_path):
+    """What a preempted `kedro run` driving a Slurm cluster does: the one line, the runs saved,
+    nothing failed, the lock free, and none of its jobs left in the queue."""
+    _slurm_or_skip()
+    job_name = f"ff-test-{uuid.uuid4().hex[:8]}"
+    conf = _slurm_mock_conf(tmp_path, job_name, tmp_path / "slurm-logs")
+    data = tmp_path / "data"
+    runs_dir = data / "03_primary" / "runs"
+    cmd = kedro_command(data, "--pipelines", "planning,training", "--conf-source", str(conf),
+                        env="slurm")
+    log_path = tmp_path / "kedro.log"
+    seen: dict[str, str] = {}
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                                env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})
+        try:
+            deadline = time.monotonic() + 240
+            while proc.poll() is None and time.monotonic() < deadline:
+                seen.update(_squeue(job_name))
+                done = len(list(runs_dir.glob("*.json"))) if runs_dir.is_dir() else 0
+                if done >= 4:  # mid-sweep, the jobs' workers busy with runs
+                    break
+                time.sleep(0.3)
+            assert proc.poll() is None, log_path.read_text()[-4000:]
+            assert _squeue(job_name), f"no job of the sweep is queued: {seen}"
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    output = log_path.read_text()
+    assert rc == 128 + signal.SIGTERM, output[-6000:]
+    lines = [line for line in output.splitlines() if "interrupted:" in line]
+    assert len(lines) == 1 and "run the same command to resume" in lines[0], output[-4000:]
+    records = [json.loads(p.read_text()) for p in runs_dir.glob("*.json")]
+    assert len(records) >= 4 and all(r["status"] == "completed" for r in records)
+    assert (runs_dir / LOCK_NAME).read_text() == ""
+    for _ in range(100):  # scancel is asynchronous: the queue empties within seconds
+        if not _squeue(job_name):
+            break
+        time.sleep(0.2)
+    assert not _squeue(job_name), f"jobs left in the queue after SIGTERM: {_squeue(job_name)}"

@@ -35,7 +35,8 @@ def test_styles_are_local_to_each_figure(study):
     notebook = _all_figures(study, "notebook")
     summary = summarise_study(study["analysis_runs"], study["scaling_laws"], study["optimal_points"],
                               study["predictions"], study["scaling_law_curves"])
-    render_html(summary, dict(zip(figures.FIGURES, paper, strict=False)))
+    # embedded small: the check is on rcParams, not on the pixels of 300-dpi figures
+    render_html(summary, dict(zip(figures.FIGURES, paper, strict=False)), embed_dpi=30)
     render_markdown(summary)
     assert dict(mpl.rcParams) == before
 

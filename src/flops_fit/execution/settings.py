@@ -204,6 +204,20 @@ def _runs(n: int) -> str:
     return f"{n} run{'s' if n != 1 else ''}"
 
 
+def settings_check_document(
+    on_changed: str, completed: int, changed: Sequence[tuple[str, list[tuple[str, Any, Any]]]]
+) -> dict[str, Any]:
+    """What training found when it compared the completed runs with the configuration, and what
+    it did (`params:training.on_changed_settings`): the `settings_check` the report reads."""
+    return {
+        "on_changed_settings": on_changed,
+        "completed_runs": int(completed),
+        "changed_runs": sorted(key for key, _ in changed),
+        "differences": describe_changes(changed),
+        "reused": on_changed == "reuse" and bool(changed),
+    }
+
+
 def changed_settings_message(
     changed: Sequence[tuple[str, list[tuple[str, Any, Any]]]], completed: int
 ) -> str:

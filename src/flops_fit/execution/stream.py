@@ -21,6 +21,7 @@ from typing import Any
 
 from flops_fit.execution import interrupt
 from flops_fit.execution.executors import RunJob, SchedulerLostError
+from flops_fit.execution.settings import settings_check_document
 from flops_fit.execution.tasks import RunTask
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
         self._job = job
         self._show_progress = show_progress
         self._records: dict[str, dict[str, Any]] = {}  # finished, in completion order
+        # completed runs trained under other settings than the current ones, and what was done
+        # with them (execution.training.settings_check); the report says so when they were kept
+        self.settings_check: dict[str, Any] = settings_check_document("error", 0, [])
 
     # -- Mapping: the keys are the pending partition keys, in plan order -------------------
     def __len__(self) -> int:
@@ -75,7 +79,10 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
         )
         start = time.perf_counter()
         failed = 0
-        saved = {"completed": 0, "failed": 0}  # records the consumer has stored
+        # records the consumer has stored; "kept": a failed retrain, whose earlier completed
+        # result the run store keeps instead of the failure (datasets.run_store)
+        saved = {"completed": 0, "failed": 0, "kept": 0}
+        retrains = {t.partition_key for t in todo if t.reason == "changed settings"}
         bar = tqdm(
             total=len(todo),
             desc="training runs",
@@ -101,7 +108,8 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
                 yield key, record
                 # the consumer asks for the next record only once it has stored this one: a
                 # save that fails (a full disk) never comes back here
-                saved["completed" if record["status"] == "completed" else "failed"] += 1
+                saved["completed" if record["status"] == "completed"
+                      else "kept" if key in retrains else "failed"] += 1
         except SchedulerLostError as exc:
             lost = exc
         except interrupt.RunInterrupted:
@@ -110,16 +118,19 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
             bar.close()
             done = sum(1 for t in todo if t.partition_key in self._records)
             stored = saved["completed"] + saved["failed"]
+            not_saved = done - stored - saved["kept"]
             if not stopped:  # the interruption's own line says it all
                 log.info(
-                    "Finished %d of %d run(s) in %.1f s: %d saved (%d completed, %d failed)%s%s",
+                    "Finished %d of %d run(s) in %.1f s: %d saved (%d completed, %d failed)%s%s%s",
                     done,
                     len(todo),
                     time.perf_counter() - start,
                     stored,
                     saved["completed"],
                     saved["failed"],
-                    f", {done - stored} not saved" if stored < done else "",
+                    f", {saved['kept']} failed retrain(s) that kept the earlier result"
+                    if saved["kept"] else "",
+                    f", {not_saved} not saved" if not_saved > 0 else "",
                     f", {len(todo) - done} still pending" if done < len(todo) else "",
                 )
         if stopped:

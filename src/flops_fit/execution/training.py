@@ -20,6 +20,7 @@ from flops_fit.execution.settings import (
     SettingsChangedError,
     changed_settings_message,
     describe_changes,
+    settings_check_document,
     training_settings,
 )
 from flops_fit.execution.stream import RunStream
@@ -105,4 +106,7 @@ def prepare_training(
         show_progress=config.show_progress and config.executor == "sequential",
     )
     log.debug("Backend parameters (params:%s): %s", section, backend_params)
-    return RunStream(pending, executor, job, show_progress=config.show_progress)
+    stream = RunStream(pending, executor, job, show_progress=config.show_progress)
+    stream.settings_check = settings_check_document(config.on_changed_settings,
+                                                    report.completed, report.changed)
+    return stream

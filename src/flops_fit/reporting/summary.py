@@ -43,12 +43,15 @@ def summarise_study(
     title: str = "Compute-optimal scaling report",
     validation: Any = None,
     study_rounds: Any = None,
+    settings_check: Any = None,
 ) -> dict[str, Any]:
     """Everything the report says, as plain JSON-ready data (numbers unformatted).
 
     `runs` is the run table (`analysis_runs`: every run with analysis's canonical columns,
     budget and used_in_fit / reason; a `results`-shaped table works too). `validation` and
     `study_rounds`: a steered study's verdict and rounds (`reporting.study_summary`), if any.
+    `settings_check`: training's comparison of the completed runs with the configuration; runs
+    kept although their settings changed (`on_changed_settings: reuse`) are said at the top.
     """
     laws = inp.laws_dict(scaling_laws)
     raw_runs, runs = runs, inp.runs_frame(runs)
@@ -71,6 +74,7 @@ def summarise_study(
         "missing": missing,
         "validation": validation_section(validation),
         "study": study_section(study_rounds),
+        "settings_reused": settings_reused(settings_check),
         "headline": headline(laws, preds, curves, optima, headline_budget, headline_approach,
                              confidence, notes, unit),
         "laws": [_law_summary(laws, a) for a in APPROACHES],
@@ -81,8 +85,22 @@ def summarise_study(
         "meta": _meta(meta, laws),
         "figures": [{"name": name, **spec} for name, spec in figure_specs(unit).items()],
     }
-    summary["warnings"] = _warnings(laws) + notes
+    reused = summary["settings_reused"]
+    summary["warnings"] = _warnings(laws) + notes + ([reused["text"]] if reused else [])
     return json_safe(summary)
+
+
+def settings_reused(check: Any) -> dict[str, Any] | None:
+    """The runs kept although they were trained under other settings than the configuration
+    gives now (`params:training.on_changed_settings: reuse`), and what differs; else None."""
+    if not isinstance(check, Mapping) or not check.get("reused"):
+        return None
+    runs = list(check.get("changed_runs") or [])
+    differences = [str(d) for d in check.get("differences") or []]
+    text = (f"{len(runs)} of {check.get('completed_runs', len(runs))} completed runs were "
+            "trained under other settings than the configuration gives now and were kept "
+            "(params:training.on_changed_settings: reuse): " + "; ".join(differences))
+    return {"runs": runs, "differences": differences, "text": text}
 
 
 def _missing_inputs(raw_runs, runs, laws, optima, preds, curves) -> list[dict[str, str]]:

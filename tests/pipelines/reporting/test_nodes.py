@@ -99,3 +99,27 @@ def test_report_nodes_use_the_parameters(study):
     html = render_html_report(summary, fig, fig, fig, fig, PARAMS)
     assert html.count("data:image/png;base64,") == 4
     assert render_markdown_report(summary).startswith("# Test study")
+
+
+def test_runs_reused_under_other_settings_are_said_at_the_top(study):
+    args = (study["analysis_runs"], study["scaling_laws"], study["optimal_points"],
+            study["predictions"], study["scaling_law_curves"], PARAMS)
+    check = {"on_changed_settings": "reuse", "completed_runs": 12, "reused": True,
+             "changed_runs": ["a", "b"], "differences": ["torch_backend.optimizer.lr: 0.01 → "
+                                                         "0.5 (2 runs)"]}
+    summary = summarise_report(*args, settings_check=check)
+    text = ("2 of 12 completed runs were trained under other settings than the configuration "
+            "gives now and were kept (params:training.on_changed_settings: reuse): "
+            "torch_backend.optimizer.lr: 0.01 → 0.5 (2 runs)")
+    assert summary["settings_reused"]["text"] == text and text in summary["warnings"]
+    markdown = render_markdown_report(summary)
+    top = markdown.split("## ")[0]  # before the first section: beside the headline
+    assert "**Runs reused under other settings:**" in top and "0.01 → 0.5" in top
+    fig = plot_parametric_fit(None, None, PARAMS)[0]
+    html = render_html_report(summary, fig, fig, fig, fig, PARAMS)
+    assert html.index('id="settings-reused"') < html.index('id="answer"')
+    # nothing changed, or changed and trained again: the report says nothing of it
+    for quiet in (None, {**check, "reused": False, "on_changed_settings": "retrain"}):
+        summary = summarise_report(*args, settings_check=quiet)
+        assert summary["settings_reused"] is None
+        assert "reused under other settings" not in render_markdown_report(summary)

@@ -24,14 +24,15 @@ PARAMS = {"style": "notebook", "headline_budget": 1e24, "headline_approach": "ap
 def _memory_catalog(inputs: dict) -> DataCatalog:
     datasets = {name: MemoryDataset(value) for name, value in inputs.items()}
     datasets["params:reporting"] = MemoryDataset(PARAMS)
-    for name in ("validation", "study_rounds"):  # a study without either: they load as None
+    for name in ("validation", "study_rounds", "settings_check"):  # absent: they load as None
         datasets.setdefault(name, MemoryDataset(None))
     return DataCatalog(datasets=datasets)
 
 
 def test_pipeline_runs_on_memory_catalog(study):
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {*INPUTS, "params:reporting", "validation", "study_rounds"}
+    assert pipeline.inputs() == {*INPUTS, "params:reporting", "validation", "study_rounds",
+                                 "settings_check"}
     outputs = SequentialRunner().run(pipeline, _memory_catalog({k: study[k] for k in INPUTS}))
     assert set(outputs) == {f"{name}_plot" for name in FIGURES} | {"report_html",
                                                                   "report_markdown"}

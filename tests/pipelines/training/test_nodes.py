@@ -14,12 +14,26 @@ SYNTH = {"backend": "synthetic", "executor": "sequential", "show_progress": Fals
 
 def test_train_pending_runs_returns_a_lazy_stream_of_the_pending_runs():
     plan = small_plan()
-    stream = train_pending_runs(plan, {}, "", SYNTH, {}, CORPUS)
+    check, stream = train_pending_runs(plan, {}, "", SYNTH, {}, CORPUS)
     assert isinstance(stream, RunStream)
     assert list(stream) == [r["experiment_id"] for r in plan]
+    assert check["completed_runs"] == 0 and not check["reused"]
     records = stream.records()
-    again = train_pending_runs(plan, records, "", SYNTH, {}, CORPUS)
+    check, again = train_pending_runs(plan, records, "", SYNTH, {}, CORPUS)
     assert len(again) == 0
+    assert check == {"on_changed_settings": "error", "completed_runs": len(plan),
+                     "changed_runs": [], "differences": [], "reused": False}
+
+
+def test_reused_runs_are_listed_with_their_differences():
+    plan = small_plan()
+    _, stream = train_pending_runs(plan, {}, "", SYNTH, {}, CORPUS)
+    records = stream.records()
+    params = {**SYNTH, "on_changed_settings": "reuse", "synthetic": {"noise_sigma": 0.02}}
+    check, again = train_pending_runs(plan, records, "", params, {}, CORPUS)
+    assert len(again) == 0 and check["reused"]
+    assert check["changed_runs"] == sorted(records)
+    assert check["differences"] == [f"training.synthetic.noise_sigma: 0.01 → 0.02 ({len(plan)} runs)"]
 
 
 def test_train_pending_runs_rejects_bad_input_before_running():
@@ -33,7 +47,7 @@ def test_train_pending_runs_rejects_bad_input_before_running():
 def test_tabulate_results_gives_results_and_run_results():
     plan = small_plan()
     params = {**SYNTH, "seeds": 2}
-    records = train_pending_runs(plan, {}, "", params, {}, CORPUS).records()
+    records = train_pending_runs(plan, {}, "", params, {}, CORPUS)[1].records()
     results, run_results = tabulate_results(plan, records, params)
     assert isinstance(results, pd.DataFrame) and isinstance(run_results, pd.DataFrame)
     assert list(results["experiment_id"]) == [r["experiment_id"] for r in plan]

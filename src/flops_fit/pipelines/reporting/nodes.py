@@ -64,14 +64,17 @@ def summarise_report(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any],
                      optimal_points: pd.DataFrame, predictions: pd.DataFrame,
                      scaling_law_curves: pd.DataFrame, reporting: ReportingConfig,
                      validation: dict[str, Any] | None = None,
-                     study_rounds: pd.DataFrame | None = None) -> dict[str, Any]:
-    """What the report says, as JSON: a validation verdict first when there is one, the
-    headline numbers, the study's rounds, then laws, checks, runs."""
+                     study_rounds: pd.DataFrame | None = None,
+                     settings_check: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the report says, as JSON: a validation verdict first when there is one, runs
+    reused under changed settings, the headline numbers, the study's rounds, then laws,
+    checks, runs."""
     cfg = ReportingConfig.from_params(reporting)
     summary = summarise_study(
         analysis_runs, scaling_laws, optimal_points, predictions, scaling_law_curves,
         headline_budget=cfg.headline_budget, headline_approach=cfg.headline_approach,
         title=cfg.title, validation=validation, study_rounds=study_rounds,
+        settings_check=settings_check,
     )
     if summary["validation"] is not None:
         log.info("Validation (%s): %s", summary["validation"]["status"],

@@ -44,13 +44,14 @@ def train_pending_runs(
     training_params: TrainingConfig,
     torch_backend_params: TorchConfig,
     corpus_params: CorpusConfig,
-) -> RunStream:
-    """Validate, choose the runs still to do, and return them as a lazy RunStream.
+) -> tuple[dict[str, Any], RunStream]:
+    """Validate, choose the runs still to do, and return them as a lazy RunStream, with what the
+    comparison of the completed runs with the configuration found (`settings_check`).
 
     The runs execute while the `runs` dataset saves the stream: each record is written to its
     own file the moment its run ends (see flops_fit.datasets.run_store).
     """
-    return prepare_training(
+    stream = prepare_training(
         study_plan,
         existing_runs,
         training_params,
@@ -58,6 +59,7 @@ def train_pending_runs(
         training_data=training_data,
         corpus_params=corpus_params,
     )
+    return stream.settings_check, stream
 
 
 def tabulate_results(

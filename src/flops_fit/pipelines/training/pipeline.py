@@ -26,7 +26,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:torch_backend",
                     "params:corpus",
                 ],
-                "runs",
+                # settings_check first: Kedro saves outputs in order, and saving `runs` trains
+                ["settings_check", "runs"],
                 name="train_pending_runs",
             ),
             Node(

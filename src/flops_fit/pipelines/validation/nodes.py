@@ -63,8 +63,9 @@ def train_validation_runs(
     folder); nothing when no validation run could be planned."""
     if not validation_plan:
         return {}
-    return train_pending_runs(validation_plan, existing_validation_runs, training_data,
-                              training_params, torch_backend_params, corpus_params)
+    _, stream = train_pending_runs(validation_plan, existing_validation_runs, training_data,
+                                   training_params, torch_backend_params, corpus_params)
+    return stream
 
 
 def score_validation_runs(
