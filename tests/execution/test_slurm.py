@@ -86,14 +86,28 @@ def _slurm_mock_conf(root: Path, job_name: str, log_dir: Path) -> Path:
     return conf
 
 
-def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
+def _mock_study_on_slurm(tmp_path: Path) -> tuple[str, Path, list[str]]:
+    """A fresh job name, the study's data folder and the `kedro run` of its sweep on Slurm."""
     _slurm_or_skip()
     job_name = f"ff-test-{uuid.uuid4().hex[:8]}"
     conf = _slurm_mock_conf(tmp_path, job_name, tmp_path / "slurm-logs")
     data = tmp_path / "data"
+    return job_name, data, kedro_command(data, "--pipelines", "planning,training",
+                                         "--conf-source", str(conf), env="slurm")
+
+
+def _queue_empties(job_name: str) -> bool:
+    """scancel is asynchronous: wait up to 20 s for the job name to leave the queue."""
+    for _ in range(100):
+        if not _squeue(job_name):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
+    job_name, data, cmd = _mock_study_on_slurm(tmp_path)
     runs_dir = data / "03_primary" / "runs"
-    cmd = kedro_command(data, "--pipelines", "planning,training", "--conf-source", str(conf),
-                        env="slurm")
     log_path = tmp_path / "kedro.log"
     started = time.monotonic()
     seen: dict[str, str] = {}
@@ -145,11 +159,7 @@ def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
     assert not failed, failed
 
     # the sweep's jobs are cancelled when it ends
-    for _ in range(50):
-        if not _squeue(job_name):
-            break
-        time.sleep(0.2)
-    assert not _squeue(job_name)
+    assert _queue_empties(job_name), _squeue(job_name)
     print(f"slurm test: jobs {sorted(seen)}, cancelled {killed} at {killed_at[0]:.1f} s after "
           f"{killed_at[1]} runs; {len(planned)} runs in {elapsed:.1f} s")
 
@@ -157,13 +167,8 @@ def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
 def test_sigterm_on_slurm_saves_the_runs_and_cancels_the_jobs(tmp_path):
     """What a preempted `kedro run` driving a Slurm cluster does: the one line, the runs saved,
     nothing failed, the lock free, and none of its jobs left in the queue."""
-    _slurm_or_skip()
-    job_name = f"ff-test-{uuid.uuid4().hex[:8]}"
-    conf = _slurm_mock_conf(tmp_path, job_name, tmp_path / "slurm-logs")
-    data = tmp_path / "data"
+    job_name, data, cmd = _mock_study_on_slurm(tmp_path)
     runs_dir = data / "03_primary" / "runs"
-    cmd = kedro_command(data, "--pipelines", "planning,training", "--conf-source", str(conf),
-                        env="slurm")
     log_path = tmp_path / "kedro.log"
     seen: dict[str, str] = {}
     with log_path.open("w") as log_file:
@@ -192,8 +197,4 @@ def test_sigterm_on_slurm_saves_the_runs_and_cancels_the_jobs(tmp_path):
     records = [json.loads(p.read_text()) for p in runs_dir.glob("*.json")]
     assert len(records) >= 4 and all(r["status"] == "completed" for r in records)
     assert (runs_dir / LOCK_NAME).read_text() == ""
-    for _ in range(100):  # scancel is asynchronous: the queue empties within seconds
-        if not _squeue(job_name):
-            break
-        time.sleep(0.2)
-    assert not _squeue(job_name), f"jobs left in the queue after SIGTERM: {_squeue(job_name)}"
+    assert _queue_empties(job_name), f"jobs left in the queue after SIGTERM: {_squeue(job_name)}"
