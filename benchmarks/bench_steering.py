@@ -37,7 +37,7 @@ noise (every study, after round 4 or 5), not at 3% (max_rounds ends those).
 Full mode exits non-zero when the value goal or a coverage target is missed.
 
     .venv/bin/python benchmarks/bench_steering.py               # 2 noise levels x 60 studies
-    .venv/bin/python benchmarks/bench_steering.py --quick       # 2 x 2 studies, 40 draws, 1 round: seconds
+    .venv/bin/python benchmarks/bench_steering.py --quick       # 2 x 2 studies, 40 draws, 1 round, 1 frontier top
     .venv/bin/python benchmarks/bench_steering.py --max-compute 2e20 --studies 10 --noise 0.01
     .venv/bin/python benchmarks/bench_steering.py --variant no_edges  # a design variant
 
@@ -198,6 +198,7 @@ def main(argv=None) -> int:
               + " | ".join(by_round))
         m = min(n, args.frontier_seeds)
         tops_f = [float(t) for t in args.frontier.split(",")] if args.frontier else []
+        tops_f = tops_f[:1] if args.quick else tops_f  # quick: the code path, one top
         for top in tops_f:
             fx = _workers(st.fixed_worker,
                           ((), (noise, draws, args.target, ROOT, st.FIXED_CENTRES["prior"])),
