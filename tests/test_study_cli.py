@@ -17,12 +17,12 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT
 
-#: a small steered study on the synthetic surface; each run takes 0.3 s so a kill lands in one
+#: a small steered study on the synthetic surface; each run takes 0.2 s so a kill lands in one
 PARAMS = {
     "planning": {"compute_budgets": {"values": [1e18, 1e19, 1e20]},
                  "model_sizes": {"num": 4, "span_factor": 6.0,
                                  "power_law": {"coefficient": 0.2}}},
-    "training": {"show_progress": False, "synthetic": {"sleep_seconds": 0.3}},
+    "training": {"show_progress": False, "synthetic": {"sleep_seconds": 0.2}},
     "analysis": {"bootstrap": {"draws": 50}, "target_budgets": [1e22]},
     "study": {"target_budget": 1e22, "precision": 1.01, "max_compute": 1e23, "max_rounds": 2,
               "min_expected_gain": 0.0, "validation": {"enabled": False}},
@@ -80,7 +80,7 @@ def test_kill_9_in_round_two_and_the_same_command_resumes_it(tmp_path):
         while 2 not in _round_of_saved_runs(data):
             assert proc.poll() is None, f"kedro study ended early: {proc.stderr.read()[-3000:]}"
             assert time.monotonic() < deadline, "round 2 never started"
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .toy_plugins import HERE
 
 #: one tiny budget, three sizes of the toy MLP on fresh random examples, trained in-process
@@ -53,6 +55,7 @@ def test_an_unresolved_factory_fails_before_any_node(kedro_run):
     assert not _files(kedro_run.data_root / "02_intermediate")
 
 
+@pytest.mark.slow  # a real kedro run (~8 s); the check is tested in process (test_contracts.py)
 def test_a_factory_that_raises_fails_in_planning(kedro_run):
     output = _run(kedro_run, **{"training.model.factory": HERE + "mlp_up_to_64"})
     assert "Node plan_isoflop_sweep" in output  # planning, not training
@@ -62,6 +65,7 @@ def test_a_factory_that_raises_fails_in_planning(kedro_run):
     assert not _files(kedro_run.data_root / "03_primary" / "runs", "*.json")
 
 
+@pytest.mark.slow  # a real kedro run (~8 s); the check is tested in process (test_contracts.py)
 def test_a_loss_that_cannot_take_the_output_fails_in_planning(kedro_run):
     # the default flops_formula (auto: measured) checks the loss before counting FLOPs
     output = _run(kedro_run, **{"training.loss": HERE + "sequence_loss"})

@@ -248,6 +248,7 @@ def test_nan_zero_and_negative_losses_are_left_out_with_one_warning_naming_them(
     assert "2 of 9 runs left out" in caplog.records[0].getMessage()
 
 
+@pytest.mark.slow  # a real kedro run (~11 s); the same rule and message are tested in process above
 def test_imported_csv_with_bad_losses_fits_with_a_warning_naming_them(kedro_run, tmp_path):
     """Through a real `kedro run --env imported`: the 3 bad rows are left out, the rest fit."""
     import json

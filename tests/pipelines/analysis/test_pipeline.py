@@ -219,6 +219,7 @@ def test_imported_chinchilla_runs(kedro_run):
     assert len(runs) == 245 and runs["used_in_fit"].sum() == 240
 
 
+@pytest.mark.slow  # a real kedro run (~10 s); the message is tested in process (test_table.py)
 def test_imported_bad_table_names_column_row_and_file(kedro_run, tmp_path):
     bad = tmp_path / "runs.csv"
     df = synthetic_results(sizes_per_budget=4)[["model_size", "num_tokens", "final_loss"]]
@@ -235,6 +236,7 @@ def test_imported_bad_table_names_column_row_and_file(kedro_run, tmp_path):
     )
 
 
+@pytest.mark.slow  # a real kedro run (~10 s); the reading is tested in process (test_prepare.py)
 def test_imported_table_with_only_a_budget_column(kedro_run, tmp_path):
     """The CS336 IsoFLOP file's shape: (parameters, compute_budget, final_loss), no C or D."""
     table = synthetic_results(noise=0.005, seed=4)

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -29,6 +30,8 @@ def test_pipeline_runs_on_memory_catalog():
     json.dumps(summary)  # the summary must be plain JSON
 
 
+@pytest.mark.slow  # a real kedro run (~9 s); the pipeline runs in process above, and session
+# runs of planning are in the training, study-lock and study tests
 def test_session_run_writes_the_plan(kedro_run):
     kedro_run("--pipelines", "planning", env="mock")
     plan = read_json(kedro_run.data_root / "02_intermediate" / "sweep_plan.json")
