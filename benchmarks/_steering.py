@@ -190,12 +190,11 @@ def fixed_study(top: float, noise: float, seed: int, draws: int, target: float,
                 ans.ratio)
 
 
-def _no_refine(*args, **kwargs) -> list:
-    return [u for u in _candidate_units(*args, **kwargs) if u.kind != "refine"]
-
-
-def _no_edges(*args, **kwargs) -> list:
-    return [u for u in _candidate_units(*args, **kwargs) if u.kind != "edges"]
+def _without(kind: str):
+    """candidate_units less every unit of one kind."""
+    def units(*args, **kwargs) -> list:
+        return [u for u in _candidate_units(*args, **kwargs) if u.kind != kind]
+    return units
 
 
 def _probe_extend(runs, doc, target, planner, *args, **kwargs) -> list:
@@ -232,8 +231,8 @@ _noise_sd = design_module.noise_sd
 #: name -> what it does to `flops_fit.study.design` (experiments; "default" leaves it alone)
 VARIANTS = {
     "default": {},
-    "no_refine": {"candidate_units": _no_refine},  # only re-centring and new budgets
-    "no_edges": {"candidate_units": _no_edges},  # no runs at the ends of the span
+    "no_refine": {"candidate_units": _without("refine")},  # only re-centring and new budgets
+    "no_edges": {"candidate_units": _without("edges")},  # no runs at the ends of the span
     "probe_extend": {"candidate_units": _probe_extend},  # new budgets may get a single run
     "refine_wide": {"candidate_units": _refine_wide},  # refine may also go a grid step out
     # the scorer assumes twice the noise it measures (runs that the draws disagree on most)

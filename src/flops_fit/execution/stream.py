@@ -21,7 +21,6 @@ from typing import Any
 
 from flops_fit.execution import interrupt
 from flops_fit.execution.executors import RunJob, SchedulerLostError
-from flops_fit.execution.settings import settings_check_document
 from flops_fit.execution.tasks import RunTask
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,8 @@ log = logging.getLogger(__name__)
 
 class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
     def __init__(
-        self, tasks: list[RunTask], executor: Any, job: RunJob, show_progress: bool = True
+        self, tasks: list[RunTask], executor: Any, job: RunJob, show_progress: bool = True,
+        settings_check: dict[str, Any] | None = None,
     ):
         self._tasks = {t.partition_key: t for t in tasks}
         self._executor = executor
@@ -37,8 +37,8 @@ class RunStream(Mapping[str, Callable[[], dict[str, Any]]]):
         self._show_progress = show_progress
         self._records: dict[str, dict[str, Any]] = {}  # finished, in completion order
         # completed runs trained under other settings than the current ones, and what was done
-        # with them (execution.training.settings_check); the report says so when they were kept
-        self.settings_check: dict[str, Any] = settings_check_document("error", 0, [])
+        # with them (execution.settings.settings_check_document); the report says so when kept
+        self.settings_check = settings_check
 
     # -- Mapping: the keys are the pending partition keys, in plan order -------------------
     def __len__(self) -> int:

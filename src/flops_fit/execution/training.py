@@ -106,7 +106,6 @@ def prepare_training(
         show_progress=config.show_progress and config.executor == "sequential",
     )
     log.debug("Backend parameters (params:%s): %s", section, backend_params)
-    stream = RunStream(pending, executor, job, show_progress=config.show_progress)
-    stream.settings_check = settings_check_document(config.on_changed_settings,
-                                                    report.completed, report.changed)
-    return stream
+    check = settings_check_document(config.on_changed_settings, report.completed, report.changed)
+    return RunStream(pending, executor, job, show_progress=config.show_progress,
+                     settings_check=check)
