@@ -112,8 +112,8 @@ def test_colliding_shapes_are_dropped_not_duplicated():
 
 def test_thin_budget_error_names_budget_and_reason():
     p = base_params()
-    p["compute_budgets"] = {"values": [1e9]}
-    with pytest.raises(PlanningError, match=r"compute budget 1e\+09 FLOPs keeps only"):
+    p["compute_budgets"] = {"values": [1e8]}
+    with pytest.raises(PlanningError, match=r"compute budget 1e\+08 FLOPs keeps only"):
         plan_sweep(PlanningConfig.from_params(p))
 
 

@@ -120,7 +120,7 @@ class AnalysisConfig(Section):
     approach_3: Approach3Params = Approach3Params()
     bootstrap: BootstrapParams = BootstrapParams()
     confidence_level: Number = Field(0.95, gt=0, lt=1)
-    target_budgets: tuple[PositiveNumber, ...] = Field((1.0e13, 3.0e13, 1.0e14), min_length=1)
+    target_budgets: tuple[PositiveNumber, ...] = Field((3.0e12, 1.0e13, 3.0e13), min_length=1)
     curve_points: Integer = Field(60, ge=2)
     blas_threads: PositiveInt | None = 1  # BLAS threads while fitting (null: leave them alone)
     source: str | None = None  # label for the runs in messages and meta.source

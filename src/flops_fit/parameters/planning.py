@@ -29,9 +29,9 @@ MIN_SIZES_PER_BUDGET = 3  # an IsoFLOP profile needs three points to locate a mi
 class ComputeBudgets(Section):
     SECTION = "planning.compute_budgets"
 
-    values: tuple[PositiveNumber, ...] | None = Field((3.0e11, 1.0e12, 3.0e12), min_length=1)
-    min: PositiveNumber = 3.0e11
-    max: PositiveNumber = 3.0e12
+    values: tuple[PositiveNumber, ...] | None = Field((1.0e11, 3.0e11, 1.0e12), min_length=1)
+    min: PositiveNumber = 1.0e11
+    max: PositiveNumber = 1.0e12
     num: PositiveInt = 3
 
     @model_validator(mode="after")
@@ -66,7 +66,7 @@ class PowerLawCentre(Section):
 class FixedRange(Section):
     SECTION = "planning.model_sizes.fixed_range"
 
-    min: PositiveNumber = 2.0e3
+    min: PositiveNumber = 1.0e3
     max: PositiveNumber = 8.0e5
 
     @model_validator(mode="after")
@@ -79,7 +79,7 @@ class FixedRange(Section):
 class ModelSizes(Section):
     SECTION = "planning.model_sizes"
 
-    num: Integer = 6
+    num: Integer = 7
     centre: Literal["power_law", "fixed_range"] = "fixed_range"
     power_law: PowerLawCentre = PowerLawCentre()
     span_factor: Number = Field(8.0, gt=1)

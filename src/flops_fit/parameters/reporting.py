@@ -16,7 +16,7 @@ class ReportingConfig(Section):
     SECTION = "reporting"
 
     style: Literal[tuple(STYLES)] = "notebook"  # notebook: screen; paper: serif, 300 dpi
-    headline_budget: PositiveNumber = 1.0e13  # the report opens with N and D at this budget
+    headline_budget: PositiveNumber = 3.0e12  # the report opens with N and D at this budget
     # auto: the approach analysis recommends (scaling_laws.recommended_approach); an explicit
     # approach falls back 3 -> 2 -> 1 when it was not fitted
     headline_approach: Literal[("auto", *APPROACHES)] = "auto"

@@ -30,9 +30,9 @@ class ValidationParams(Section):
 class StudyConfig(Section):
     SECTION = "study"
 
-    target_budget: PositiveNumber = 1.0e13  # C*: the budget whose N_opt the study must answer
+    target_budget: PositiveNumber = 3.0e12  # C*: the budget whose N_opt the study must answer
     precision: Number = Field(2.0, gt=1)  # stop when N_opt(C*)'s interval hi/lo is within this
-    max_compute: PositiveNumber = 4.5e13  # training FLOPs of every round together, pilot included
+    max_compute: PositiveNumber = 1.5e13  # training FLOPs of every round together, pilot included
     max_rounds: PositiveInt = 4  # rounds after the pilot
     # a round may spend at least this multiple of the FLOPs trained so far (1: it may double
     # the study), more when max_compute would otherwise be left unspent after max_rounds
