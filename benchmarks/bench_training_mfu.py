@@ -17,7 +17,10 @@ the `MFU causal` column counts attention at (T+1)/2T instead (what is really exe
 
 Prints tokens/s and MFU per shape of the default sweep (conf/base/parameters_planning.yml), the
 smallest and largest shapes, and the sweep-wide MFU weighted by each run's time (total FLOPs ÷
-Σ run FLOPs / MFU of its shape), with the predicted training wall time of the sweep.
+Σ run FLOPs / MFU of its shape), with the predicted training wall time of the sweep. Each
+measured run records its loss curve as a study's run does (`torch_backend.curve`, on the study's
+held-out set): the `curve` column is the time of its evaluations over the run's training time
+(target: at most `torch_backend.curve.max_cost`, a share of the run's FLOPs).
 
 The parameters are the environment's own (Kedro's config loader, validated by the project's
 parameter models); the trainer runs on the CPU, one thread per worker, without checkpoints.
@@ -52,7 +55,6 @@ sys.path.insert(0, str(ROOT / "src"))
 from _harness import CTX, FAIL_MODES, exit_on_failure, run_workers  # noqa: E402
 
 TARGET_MFU = 0.5
-EVAL_TOKENS = 512  # held-out tokens per measured run: the evaluation is not what is measured
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ FULL = Settings(seconds=4.0, min_steps=8, peak_size=2048, peak_seconds=0.6, cuda
 QUICK = Settings(seconds=0.1, min_steps=3, peak_size=512, peak_seconds=0.1, cuda_peak_size=1024)
 QUICK_SHAPES = 2  # the smallest shapes of the sweep
 QUICK_WORKERS = 1
+QUICK_HELDOUT_TOKENS = 4096  # the quick mode's held-out set (the full one: the study's)
 
 
 def load_parameters(env: str) -> dict:
@@ -101,10 +104,10 @@ def planned_runs(params: dict, batch_size: int | None = None) -> tuple[list[dict
     return records, int(split.train.size)
 
 
-def trainer_config(params: dict, device: str = "cpu"):
+def trainer_config(params: dict, device: str = "cpu", heldout_tokens: int | None = None):
     """(the environment's `params:torch_backend`, the same on `device` — on the CPU one thread
-    in float32, on CUDA the environment's precision — without checkpoints and with a short
-    held-out evaluation: what the workers measure)."""
+    in float32, on CUDA the environment's precision — without checkpoints: what the workers
+    measure; `heldout_tokens` replaces the study's held-out size)."""
     from flops_fit.parameters.torch_backend import TorchConfig
 
     study = TorchConfig.from_params(params.get("torch_backend"))
@@ -112,7 +115,8 @@ def trainer_config(params: dict, device: str = "cpu"):
     section.update(device=device, num_threads=1, checkpoint_every_minutes=None)
     if device == "cpu":
         section.update(precision="float32")
-    section["eval"]["heldout_tokens"] = EVAL_TOKENS
+    if heldout_tokens:
+        section["eval"]["heldout_tokens"] = heldout_tokens
     return study, TorchConfig.from_params(section)
 
 
@@ -207,7 +211,9 @@ def worker(rank: int, shapes: list[dict], cfg, settings: Settings, barrier) -> l
         out = train(num_steps=steps)
         after = peak()
         results.append(
-            {"tokens_per_second": out["units_per_second"], "peak": (before + after) / 2}
+            {"tokens_per_second": out["units_per_second"], "peak": (before + after) / 2,
+             "curve_share": out["curve_seconds"] / out["train_seconds"],
+             "curve_points": len(out["loss_curve"])}
         )
     return results
 
@@ -237,12 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"seconds: {QUICK_WORKERS} worker(s), the {QUICK_SHAPES} smallest shapes, tiny timings "
         "(exercises the code, measures nothing)",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help=f"worker processes (default: one per core; {QUICK_WORKERS} with --quick)",
-    )
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"worker processes (default: one per core; {QUICK_WORKERS} with "
+                        "--quick)")
     parser.add_argument("--seconds", type=float, default=None, help="per shape and worker")
     parser.add_argument("--env", default="base", help="conf environment to plan the sweep from")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -250,18 +253,10 @@ def main(argv: list[str] | None = None) -> int:
                         "process in the environment's precision, MFU vs the GPU's peak")
     parser.add_argument("--batch-size", type=int, default=None, help="override planning.batch_size")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        help="give up (exit 1) when the workers take longer than this many seconds",
-    )
-    parser.add_argument(
-        "--fail-worker",
-        choices=FAIL_MODES,
-        default=None,
-        help="make worker 0 raise or exit on purpose (tests the failure path)",
-    )
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="give up (exit 1) when the workers take longer than this many seconds")
+    parser.add_argument("--fail-worker", choices=FAIL_MODES, default=None,
+                        help="make worker 0 raise or exit on purpose (tests the failure path)")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     if args.seconds is not None:
@@ -274,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     from flops_fit.planning.shapes import ModelShape
 
     params = load_parameters(args.env)
-    study_cfg, cfg = trainer_config(params, args.device)
+    study_cfg, cfg = trainer_config(params, args.device,
+                                    QUICK_HELDOUT_TOKENS if args.quick else None)
     records, train_tokens = planned_runs(params, args.batch_size)
 
     def shape_key(r: dict) -> tuple:
@@ -316,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     flops_scale, flops_unit = (1e12, "TFLOP/s") if args.device == "cuda" else (1e9, "GFLOP/s")
     header = (
         f"{'shape':<16}{'N':>9}{'batch':>6}{'tokens/s':>11}{flops_unit:>9}{'peak':>7}"
-        f"{'MFU':>7}{'MFU causal':>12}"
+        f"{'MFU':>7}{'MFU causal':>12}{'curve':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -338,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             "peak_flops_per_second": peak,
             "mfu": fps / peak,
             "mfu_causal": tps * causal_flops_per_token(shape) / peak,
+            "curve_share": max(o[i]["curve_share"] for o in outs),
+            "curve_points": min(o[i]["curve_points"] for o in outs),
         }
         table.append(row)
         rate[id(r)], mfu_of[id(r)] = tps, row["mfu"]
@@ -345,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{f'd{shape.d_model} L{shape.num_layers} h{shape.num_heads}':<16}"
             f"{r['model_size']:>9}{r['batch_size']:>6}{tps:>11.0f}{fps / flops_scale:>9.1f}"
             f"{peak / flops_scale:>7.1f}{row['mfu']:>7.2f}{row['mfu_causal']:>12.2f}"
+            f"{row['curve_share']:>8.1%} ({row['curve_points']:>2})"
         )
 
     # every planned run at the measured rate of its shape
@@ -375,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(runs {sum(times):.0f} s + held-out evaluation {sum(evals):.0f} s of worker time; "
         f"longest-first schedule); corpus: {train_tokens} training tokens"
     )
+    worst = max(row["curve_share"] for row in table)
+    limit = study_cfg.curve.max_cost
+    print(f"loss curves: at most {worst:.1%} of a run's training time "
+          f"({worst / limit:.2f}x the torch_backend.curve.max_cost of {limit:.0%} of its FLOPs)")
     print(f"(benchmark wall time {bench_wall:.0f} s)")
     if args.json:
         args.json.write_text(

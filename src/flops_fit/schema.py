@@ -161,6 +161,17 @@ CURVE_COLUMNS: tuple[str, ...] = tuple(
 #: for k >= 1) and how many attempts the invocation that wrote it made.
 EXECUTION_FIELDS: tuple[str, ...] = ("replica", "attempts")
 
+#: The run record's field with its loss curve: a list of points, each LOSS_CURVE_POINT_FIELDS
+#: (`flops_fit.nn.curves`). It stays in the run's file; `loss_curves` tabulates it.
+LOSS_CURVE_FIELD = "loss_curve"
+LOSS_CURVE_POINT_FIELDS: tuple[str, ...] = ("step", "units", "heldout_loss", "train_loss")
+
+#: `loss_curves`: one row per curve point of every stored replica, placed by its plan fields.
+LOSS_CURVE_COLUMNS: tuple[str, ...] = (
+    "experiment_id", "replica", "round", "compute_budget", "model_size", "num_tokens", "status",
+    *LOSS_CURVE_POINT_FIELDS,
+)
+
 #: Columns the `results` table adds when it aggregates the seed replicas of one experiment_id.
 REPLICA_AGGREGATE_FIELDS: tuple[str, ...] = (
     "num_replicas",

@@ -199,3 +199,39 @@ def test_the_settings_stay_in_the_run_files_not_in_the_tables(study):
     assert all(SETTINGS_FIELD in r for r in records)
     assert SETTINGS_FIELD not in results_table(records).columns
     assert SETTINGS_FIELD not in run_results_table(records).columns
+
+
+def test_a_schedule_change_is_a_changed_setting_even_for_records_from_before_kinds(torch_study):
+    plan, store, folder = torch_study
+    records = _records(folder)
+    settings = next(iter(records.values()))[SETTINGS_FIELD]
+    assert settings["torch_backend.schedule.kind"] == "cosine"
+    # cosine ignores the cooldown: its keys are not settings, so changing them retrains nothing
+    assert not any("cooldown" in key for key in settings)
+    quiet = {**TORCH, "schedule": {"cooldown_fraction": 0.5}}
+    assert list(prepare_training(plan, store.load(), _torch_training(), {"torch": quiet})) == []
+    # a record written before schedules had kinds was trained with cosine
+    for name, record in records.items():
+        del record[SETTINGS_FIELD]["torch_backend.schedule.kind"]
+        (folder / f"{name}.json").write_text(json.dumps(record))
+    wsd = {**TORCH, "schedule": {"kind": "wsd"}}
+    with pytest.raises(SettingsChangedError) as err:
+        prepare_training(plan, store.load(), _torch_training(), {"torch": wsd})
+    assert '"cosine" → "wsd" (2 runs)' in str(err.value)
+    assert list(prepare_training(plan, store.load(), _torch_training(), {"torch": TORCH})) == []
+
+
+def test_loss_curves_stay_in_the_run_files_and_have_their_own_table(torch_study):
+    from flops_fit.execution import collect_records, loss_curves_table, results_table
+    from flops_fit.schema import LOSS_CURVE_COLUMNS, LOSS_CURVE_FIELD
+
+    plan, store, _ = torch_study
+    records, _ = collect_records(store.load(), plan, 1, "torch")
+    assert all(record[LOSS_CURVE_FIELD] for record in records)
+    assert LOSS_CURVE_FIELD not in results_table(records).columns
+    curves = loss_curves_table(records)
+    assert tuple(curves.columns) == LOSS_CURVE_COLUMNS
+    assert set(curves["experiment_id"]) == {r["experiment_id"] for r in plan}
+    assert len(curves) == sum(len(r[LOSS_CURVE_FIELD]) for r in records)
+    assert curves.groupby("experiment_id")["step"].is_monotonic_increasing.all()
+    assert loss_curves_table([]).columns.tolist() == list(LOSS_CURVE_COLUMNS)

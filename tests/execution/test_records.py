@@ -118,3 +118,25 @@ def test_the_loss_rule_is_one_function():
     for bad in (0, 0.0, -1.0, math.nan, math.inf, -math.inf, None, True, "3.0"):
         assert loss_problem(bad).endswith("not a positive finite number)") or \
             loss_problem(bad).endswith("not a positive finite number")
+
+
+def test_a_failed_run_keeps_what_its_backend_measured_before_it_failed(monkeypatch):
+    """A diverged run's loss curve survives in its failed record."""
+    from flops_fit.execution import run as run_module
+    from flops_fit.execution.tasks import RunTask
+    from flops_fit.schema import LOSS_CURVE_FIELD
+
+    curve = [{"step": 1, "units": 8, "heldout_loss": 5.0, "train_loss": 5.1}]
+
+    class Diverging:
+        def train(self, record, params, ctx):
+            exc = FloatingPointError("training loss became nan by step 3")
+            exc.partial_metrics = {LOSS_CURVE_FIELD: curve}
+            raise exc
+
+    monkeypatch.setattr(run_module, "get_backend", lambda name: Diverging())
+    plan = {"experiment_id": "x", "compute_budget": 1e9, "model_size": 10, "num_tokens": 100}
+    task = RunTask("x", "x", 0, 1, plan)
+    record = run_module.run_task(task, "torch", {})
+    assert record["status"] == "failed" and "nan" in record["error_message"]
+    assert record[LOSS_CURVE_FIELD] == curve and record["final_loss"] is None

@@ -19,11 +19,13 @@ from flops_fit.planning.flops import training_flops_per_token
 from flops_fit.planning.shapes import ModelShape, non_embedding_params
 from flops_fit.plugins.data import NEXT_TOKEN_LOSS
 from flops_fit.plugins.models import BUILTIN_GPT, ModelPlugin
+from flops_fit.schema import LOSS_CURVE_FIELD
 
 SHAPE = ModelShape(
     d_model=32, num_layers=1, num_heads=1, d_ff=96, vocab_size=256, context_length=64
 )
-FAST = {"eval": {"heldout_tokens": 4096, "batch_size": 64}, "checkpoint_every_minutes": None}
+FAST = {"eval": {"heldout_tokens": 4096, "batch_size": 64}, "checkpoint_every_minutes": None,
+        "curve": {"points": 16, "max_cost": 1.0}}
 GPT = ModelPlugin(BUILTIN_GPT)
 
 
@@ -167,6 +169,11 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(corpus_split, tmp_p
     )
     assert resumed["resumed_from_step"] == resume_at
     assert resumed["final_loss"] == reference["final_loss"]
+    # the loss curve too: points before the checkpoint come from it, later ones are replayed
+    got, want = resumed[LOSS_CURVE_FIELD], reference[LOSS_CURVE_FIELD]
+    assert [(p["step"], p["heldout_loss"]) for p in got] == [
+        (p["step"], p["heldout_loss"]) for p in want]
+    assert [p["train_loss"] for p in got] == pytest.approx([p["train_loss"] for p in want])
     assert resumed["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-12)
     assert resumed["tokens_seen"] == reference["tokens_seen"]
     assert not checkpoint_path(ckdir).exists()  # removed once the run completed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 
+import pandas as pd
 import pytest
 
 from flops_fit.reporting import figures
@@ -43,8 +44,13 @@ def test_figures_embed_as_png_data_uris_and_markdown_links_the_files(study):
     assert uri.startswith("data:image/png;base64,")
     assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     md = render_markdown(summary_of(study))
-    for spec in figures.FIGURES.values():
-        assert f"]({spec['file']})" in md
+    for name, spec in figures.FIGURES.items():
+        assert (f"]({spec['file']})" in md) == (name != "loss_curves")  # no run has a curve
+    runs = study["analysis_runs"]
+    curves = pd.DataFrame({"experiment_id": runs["experiment_id"], "step": 1, "units": 1,
+                           "heldout_loss": 2.0, "train_loss": 2.0})
+    md = render_markdown(summary_of(study, loss_curves=curves))
+    assert "](loss_curves.png)" in md
 
 
 def test_markdown_cells_escape_pipes_and_newlines():

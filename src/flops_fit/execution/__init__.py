@@ -12,7 +12,12 @@ from flops_fit.execution.executors import (
     SequentialExecutor,
 )
 from flops_fit.execution.records import build_result_record
-from flops_fit.execution.results import collect_records, results_table, run_results_table
+from flops_fit.execution.results import (
+    collect_records,
+    loss_curves_table,
+    results_table,
+    run_results_table,
+)
 from flops_fit.execution.run import run_task
 from flops_fit.execution.stream import RunStream, TrainingInterrupted
 from flops_fit.execution.tasks import (
@@ -38,6 +43,7 @@ __all__ = [
     "expand_plan",
     "partition_key",
     "prepare_training",
+    "loss_curves_table",
     "results_table",
     "run_results_table",
     "run_seed",

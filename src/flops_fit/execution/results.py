@@ -20,7 +20,15 @@ import pandas as pd
 from flops_fit.execution.records import is_finite_number, record_problem
 from flops_fit.execution.settings import SETTINGS_FIELD
 from flops_fit.execution.tasks import load_partition, partition_key
-from flops_fit.schema import EXECUTION_FIELDS, PLAN_FIELDS, REPLICA_AGGREGATE_FIELDS, RESULT_FIELDS
+from flops_fit.schema import (
+    EXECUTION_FIELDS,
+    LOSS_CURVE_COLUMNS,
+    LOSS_CURVE_FIELD,
+    LOSS_CURVE_POINT_FIELDS,
+    PLAN_FIELDS,
+    REPLICA_AGGREGATE_FIELDS,
+    RESULT_FIELDS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +81,8 @@ def collect_records(
 
 def _columns(records: list[dict[str, Any]], extra_first: tuple[str, ...] = ()) -> list[str]:
     known = [*PLAN_FIELDS, *RESULT_FIELDS, *extra_first]
-    # the settings a run was trained under stay in its file: a mapping is no table cell
-    seen = {*known, SETTINGS_FIELD}
+    # the settings a run was trained under and its loss curve stay in its file: no table cell
+    seen = {*known, SETTINGS_FIELD, LOSS_CURVE_FIELD}
     plan_extra: list[str] = []
     for record in records:
         for key in record:
@@ -88,6 +96,29 @@ def run_results_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per stored replica record."""
     columns = _columns(records, EXECUTION_FIELDS)
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def loss_curves_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per loss-curve point of every stored replica, failed ones included (a diverged
+    run's curve shows how it diverged), in `LOSS_CURVE_COLUMNS`."""
+    rows = []
+    for record in records:
+        points = record.get(LOSS_CURVE_FIELD)
+        if not isinstance(points, list):
+            continue
+        where = {
+            "experiment_id": record.get("experiment_id"),
+            "replica": record.get("replica", 0),
+            "round": record.get("round"),
+            "compute_budget": record.get("compute_budget"),
+            "model_size": record.get("model_size"),
+            "num_tokens": record.get("num_tokens"),
+            "status": record.get("status"),
+        }
+        for point in points:
+            if isinstance(point, Mapping):
+                rows.append({**where, **{k: point.get(k) for k in LOSS_CURVE_POINT_FIELDS}})
+    return pd.DataFrame.from_records(rows, columns=list(LOSS_CURVE_COLUMNS))
 
 
 def _aggregate(group: list[dict[str, Any]], plan_keys: set[str]) -> dict[str, Any]:

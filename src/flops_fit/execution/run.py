@@ -87,6 +87,8 @@ def run_task(
         error = str(exc)  # where it hung says nothing: the step reached does
     except Exception as exc:  # the sweep goes on; the record says what happened
         error = format_error(exc)
+        # what the backend measured before it failed (a diverged run's loss curve)
+        metrics = getattr(exc, "partial_metrics", None)
     finally:
         interrupt.end_run()
     wall = time.perf_counter() - start

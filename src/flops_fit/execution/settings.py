@@ -59,6 +59,17 @@ BACKEND_SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
 #: what a record stored before `training_settings` existed reports of its settings
 LEGACY_FIELDS: dict[str, str] = {"peak_lr": "torch_backend.optimizer.lr"}
 
+#: settings added after records first stored theirs, with the value every record without the
+#: key was trained under: such a record is compared as if it held that value
+ADDED_SETTINGS: dict[str, Any] = {"torch_backend.schedule.kind": "cosine"}
+
+#: settings that change nothing unless another setting has a value: (key, when) pairs, with
+#: `when` a (setting, value) the key needs; otherwise the key is left out of the settings
+CONDITIONAL_SETTINGS: tuple[tuple[str, tuple[str, Any]], ...] = (
+    ("torch_backend.schedule.cooldown_fraction", ("torch_backend.schedule.kind", "wsd")),
+    ("torch_backend.schedule.cooldown_shape", ("torch_backend.schedule.kind", "wsd")),
+)
+
 
 class SettingsChangedError(ValueError):
     """Completed results were trained under other settings, and `on_changed_settings` is error."""
@@ -128,6 +139,9 @@ def training_settings(
         if config.backend == "torch" and not config.model.builtin:
             include.pop("umup")  # u-μP shapes the built-in GPT only
         _flat(section, backend_params.model_dump(mode="json", include=include), settings)
+        for key, (needs, value) in CONDITIONAL_SETTINGS:
+            if key in settings and settings.get(needs) != value:
+                del settings[key]
     if data is not None:
         settings["training.data.factory"] = config.data.factory
         settings["training.data.kwargs"] = dict(config.data.kwargs)
@@ -150,7 +164,8 @@ def setting_changes(
     """(setting, stored value, current value) for every difference between what a stored record
     was trained under and what `plan_record` under `settings` with `seed` would train.
 
-    Only what both sides hold is compared: a setting a record does not store is unknown.
+    Only what both sides hold is compared: a setting a record does not store is unknown, unless
+    it was added later (`ADDED_SETTINGS`: the value the record was trained under).
     """
     changes = [
         (f"sweep_plan {key}", stored[key], plan_record[key])
@@ -159,6 +174,7 @@ def setting_changes(
     ]
     old = stored.get(SETTINGS_FIELD)
     if isinstance(old, Mapping):
+        old = {**{k: v for k, v in ADDED_SETTINGS.items() if k in settings}, **old}
         changes += [
             (key, old[key], value)
             for key, value in settings.items()

@@ -1,4 +1,4 @@
-"""u-μP's AdamW and the learning-rate schedule of one run.
+"""u-μP's AdamW (the schedule of one run is `flops_fit.nn.schedule`).
 
 Per-tensor learning rates come from `unit_scaling.optim.lr_scale_func_adam` (the reference
 implementation of u-μP's Adam rules), applied to each parameter's `mup_type` tag:
@@ -16,7 +16,6 @@ kernels can update them together (`unit_scaling.optim.AdamW` makes one group per
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -86,20 +85,6 @@ def build_optimizer(
     groups = param_groups(model, lr, weight_decay)
     impl = {"fused": True} if device_type == "cuda" else {"foreach": True}
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **impl)
-
-
-def lr_factor(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
-    """Linear warm-up to 1 over `warmup_steps`, then cosine decay to `min_lr_ratio` at the end."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    decay_steps = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps + 1) / decay_steps)
-    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def warmup_steps_for(total_steps: int, warmup_fraction: float, max_warmup_steps: int) -> int:
-    """Warm-up length of a run: a fraction of its own length, at most `max_warmup_steps`."""
-    return max(1, min(max_warmup_steps, int(round(warmup_fraction * total_steps))))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:

@@ -23,12 +23,14 @@ import torch
 from flops_fit.data.text import check_epochs
 from flops_fit.execution import interrupt
 from flops_fit.nn import checkpoint as ckpt
-from flops_fit.nn import runtime
-from flops_fit.nn.optim import build_optimizer, lr_factor, set_lr, warmup_steps_for
+from flops_fit.nn import curves, runtime
+from flops_fit.nn.optim import build_optimizer, set_lr
+from flops_fit.nn.schedule import lr_factor, warmup_steps_for
 from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.plugins.data import DataSource
 from flops_fit.plugins.imports import resolve_callable
 from flops_fit.plugins.models import ModelPlugin
+from flops_fit.schema import LOSS_CURVE_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,11 @@ def train_run(
     dtype = runtime.resolve_dtype(cfg.precision, device)
     runtime.configure(device, cfg.num_threads)
     heldout = data.heldout()  # fixed by the data alone: the same for every run of a study
+    curve_set = curves.subset(
+        heldout, curves.heldout_rows(len(heldout["inputs"]), cfg.curve.heldout_fraction))
+    curve_at = set(curves.curve_steps(
+        num_steps, cfg.curve.points, int(curve_set["targets"].numel()), num_units,
+        cfg.curve.max_cost))
 
     # Model and optimiser: initialised on the CPU so a seed gives the same weights anywhere.
     torch.manual_seed(seed)
@@ -165,6 +172,7 @@ def train_run(
     }
     ckpt_file = ckpt.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
     start_step, ema, ema_steps = 0, 0.0, 0
+    curve: list[dict[str, float | int]] = []
     state = ckpt.load_checkpoint(ckpt_file, run_key, model) if ckpt_file is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -173,6 +181,7 @@ def train_run(
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         start_step, ema, ema_steps = state["step"], state["ema"], state["ema_steps"]
+        curve = [p for p in state.get("curve", []) if p["step"] <= start_step]
         log.info("%s: resuming from checkpoint at step %d/%d", name, start_step, num_steps)
 
     def save(step: int) -> None:
@@ -183,6 +192,7 @@ def train_run(
                 "step": step,
                 "ema": ema,
                 "ema_steps": ema_steps,
+                "curve": curve,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "cpu_rng": torch.get_rng_state(),
@@ -213,9 +223,10 @@ def train_run(
     model.train()
     interrupt.step_done(start_step, num_steps)
     t_start = last_ckpt = time.perf_counter()
+    curve_seconds = 0.0
     try:
         for step in range(start_step, num_steps):
-            set_lr(optimizer, lr_factor(step, num_steps, warmup, cfg.schedule.min_lr_ratio))
+            set_lr(optimizer, lr_factor(step, num_steps, warmup, cfg.schedule))
             batch = {k: v.to(device, non_blocking=True)
                      for k, v in data.train_batch(step, batch_size, seed).items()}
             with runtime.autocast(device, dtype):
@@ -234,6 +245,13 @@ def train_run(
                 flush(done)
                 bar.set_postfix(loss=f"{ema / (1 - beta**ema_steps):.3f}", refresh=False)
             bar.update(units_per_step)
+            if done in curve_at:
+                t_curve = time.perf_counter()
+                flush(done)
+                point = evaluate(model, curve_set, loss_fn, cfg.eval.batch_size, device, dtype)
+                curve.append(curves.curve_point(
+                    done, units_per_step, point["loss"], ema / (1 - beta**ema_steps)))
+                curve_seconds += time.perf_counter() - t_curve
             if ckpt_file is not None and done < num_steps:
                 now = time.perf_counter()
                 if (every_steps and done % every_steps == 0) or now - last_ckpt >= every_s:
@@ -249,11 +267,15 @@ def train_run(
                     flush(done)
                     save(done)
                 raise interrupt.RunInterrupted(name, done, num_steps, ckpt_file is not None)
+    except FloatingPointError as exc:
+        # a diverged run fails, and its failed record keeps the curve up to the divergence
+        exc.partial_metrics = {LOSS_CURVE_FIELD: curve}
+        raise
     finally:
         bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    train_seconds = time.perf_counter() - t_start
+    train_seconds = time.perf_counter() - t_start - curve_seconds
 
     t_eval = time.perf_counter()
     evaluation = evaluate(model, heldout, loss_fn, cfg.eval.batch_size, device, dtype)
@@ -289,6 +311,9 @@ def train_run(
         "units_per_second": executed / train_seconds if train_seconds > 0 else float("nan"),
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
+        "curve_seconds": curve_seconds,
+        LOSS_CURVE_FIELD: curve,
+        "curve_heldout_units": int(curve_set["targets"].numel()),
         "corpus_epochs": epochs,
         "device": str(device),
         "precision": str(dtype).removeprefix("torch."),

@@ -9,9 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, field_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
-from flops_fit.parameters.base import Number, PositiveInt, PositiveNumber, Section
+from flops_fit.parameters.base import (
+    NonNegativeInt,
+    Number,
+    PositiveInt,
+    PositiveNumber,
+    Section,
+)
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
@@ -36,13 +42,26 @@ class OptimizerParams(Section):
 
 
 class ScheduleParams(Section):
-    """Linear warm-up, then cosine decay over the run's own length."""
+    """Linear warm-up, then a cosine decay over the run's own length, or warm-up / stable /
+    decay (`flops_fit.nn.schedule`)."""
 
     SECTION = "torch_backend.schedule"
 
+    kind: Literal["cosine", "wsd"] = "cosine"
     warmup_fraction: Number = Field(0.2, ge=0, lt=1)  # of the run's steps ...
     max_warmup_steps: PositiveInt = 1000  # ... at most
     min_lr_ratio: Number = Field(0.1, ge=0, le=1)  # the last step's LR relative to the peak
+    cooldown_fraction: Number = Field(0.2, gt=0, le=1)  # wsd: the cooldown's share of the run
+    cooldown_shape: Literal["1-sqrt", "linear", "cosine"] = "1-sqrt"  # wsd: its shape
+
+    @model_validator(mode="after")
+    def _room_for_both(self) -> ScheduleParams:
+        if self.kind == "wsd" and self.warmup_fraction + self.cooldown_fraction > 1:
+            raise ValueError(
+                f"warmup_fraction ({self.warmup_fraction:g}) + cooldown_fraction "
+                f"({self.cooldown_fraction:g}) exceed the run: they must sum to at most 1"
+            )
+        return self
 
 
 class UMuPConfig(Section):
@@ -66,6 +85,16 @@ class EvalParams(Section):
     batch_size: PositiveInt = 64  # windows per evaluation forward pass
 
 
+class CurveParams(Section):
+    """Every run's loss curve (`flops_fit.nn.curves`)."""
+
+    SECTION = "torch_backend.curve"
+
+    points: NonNegativeInt = 16  # held-out evaluations per run, log-spaced in steps; 0: none
+    heldout_fraction: Number = Field(0.0625, gt=0, le=1)  # each on this share of the held-out rows
+    max_cost: Number = Field(0.05, gt=0, le=1)  # fewer points where they would cost more of the run
+
+
 class TorchConfig(Section):
     SECTION = "torch_backend"
 
@@ -77,6 +106,7 @@ class TorchConfig(Section):
     schedule: ScheduleParams = ScheduleParams()
     umup: UMuPConfig = UMuPConfig()
     eval: EvalParams = EvalParams()
+    curve: CurveParams = CurveParams()
     train_loss_ema: Number = Field(0.95, ge=0, lt=1)  # bias-corrected EMA of the train loss
     checkpoint_every_minutes: PositiveNumber | None = 5.0  # null: never on time
     checkpoint_every_steps: PositiveInt | None = None  # also every k steps (tests, debugging)

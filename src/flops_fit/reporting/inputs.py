@@ -217,6 +217,17 @@ def excluded_runs(laws: Mapping[str, Any], runs: pd.DataFrame | None = None) -> 
     return out
 
 
+def analysed_curves(curves: Any, runs: Any) -> pd.DataFrame | None:
+    """The loss-curve points of the runs in `runs` (a curves file left by another study in the
+    same data folder is not this analysis's); None when there are none."""
+    if not isinstance(curves, pd.DataFrame) or curves.empty or "experiment_id" not in curves:
+        return None
+    if isinstance(runs, pd.DataFrame) and "experiment_id" in runs.columns:
+        ids = set(runs["experiment_id"].astype(str))
+        curves = curves[curves["experiment_id"].astype(str).isin(ids)]
+    return curves if len(curves) else None
+
+
 def data_unit(laws: Mapping[str, Any], runs: Any = None) -> DataUnit:
     """What D counts: scaling_laws' `data_unit`, else the one unit of the runs' `data_unit`
     column, else tokens (a table from before units, or one that mixes them: analysis refuses

@@ -44,6 +44,7 @@ def summarise_study(
     validation: Any = None,
     study_rounds: Any = None,
     settings_check: Any = None,
+    loss_curves: Any = None,
 ) -> dict[str, Any]:
     """Everything the report says, as plain JSON-ready data (numbers unformatted).
 
@@ -52,6 +53,7 @@ def summarise_study(
     `study_rounds`: a steered study's verdict and rounds (`reporting.study_summary`), if any.
     `settings_check`: training's comparison of the completed runs with the configuration; runs
     kept although their settings changed (`on_changed_settings: reuse`) are said at the top.
+    `loss_curves`: the runs' loss curves; the figure of them is listed only when there are some.
     """
     laws = inp.laws_dict(scaling_laws)
     raw_runs, runs = runs, inp.runs_frame(runs)
@@ -83,7 +85,9 @@ def summarise_study(
         "extrapolation_check": _extrapolation_check(laws),
         "inventory": _inventory(runs, laws, raw_runs is not None),
         "meta": _meta(meta, laws),
-        "figures": [{"name": name, **spec} for name, spec in figure_specs(unit).items()],
+        "figures": [{"name": name, **spec} for name, spec in figure_specs(unit).items()
+                    if name != "loss_curves"
+                    or inp.analysed_curves(loss_curves, raw_runs) is not None],
     }
     reused = summary["settings_reused"]
     summary["warnings"] = _warnings(laws) + notes + ([reused["text"]] if reused else [])

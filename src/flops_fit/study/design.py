@@ -154,7 +154,11 @@ def candidate_units(runs: pd.DataFrame, doc: Mapping[str, Any], target: float,
     units: list[Unit] = []
 
     def add(kind, budget, targets, why, forced=False, group=""):
-        records = [r for r in planner(budget, list(targets)) if r["experiment_id"] not in known_ids]
+        targets = list(targets)
+        records = [r for r in planner(budget, targets) if r["experiment_id"] not in known_ids]
+        if 0 < len(records) < len(targets):  # say what the round really trains
+            why = (f"{why}; {len(records)} of the {len(targets)} sizes: the others are trained "
+                   "already or outside planning's limits")
         if records:
             units.append(Unit(kind, budget, records, why, forced, group or f"{kind}:{budget:g}"))
 

@@ -24,7 +24,8 @@ PARAMS = {"style": "notebook", "headline_budget": 1e24, "headline_approach": "ap
 def _memory_catalog(inputs: dict) -> DataCatalog:
     datasets = {name: MemoryDataset(value) for name, value in inputs.items()}
     datasets["params:reporting"] = MemoryDataset(PARAMS)
-    for name in ("validation", "study_rounds", "settings_check"):  # absent: they load as None
+    # absent: they load as None
+    for name in ("validation", "study_rounds", "settings_check", "loss_curves"):
         datasets.setdefault(name, MemoryDataset(None))
     return DataCatalog(datasets=datasets)
 
@@ -32,7 +33,7 @@ def _memory_catalog(inputs: dict) -> DataCatalog:
 def test_pipeline_runs_on_memory_catalog(study):
     pipeline = create_pipeline()
     assert pipeline.inputs() == {*INPUTS, "params:reporting", "validation", "study_rounds",
-                                 "settings_check"}
+                                 "settings_check", "loss_curves"}
     outputs = SequentialRunner().run(pipeline, _memory_catalog({k: study[k] for k in INPUTS}))
     assert set(outputs) == {f"{name}_plot" for name in FIGURES} | {"report_html",
                                                                   "report_markdown"}
@@ -41,6 +42,25 @@ def test_pipeline_runs_on_memory_catalog(study):
     html = outputs["report_html"].load()
     assert html.count("data:image/png;base64,") == 4
     assert "At 1e24 FLOPs, train N ≈" in outputs["report_markdown"].load()
+
+
+def test_runs_with_loss_curves_get_the_figure_in_the_report(study):
+    from flops_fit.pipelines.reporting import nodes
+    from flops_fit.reporting.figures import no_data_figure
+    from tests.reporting.figures.test_loss_curves import curves_table
+
+    ids = study["analysis_runs"]["experiment_id"].head(4)
+    curves = curves_table(budgets=(1e20,), sizes=(1e6, 1e7, 1e8, 1e9))
+    curves["experiment_id"] = curves["experiment_id"].map(dict(zip(
+        curves["experiment_id"].unique(), ids, strict=True)))
+    fig, _ = nodes.plot_loss_curves(curves, study["analysis_runs"], study["scaling_laws"], PARAMS)
+    assert len(fig.axes[0].get_lines()) == 2 * 4
+    summary = nodes.summarise_report(*(study[k] for k in INPUTS[:5]), PARAMS,
+                                     loss_curves=curves)
+    others = [no_data_figure(str(k), "test") for k in range(4)]
+    html = nodes.render_html_report(summary, *others, PARAMS, loss_curves_figure=fig)
+    assert html.count("data:image/png;base64,") == 5
+    assert "](loss_curves.png)" in nodes.render_markdown_report(summary)
 
 
 def test_pipeline_names_the_unit_of_d(study):

@@ -48,11 +48,12 @@ def test_tabulate_results_gives_results_and_run_results():
     plan = small_plan()
     params = {**SYNTH, "seeds": 2}
     records = train_pending_runs(plan, {}, "", params, {}, CORPUS)[1].records()
-    results, run_results = tabulate_results(plan, records, params)
+    results, run_results, curves = tabulate_results(plan, records, params)
     assert isinstance(results, pd.DataFrame) and isinstance(run_results, pd.DataFrame)
+    assert curves.empty  # the synthetic backend records no loss curve
     assert list(results["experiment_id"]) == [r["experiment_id"] for r in plan]
     assert len(run_results) == 2 * len(plan)
     assert (results["num_replicas"] == 2).all()
     # only the current plan is tabulated
-    results, run_results = tabulate_results(plan[:3], records, params)
+    results, run_results, _ = tabulate_results(plan[:3], records, params)
     assert len(results) == 3 and len(run_results) == 6

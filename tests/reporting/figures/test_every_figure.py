@@ -51,7 +51,7 @@ def test_the_package_keeps_the_names_the_notebook_and_readme_use():
 
     assert isoflop_curves is figures.isoflop_curves
     for name in ("isoflop_curves", "scaling_laws", "tokens_per_param", "parametric_fit",
-                 "no_data_figure", "FIGURES"):
+                 "loss_curves", "no_data_figure", "FIGURES"):
         assert name in figures.__all__
     assert list(figures.FIGURES) == ["isoflops_curves", "scaling_laws", "tokens_per_param",
-                                     "parametric_fit"]
+                                     "parametric_fit", "loss_curves"]

@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from flops_fit.parameters.reporting import ReportingConfig
-from flops_fit.reporting import figures
+from flops_fit.reporting import figures, inputs
 from flops_fit.reporting.render import render_html, render_markdown
 from flops_fit.reporting.summary import summarise_study
 
@@ -60,12 +60,25 @@ def plot_parametric_fit(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any
     return fig, fig
 
 
+def plot_loss_curves(loss_curves: pd.DataFrame | None, analysis_runs: pd.DataFrame,
+                     scaling_laws: dict[str, Any], reporting: ReportingConfig,
+                     ) -> tuple[Figure, Figure]:
+    """Every analysed run's loss curve; `loss_curves` is None where training did not run here."""
+    cfg = ReportingConfig.from_params(reporting)
+    laws = inputs.laws_dict(scaling_laws)
+    fig = figures.loss_curves(inputs.analysed_curves(loss_curves, analysis_runs),
+                              style=cfg.style, unit=inputs.data_unit(laws),
+                              loss=inputs.loss_unit(laws))
+    return fig, fig
+
+
 def summarise_report(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any],
                      optimal_points: pd.DataFrame, predictions: pd.DataFrame,
                      scaling_law_curves: pd.DataFrame, reporting: ReportingConfig,
                      validation: dict[str, Any] | None = None,
                      study_rounds: pd.DataFrame | None = None,
-                     settings_check: dict[str, Any] | None = None) -> dict[str, Any]:
+                     settings_check: dict[str, Any] | None = None,
+                     loss_curves: pd.DataFrame | None = None) -> dict[str, Any]:
     """What the report says, as JSON: a validation verdict first when there is one, runs
     reused under changed settings, the headline numbers, the study's rounds, then laws,
     checks, runs."""
@@ -74,7 +87,7 @@ def summarise_report(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any],
         analysis_runs, scaling_laws, optimal_points, predictions, scaling_law_curves,
         headline_budget=cfg.headline_budget, headline_approach=cfg.headline_approach,
         title=cfg.title, validation=validation, study_rounds=study_rounds,
-        settings_check=settings_check,
+        settings_check=settings_check, loss_curves=loss_curves,
     )
     if summary["validation"] is not None:
         log.info("Validation (%s): %s", summary["validation"]["status"],
@@ -87,13 +100,15 @@ def summarise_report(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any],
 
 def render_html_report(report_summary: dict[str, Any], isoflops_curves_figure: Figure,
                        scaling_laws_figure: Figure, tokens_per_param_figure: Figure,
-                       parametric_fit_figure: Figure, reporting: ReportingConfig) -> str:
+                       parametric_fit_figure: Figure, reporting: ReportingConfig,
+                       loss_curves_figure: Figure | None = None) -> str:
     cfg = ReportingConfig.from_params(reporting)
     return render_html(report_summary, {
         "isoflops_curves": isoflops_curves_figure,
         "scaling_laws": scaling_laws_figure,
         "tokens_per_param": tokens_per_param_figure,
         "parametric_fit": parametric_fit_figure,
+        "loss_curves": loss_curves_figure,
     }, embed_dpi=cfg.embed_dpi)
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from flops_fit.execution import (
     RunStream,
     collect_records,
+    loss_curves_table,
     prepare_training,
     results_table,
     run_results_table,
@@ -64,9 +65,10 @@ def train_pending_runs(
 
 def tabulate_results(
     study_plan: list[dict[str, Any]], runs: Mapping[str, Any], training_params: TrainingConfig
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`results` (one row per experiment_id) and `run_results` (one row per replica) from every
-    stored run of the current plan, whichever invocation trained it."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """`results` (one row per experiment_id), `run_results` (one row per replica) and
+    `loss_curves` (one row per curve point) from every stored run of the current plan,
+    whichever invocation trained it."""
     config = TrainingConfig.from_params(training_params)
     plan = validate_plan(study_plan)
     records, _ = collect_records(runs, plan, config.seeds, config.backend)
@@ -81,4 +83,4 @@ def tabulate_results(
         len(results) - done,
         missing,
     )
-    return results, run_results_table(records)
+    return results, run_results_table(records), loss_curves_table(records)

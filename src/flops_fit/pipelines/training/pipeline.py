@@ -33,7 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 tabulate_results,
                 ["study_plan", "runs", "params:training"],
-                ["results", "run_results"],
+                ["results", "run_results", "loss_curves"],
                 name="tabulate_results",
             ),
         ],

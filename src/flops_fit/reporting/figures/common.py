@@ -58,6 +58,14 @@ def figure_specs(unit: DataUnit | None = None) -> dict[str, dict[str, str]]:
             "caption": "Iso-loss contours of the fitted L(N, D) with the runs and the "
                        "compute-optimal frontier, and the residuals of every run by budget.",
         },
+        "loss_curves": {
+            "title": "Loss curves",
+            "file": "loss_curves.png",
+            "caption": f"Every run's held-out loss during training against the {u.plural} "
+                       "trained (log-spaced evaluations on a sixteenth of the held-out set), "
+                       "one panel per budget, coloured by model size; dashed: the smoothed "
+                       "training loss.",
+        },
     }
 
 
