@@ -73,3 +73,21 @@ def test_a_diverging_run_fails_with_its_curve_so_far(corpus_split):
                   batch_size=4, flops_per_unit=training_flops_per_token(SHAPE), config=cfg)
     partial = caught.value.partial_metrics[LOSS_CURVE_FIELD]
     assert partial and all(p["step"] <= 30 for p in partial)
+
+
+def test_a_nan_held_out_loss_fails_the_run_with_its_whole_curve(corpus_split):
+    from flops_fit.data.text import ByteWindows
+
+    loss = resolve_callable(NEXT_TOKEN_LOSS, "training.loss")
+
+    def nan_when_evaluated(outputs, batch):  # finite in training, NaN on the held-out set
+        value = loss(outputs, batch)
+        return value if torch.is_grad_enabled() else value * torch.nan
+
+    cfg = TorchConfig.from_params({**FAST, "curve": {"points": 4, "max_cost": 1.0}})
+    data = ByteWindows(corpus_split, SHAPE.context_length, cfg.eval.heldout_tokens)
+    with pytest.raises(FloatingPointError, match="held-out loss is nan") as caught:
+        train_run(GPT, SHAPE.to_dict(), data=data, loss=nan_when_evaluated, num_steps=20,
+                  batch_size=4, flops_per_unit=training_flops_per_token(SHAPE), config=cfg)
+    curve = caught.value.partial_metrics[LOSS_CURVE_FIELD]
+    assert [p["step"] for p in curve][-1] == 20

@@ -282,7 +282,9 @@ def train_run(
     eval_seconds = time.perf_counter() - t_eval
     final_loss = evaluation.pop("loss")
     if not math.isfinite(final_loss):
-        raise FloatingPointError(f"{name}: held-out loss is {final_loss}")
+        exc = FloatingPointError(f"{name}: held-out loss is {final_loss}")
+        exc.partial_metrics = {LOSS_CURVE_FIELD: curve}
+        raise exc
 
     if ckpt_file is not None:
         if cfg.keep_checkpoints:
