@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda":
         workers = 1  # one run at a time per GPU, as `kedro run --env gpu` trains
 
+    from flops_fit.nn.curves import FORWARD_SHARE
     from flops_fit.planning.flops import training_flops_per_token
     from flops_fit.planning.shapes import ModelShape
 
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
     times = [r["num_tokens"] / shape_rate(r) for r in records]
     eval_tokens = study_cfg.eval.heldout_tokens  # the study's held-out pass, forward only
-    evals = [eval_tokens / (3 * shape_rate(r)) for r in records]
+    evals = [eval_tokens * FORWARD_SHARE / shape_rate(r) for r in records]
     total_flops = sum(r["planned_flops"] for r in records)
     # time-weighted: total FLOPs over the time each run would take at its shape's MFU
     sweep_mfu = total_flops / sum(r["planned_flops"] / of_shape(mfu_of, r) for r in records)

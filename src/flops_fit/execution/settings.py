@@ -63,13 +63,6 @@ LEGACY_FIELDS: dict[str, str] = {"peak_lr": "torch_backend.optimizer.lr"}
 #: key was trained under: such a record is compared as if it held that value
 ADDED_SETTINGS: dict[str, Any] = {"torch_backend.schedule.kind": "cosine"}
 
-#: settings that change nothing unless another setting has a value: (key, when) pairs, with
-#: `when` a (setting, value) the key needs; otherwise the key is left out of the settings
-CONDITIONAL_SETTINGS: tuple[tuple[str, tuple[str, Any]], ...] = (
-    ("torch_backend.schedule.cooldown_fraction", ("torch_backend.schedule.kind", "wsd")),
-    ("torch_backend.schedule.cooldown_shape", ("torch_backend.schedule.kind", "wsd")),
-)
-
 
 class SettingsChangedError(ValueError):
     """Completed results were trained under other settings, and `on_changed_settings` is error."""
@@ -139,9 +132,6 @@ def training_settings(
         if config.backend == "torch" and not config.model.builtin:
             include.pop("umup")  # u-μP shapes the built-in GPT only
         _flat(section, backend_params.model_dump(mode="json", include=include), settings)
-        for key, (needs, value) in CONDITIONAL_SETTINGS:
-            if key in settings and settings.get(needs) != value:
-                del settings[key]
     if data is not None:
         settings["training.data.factory"] = config.data.factory
         settings["training.data.kwargs"] = dict(config.data.kwargs)

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from flops_fit.planning.flops import BACKWARD_FACTOR
 from flops_fit.schema import LOSS_CURVE_POINT_FIELDS
 
-#: a forward pass's FLOPs per unit relative to a training step's (forward + backward: 3x)
-FORWARD_SHARE = 1.0 / 3.0
+#: a forward pass's FLOPs per unit relative to a training step's (forward + backward)
+FORWARD_SHARE = 1.0 / (1 + BACKWARD_FACTOR)
 
 
 def heldout_rows(total_rows: int, fraction: float) -> int:

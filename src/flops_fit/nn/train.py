@@ -218,6 +218,10 @@ def train_run(
             ema = beta * ema + (1 - beta) * v
             ema_steps += 1
 
+    def smoothed() -> float:
+        """The bias-corrected EMA of the training loss so far."""
+        return ema / (1 - beta**ema_steps) if ema_steps else float("nan")
+
     unit_label = {"tokens": "tok", "examples": "ex"}.get(data.unit, data.unit)
     bar = _progress_bar(num_units, start_step * units_per_step, name, show_progress, unit_label)
     model.train()
@@ -243,14 +247,14 @@ def train_run(
             done = step + 1
             if len(pending) >= flush_every or done == num_steps:
                 flush(done)
-                bar.set_postfix(loss=f"{ema / (1 - beta**ema_steps):.3f}", refresh=False)
+                bar.set_postfix(loss=f"{smoothed():.3f}", refresh=False)
             bar.update(units_per_step)
             if done in curve_at:
                 t_curve = time.perf_counter()
                 flush(done)
                 point = evaluate(model, curve_set, loss_fn, cfg.eval.batch_size, device, dtype)
                 curve.append(curves.curve_point(
-                    done, units_per_step, point["loss"], ema / (1 - beta**ema_steps)))
+                    done, units_per_step, point["loss"], smoothed()))
                 curve_seconds += time.perf_counter() - t_curve
             if ckpt_file is not None and done < num_steps:
                 now = time.perf_counter()
@@ -292,7 +296,7 @@ def train_run(
         else:
             ckpt.remove_checkpoint(ckpt_file)
 
-    train_loss = ema / (1 - beta**ema_steps) if ema_steps else float("nan")
+    train_loss = smoothed()
     executed = (num_steps - start_step) * units_per_step
     # bits are nats / ln 2: meaningful only for a loss that declares it counts nats
     in_nats = getattr(loss_fn, "unit", None) == "nats"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_serializer, model_validator
 
 from flops_fit.parameters.base import (
     NonNegativeInt,
@@ -53,6 +53,16 @@ class ScheduleParams(Section):
     min_lr_ratio: Number = Field(0.1, ge=0, le=1)  # the last step's LR relative to the peak
     cooldown_fraction: Number = Field(0.2, gt=0, le=1)  # wsd: the cooldown's share of the run
     cooldown_shape: Literal["1-sqrt", "linear", "cosine"] = "1-sqrt"  # wsd: its shape
+
+    @model_serializer(mode="wrap")
+    def _what_shapes_the_run(self, handler: Any) -> dict[str, Any]:
+        """The cooldown keys only under `wsd`: under cosine they change nothing, so neither the
+        stored training settings nor a checkpoint's run key should hold them."""
+        data = handler(self)
+        if self.kind != "wsd":
+            for key in ("cooldown_fraction", "cooldown_shape"):
+                data.pop(key, None)
+        return data
 
     @model_validator(mode="after")
     def _room_for_both(self) -> ScheduleParams:
