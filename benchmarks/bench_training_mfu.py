@@ -237,12 +237,9 @@ def lpt_makespan(durations: list[float], workers: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"seconds: {QUICK_WORKERS} worker(s), the {QUICK_SHAPES} smallest shapes, tiny timings "
-        "(exercises the code, measures nothing)",
-    )
+    parser.add_argument("--quick", action="store_true",
+                        help=f"seconds: {QUICK_WORKERS} worker(s), the {QUICK_SHAPES} smallest "
+                        "shapes, tiny timings (exercises the code, measures nothing)")
     parser.add_argument("--workers", type=int, default=None,
                         help=f"worker processes (default: one per core; {QUICK_WORKERS} with "
                         "--quick)")
