@@ -14,6 +14,7 @@ The sub-packages, by approach:
 - `runs`: the runs table every approach fits, its budgets and which runs are used.
 - `isoflop`: Approaches 1 and 2 (lowest-loss run, parabola vertex, power laws, bootstrap).
 - `surface`: Approach 3 (the law, objective, solver, starts, fit, the compute model).
+- `laws`: Approach 3's law families, their fits, and the choice among them by rollout.
 - `checks`: agreement, sweep diagnostics, the extrapolation check, the recommendation.
 - `outputs`: the optimal points, the predictions and curves, the `scaling_laws` document.
 - `bootstrap` (draws shared by every approach) and `threads` (BLAS threads while fitting).

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool, model_validator
 
+from flops_fit.fitting.laws.families import LAW_NAMES
 from flops_fit.parameters.base import (
     Integer,
     NonNegativeInt,
@@ -74,6 +75,13 @@ class Approach3Params(Section):
         return self
 
 
+class LawChoiceParams(Section):
+    """How `law: auto` chooses a family: rollout over the largest budgets (fitting/laws/choice.py)."""
+
+    held_out: PositiveInt = 2  # the largest budgets predicted in turn from the smaller ones
+    tie: Number = Field(0.1, ge=0)  # fewer parameters win within this relative held-out error
+
+
 class BootstrapParams(Section):
     SECTION = "analysis.bootstrap"
 
@@ -118,6 +126,9 @@ class AnalysisConfig(Section):
     drop_highest_loss: NonNegativeInt = 0
     outliers: OutlierRule = OutlierRule()
     approach_3: Approach3Params = Approach3Params()
+    # Approach 3's family: one of LAW_NAMES pinned, or auto (chosen by held-out error)
+    law: Literal[("auto", *LAW_NAMES)] = "chinchilla"
+    law_choice: LawChoiceParams = LawChoiceParams()
     bootstrap: BootstrapParams = BootstrapParams()
     confidence_level: Number = Field(0.95, gt=0, lt=1)
     target_budgets: tuple[PositiveNumber, ...] = Field((3.0e12, 1.0e13, 3.0e13), min_length=1)

@@ -133,6 +133,30 @@ def _missing_inputs(raw_runs, runs, laws, optima, preds, curves) -> list[dict[st
     return missing
 
 
+def _law_entry(a3: Mapping[str, Any]) -> dict[str, Any]:
+    """The answering law family: its formula, its parameters (instead of Chinchilla's when
+    another family answers) and the table of every family's held-out error."""
+    out: dict[str, Any] = {"law": str(a3.get("law") or "chinchilla"),
+                           "law_formula": str(a3.get("law_formula") or "L = E + A/N^α + B/D^β"),
+                           "law_reason": None, "law_table": None}
+    law_params = a3.get("law_params") if isinstance(a3.get("law_params"), Mapping) else {}
+    law_iv = a3.get("law_intervals") if isinstance(a3.get("law_intervals"), Mapping) else {}
+    if out["law"] != "chinchilla" and law_params:
+        out["surface"] = [{"name": k, "value": as_float(v),
+                           "interval": inp.interval_pair(law_iv.get(k))}
+                          for k, v in law_params.items() if as_float(v) is not None]
+    choice = a3.get("law_choice") if isinstance(a3.get("law_choice"), Mapping) else None
+    if choice:
+        shares = choice.get("draw_shares") or {}
+        out["law_reason"] = str(choice.get("reason") or "")
+        out["law_table"] = [
+            {"family": name, "formula": str(f.get("formula", "")), "n_params": f.get("n_params"),
+             "held_out": as_float(f.get("held_out_rms_log_error")),
+             "share": as_float(shares.get(name)), "chosen": name == choice.get("chosen")}
+            for name, f in (choice.get("families") or {}).items() if isinstance(f, Mapping)]
+    return out
+
+
 def _law_summary(laws, approach: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "approach": approach,
@@ -157,6 +181,8 @@ def _law_summary(laws, approach: str) -> dict[str, Any]:
                 for name in SURFACE_KEYS
                 if as_float(params.get(name)) is not None
             ]
+            entry.update(_law_entry(params))
+            entry.update(_law_entry(params))
             entry["objective"] = as_float(params.get("objective"))
             method = params.get("fit_method") if isinstance(params.get("fit_method"),
                                                             Mapping) else {}

@@ -20,6 +20,8 @@ from flops_fit.fitting.isoflop.estimators import (
     budget_groups,
     fit_power_law,
 )
+from flops_fit.fitting.laws.families import DEFAULT_LAW
+from flops_fit.fitting.laws.study import fit_laws, params_mapping
 from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.surface.fit import ParametricFitError, fit_parametric
 from flops_fit.fitting.surface.law import parametric_loss
@@ -96,6 +98,18 @@ def _num(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
+def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig) -> dict[str, Any]:
+    """Approach 3 refitted on `runs` alone, as a params mapping: Chinchilla's form, or the
+    pinned family, or (law: auto) the family chosen on these runs' own budgets."""
+    n, d, loss = (runs[c].to_numpy(float) for c in ("model_size", "num_tokens", "final_loss"))
+    fit = fit_parametric(n, d, loss, cfg.approach_3)
+    if cfg.law == DEFAULT_LAW:
+        return {"law": DEFAULT_LAW, **fit.params}
+    choice, _, _ = fit_laws(fit.theta, fit.objective, n, d, loss, runs["budget"].to_numpy(float),
+                            np.arange(loss.size), None, cfg, None)
+    return {**fit.params, **params_mapping(choice)}
+
+
 def extrapolation_check(
     runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel
 ) -> ExtrapolationCheck:
@@ -164,14 +178,9 @@ def extrapolation_check(
         rest_ids = [g.budget_id for g in rest]
         used_rest = runs[runs["used_in_fit"] & runs["budget_id"].isin(rest_ids).fillna(False)]
         try:
-            fit = fit_parametric(
-                used_rest["model_size"].to_numpy(float),
-                used_rest["num_tokens"].to_numpy(float),
-                used_rest["final_loss"].to_numpy(float),
-                cfg.approach_3,
-            )
-            n_pred, d_pred = optimal_allocation(held.budget, fit.params, model)
-            l_pred = float(parametric_loss(n_pred, d_pred, fit.params))
+            params = _surface_on(used_rest, cfg)
+            n_pred, d_pred = optimal_allocation(held.budget, params, model)
+            l_pred = float(parametric_loss(n_pred, d_pred, params))
             out.approaches["approach_3"] = ExtrapolationEntry.compare(
                 l_pred, float(n_pred), best_actual, best_from, len(rest)
             )

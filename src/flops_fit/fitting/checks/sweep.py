@@ -29,12 +29,13 @@ import pandas as pd
 from flops_fit.fitting.bootstrap import interval
 from flops_fit.fitting.isoflop.approaches import IsoflopFit
 from flops_fit.fitting.isoflop.estimators import approach2_residuals, budget_groups
+from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.fitting.surface.compute_model import (
     ComputeModel,
     allocation_laws,
     optimal_allocation,
 )
-from flops_fit.fitting.surface.study import SurfaceFit, surface_residuals
+from flops_fit.fitting.surface.study import SurfaceFit
 
 OFF_CENTRE_FACTOR = 2.0  # sweep centre vs fitted optimum (either way) beyond this is flagged
 MAX_EXPONENT_CORRELATION = 0.95  # |corr(alpha, beta)| over the bootstrap draws above this
@@ -63,7 +64,7 @@ def budget_checks(
     vertices = {p.budget_id: p for p in isoflop["approach_2"].points} if isoflop else {}
     law = None  # the fix re-plans around the best fitted N_opt law: Approach 3's, else 2's
     if surface.fit is not None and groups:
-        law = allocation_laws(surface.fit, model, [g.budget for g in groups])["n_opt"]
+        law = allocation_laws(surface.params, model, [g.budget for g in groups])["n_opt"]
     elif isoflop and isoflop["approach_2"].laws.get("n_opt") is not None:
         law = isoflop["approach_2"].laws["n_opt"].to_dict()
     rows, warnings = [], []
@@ -72,7 +73,7 @@ def budget_checks(
         best = float(g.model_size[int(np.argmin(g.loss))])
         optimum, source = None, None
         if surface.fit is not None:
-            optimum, _ = optimal_allocation(g.budget, surface.fit, model)
+            optimum, _ = optimal_allocation(g.budget, surface.params, model)
             optimum, source = float(optimum), "approach_3"
         vertex = vertices.get(g.budget_id)
         if (optimum is None or not np.isfinite(optimum)) and vertex is not None \
@@ -118,8 +119,8 @@ def surface_misfit(runs: pd.DataFrame, surface: SurfaceFit) -> tuple[dict[str, A
         return out, []
     n, d, loss = (np.concatenate([getattr(g, k) for g in groups])
                   for k in ("model_size", "num_tokens", "loss"))
-    _, resid, _ = surface_residuals(surface.fit, n, d, loss)
-    surface_rms = float(np.sqrt(np.sum(resid**2) / max(1, loss.size - 5)))
+    _, resid, _, n_params = surface.residuals(n, d, loss)
+    surface_rms = float(np.sqrt(np.sum(resid**2) / max(1, loss.size - n_params)))
     out["surface_rms_log_residual"] = surface_rms
     sq, dof = 0.0, 0
     for g in groups:
@@ -140,18 +141,19 @@ def surface_misfit(runs: pd.DataFrame, surface: SurfaceFit) -> tuple[dict[str, A
     return out, [
         f"Approach 3: the surface misfits the runs: its RMS residual is {surface_rms:.1%} of "
         f"the loss, {surface_rms / local:.2g}x the per-budget parabolas' {local:.1%}, so "
-        "E + A/N^alpha + B/D^beta does not describe these runs and its intervals (which cover "
-        "noise, not the wrong form) understate the error; compare it with Approach 2 "
-        "(recommended_approach says which passed its checks, the extrapolation check how each "
-        "predicted the held-out budget), or try analysis.approach_3.objective: least_squares"
+        f"{FAMILIES[surface.law].formula} does not describe these runs and its intervals "
+        "(which cover noise, not the wrong form) understate the error; compare it with "
+        "Approach 2 (recommended_approach says which passed its checks, the extrapolation check "
+        "how each predicted the held-out budget), or set analysis.law: auto to let the family "
+        "that best predicts held-out budgets answer"
     ]
 
 
 def identification(surface: SurfaceFit, level: float) -> tuple[dict[str, Any], list[str]]:
     """Are alpha and beta identified? Their bootstrap correlation and interval widths."""
     out: dict[str, Any] = {"alpha_beta_correlation": None, "identified": None}
-    if surface.fit is None or surface.draws is None:
-        return out, []
+    if surface.fit is None or surface.draws is None or surface.law != DEFAULT_LAW:
+        return out, []  # Chinchilla's alpha and beta: another family's answer does not use them
     alpha, beta = surface.draws["alpha"], surface.draws["beta"]
     ok = np.isfinite(alpha) & np.isfinite(beta)
     if ok.sum() < 10:

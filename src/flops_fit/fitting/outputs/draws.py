@@ -1,7 +1,9 @@
 """The bootstrap draws behind every interval, as a table (catalog: `bootstrap_draws`).
 
 One row per draw: Approach 2's power laws (`approach_2_<law>_coefficient`, `..._exponent` for
-n_opt, d_opt, l_opt) and Approach 3's surface (`approach_3_<E|A|B|alpha|beta>`). A draw that
+n_opt, d_opt, l_opt) and Approach 3's surface (`approach_3_<E|A|B|alpha|beta>`, Chinchilla's
+form; under `analysis.law` other than chinchilla also `approach_3_law`, the family that answered
+in the draw, and every other family's parameters, `approach_3_<family>.<name>`). A draw that
 failed is NaN. Approach 1 has no draws. The intervals of scaling_laws.json and predictions.csv
 are percentiles of these columns; a later round of a steered study (`flops_fit.study`) reads them
 to see where the fit is unsure, and a user can recompute any interval from them.
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.isoflop.approaches import IsoflopFit
+from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.fitting.surface.law import PARAM_NAMES as SURFACE_PARAMS
 from flops_fit.fitting.surface.study import SurfaceFit
 from flops_fit.schema import LAW_COLUMNS
@@ -21,6 +24,12 @@ DRAW_COLUMNS: tuple[str, ...] = (
     "draw",
     *(f"approach_2_{law}_{part}" for law in LAW_COLUMNS for part in ("coefficient", "exponent")),
     *(f"approach_3_{key}" for key in SURFACE_PARAMS),
+)
+#: the family that answered in each draw, and the other families' parameters
+LAW_DRAW_COLUMNS: tuple[str, ...] = (
+    "approach_3_law",
+    *(f"approach_3_{fam.key(k)}" for fam in FAMILIES.values() if fam.name != DEFAULT_LAW
+      for k in fam.param_names),
 )
 
 
@@ -42,6 +51,11 @@ def bootstrap_draws_table(isoflop: dict[str, IsoflopFit], surface: SurfaceFit) -
         if values is None or values.size != size:
             values = np.full(size, np.nan)
         table[name] = values
+    if surface.draws is not None and "law" in surface.draws:
+        for name in LAW_DRAW_COLUMNS:
+            key = name[len("approach_3_"):]
+            if key in surface.draws and np.size(surface.draws[key]) == size:
+                table[name] = surface.draws[key]
     return table
 
 
@@ -64,4 +78,9 @@ def surface_draws(table: pd.DataFrame) -> dict[str, np.ndarray] | None:
     draws = {k: table[n].to_numpy(float) for k, n in names.items()}
     if not np.isfinite(draws["alpha"]).any():
         return None
+    if "approach_3_law" in table:
+        draws["law"] = table["approach_3_law"].fillna(DEFAULT_LAW).astype(str).to_numpy()
+        for name in LAW_DRAW_COLUMNS[1:]:
+            if name in table:
+                draws[name[len("approach_3_"):]] = table[name].to_numpy(float)
     return draws

@@ -41,7 +41,7 @@ def optimal_points_table(
                     **(pt.parabola or {}),
                 }
             )
-    fit = surface.fit
+    fit = surface.params
     if fit is not None:
         for g in budget_groups(runs):
             n, d = optimal_allocation(g.budget, fit, model)

@@ -47,7 +47,7 @@ def _isoflop_values(fit: IsoflopFit, compute: np.ndarray):
 
 def _surface_values(surface: SurfaceFit, compute: np.ndarray, model: ComputeModel):
     """Point values and draws (B, m) of N, D, loss on the Approach 3 surface at budgets C."""
-    fit = surface.fit
+    fit = surface.params
     if fit is None:
         nan = np.full(compute.shape, np.nan)
         return dict.fromkeys(_VALUES, nan), dict.fromkeys(_VALUES)

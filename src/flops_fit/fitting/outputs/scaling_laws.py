@@ -19,6 +19,7 @@ from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck
 from flops_fit.fitting.checks.recommend import recommend_approach
 from flops_fit.fitting.checks.sweep import sweep_diagnostics
 from flops_fit.fitting.isoflop.approaches import IsoflopFit, LawFit
+from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.fitting.runs.table import run_data_unit, run_loss_unit
 from flops_fit.fitting.surface.compute_model import (
     ComputeModel,
@@ -57,6 +58,7 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
     if fit is None:
         return {
             **dict.fromkeys(SURFACE_KEYS),
+            "law": surface.law,
             "objective": None,
             "n_runs": surface.n_runs,
             "intervals": {k: [None, None] for k in SURFACE_KEYS},
@@ -87,8 +89,19 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
             "interval_note": note,
         }
 
+    answer = surface.params
     return {
         **{k: getattr(fit, k) for k in SURFACE_KEYS},
+        # the answering family and every fitted family's parameters (prefixed by family), so
+        # that this section is itself a params mapping (`fitting.laws.evaluate`)
+        **{k: v for k, v in answer.items() if k not in SURFACE_KEYS},
+        "law_formula": FAMILIES[surface.law].formula,
+        "law_params": {k: answer[FAMILIES[surface.law].key(k)]
+                       for k in FAMILIES[surface.law].param_names},
+        "law_intervals": {
+            k: (interval(draws[FAMILIES[surface.law].key(k)], level) if draws is not None
+                else [None, None]) for k in FAMILIES[surface.law].param_names},
+        "law_choice": surface.choice.to_dict() if surface.choice is not None else None,
         "objective": fit.objective,
         "n_runs": fit.n_runs,
         "intervals": intervals,
@@ -111,8 +124,7 @@ def allocation_under(
 ) -> dict[str, Any]:
     """Approach 3's n_opt and d_opt laws under a compute model other than 6 N: fitted through
     its optima at the study's budgets (`compute_model.allocation_laws`), with intervals."""
-    fit = surface.fit
-    laws = allocation_laws(fit, model, budgets)
+    laws = allocation_laws(surface.params, model, budgets)
     draws = allocation_laws(surface.draws, model, budgets) if surface.draws is not None else None
     out: dict[str, Any] = {}
     for key in ("n_opt", "d_opt"):
@@ -196,7 +208,7 @@ def summarise(
     for approach in ISOFLOP_APPROACHES:
         doc[approach] = isoflop_section(isoflop[approach])
     doc["approach_3"] = surface_section(surface, level)
-    if surface.fit is not None and not model.is_6nd:
+    if surface.fit is not None and (not model.is_6nd or surface.law != DEFAULT_LAW):
         doc["approach_3"].update(allocation_under(surface, model, budgets, level))
     doc["extrapolation_check"] = check.to_dict()
     doc["diagnostics"] = sweep_diagnostics(runs, isoflop, surface, model, level)

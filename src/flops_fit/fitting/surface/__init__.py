@@ -2,4 +2,4 @@
 objective (`objective`), the batched solver (`solver`), the starts (`starts`), the fit and its
 bootstrap on arrays (`fit`), the fit over a study's runs (`study`), its warnings
 (`surface_warnings`), and the study's compute model with the allocation under it
-(`compute_model`)."""
+(`compute_model`). The other law families and the choice among them are `fitting.laws`."""

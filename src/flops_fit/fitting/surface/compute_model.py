@@ -37,6 +37,15 @@ import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
 from flops_fit.fitting.isoflop.estimators import fit_power_law_draws
+from flops_fit.fitting.laws.evaluate import (
+    family_params,
+    is_chinchilla,
+    law_of,
+    refine_allocation,
+    select,
+    sum_params,
+)
+from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.fitting.surface.law import allocation_power_laws_6nd, param_value
 from flops_fit.fitting.surface.law import optimal_allocation_6nd as closed_form_allocation
 from flops_fit.parameters.analysis import COMPUTE_MODEL_SOURCES
@@ -248,6 +257,14 @@ def optimal_allocation(compute: Any, params: Mapping[str, Any] | Any,
     per-draw parameters (B,). The 6 N model is the closed form; any other is solved by a scan
     and bisection in ln N on L(N, C / f(N)) (NaN where the parameters are).
     """
+    if not is_chinchilla(params):  # another family answers (its params name it: "law")
+        law = law_of(params)
+        if isinstance(law, str):
+            return allocation_of_family(law, compute, family_params(params, law), model)
+        pairs = {name: allocation_of_family(name, compute, family_params(params, name), model)
+                 for name in np.unique(law) if name in FAMILIES}
+        return (select(law, {k: v[0] for k, v in pairs.items()}),
+                select(law, {k: v[1] for k, v in pairs.items()}))
     if require_compute_model(model, "optimal_allocation").is_6nd:
         return closed_form_allocation(compute, params)
     c = np.asarray(compute, dtype=float)
@@ -300,16 +317,29 @@ def optimal_allocation(compute: Any, params: Mapping[str, Any] | Any,
     return n_opt, d_opt
 
 
+def allocation_of_family(name: str, compute: Any, named: Mapping[str, Any],
+                         model: ComputeModel) -> tuple[np.ndarray, np.ndarray]:
+    """Compute-optimal (N, D) of any family (`fitting.laws.families`) with its named parameters:
+    the optimum of its sum A/N^alpha + B/D^beta where its loss increases with that sum, else a
+    numeric search started there (`laws.evaluate.refine_allocation`)."""
+    if name == DEFAULT_LAW:
+        return optimal_allocation(compute, named, model)
+    n_sum, d_sum = optimal_allocation(compute, sum_params(name, named), model)
+    if FAMILIES[name].allocation_sum is not None:
+        return n_sum, d_sum
+    return refine_allocation(name, compute, named, model, n_sum)
+
+
 def allocation_laws(params: Mapping[str, Any] | Any, model: ComputeModel,
                     budgets: Any) -> dict[str, dict[str, Any]]:
     """N_opt and D_opt as power laws k C^e: {"n_opt": {coefficient, exponent}, "d_opt": ...}.
 
-    Under 6 N the closed form (`surface.allocation_power_laws_6nd`, exact at every C). Under any
-    other model N_opt(C) is not a power law: the law is fitted, in log-log least squares, through
+    Under 6 N, Chinchilla's closed form (`surface.allocation_power_laws_6nd`, exact at every C).
+    Under any other model, or for another family, N_opt(C) is not a power law: the law is fitted, in log-log least squares, through
     the optima at `budgets` (the study's own), as Approaches 1-2 fit theirs. Per-draw parameters
     give arrays (B,); NaN where fewer than two budgets have an optimum.
     """
-    if require_compute_model(model, "allocation_laws").is_6nd:
+    if require_compute_model(model, "allocation_laws").is_6nd and is_chinchilla(params):
         return allocation_power_laws_6nd(params)
     c = np.asarray(sorted(set(float(b) for b in np.ravel(budgets))), dtype=float)
     n_opt, d_opt = optimal_allocation(c, params, model)

@@ -20,6 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from flops_fit.fitting.laws.evaluate import (
+    family_loss,
+    family_params,
+    is_chinchilla,
+    law_of,
+    select,
+)
+from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.planning.flops import FLOPS_PER_PARAM_TOKEN
 
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
@@ -53,11 +61,25 @@ def parametric_loss(model_size: Any, num_tokens: Any, params: Mapping[str, Any])
     With per-draw parameters (B,), N and D carry the draw axis first, e.g. (B, m) as
     `optimal_allocation_6nd` returns them.
     """
+    law = law_of(params)
+    if not is_chinchilla(params):  # another family answers (its params name it: "law")
+        if isinstance(law, str):
+            return loss_of_family(law, model_size, num_tokens, family_params(params, law))
+        return select(law, {name: loss_of_family(name, model_size, num_tokens,
+                                                 family_params(params, name))
+                            for name in np.unique(law) if name in FAMILIES})
     n = np.asarray(model_size, dtype=float)
     d = np.asarray(num_tokens, dtype=float)
     ndim = max(n.ndim, d.ndim)
     E, A, B, alpha, beta = (_per_draw(param_value(params, k), ndim) for k in PARAM_NAMES)
     return E + A * n**-alpha + B * d**-beta
+
+
+def loss_of_family(name: str, model_size: Any, num_tokens: Any, named: Mapping[str, Any]):
+    """L(N, D) of any family (`fitting.laws.families`) with its named parameters."""
+    if name == DEFAULT_LAW:
+        return parametric_loss(model_size, num_tokens, named)
+    return family_loss(name, model_size, num_tokens, named)
 
 
 def allocation_constants(params: Mapping[str, Any]) -> dict[str, Any]:

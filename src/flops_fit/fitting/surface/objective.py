@@ -46,7 +46,7 @@ _CHUNK_ELEMENTS = 32_768
 # second derivative) plus this fraction of the IRLS weight delta/max(|r|, delta) everywhere,
 # which keeps the matrix regular when few runs are inside the zone. (Pure IRLS, weight delta/|r| everywhere, is
 # an L1-like majoriser that converges linearly: ~4x the iterations, measured on Chinchilla.)
-_IRLS_FLOOR = 1e-3
+IRLS_FLOOR = 1e-3
 _LOWER = np.tril_indices(5, -1)
 # derivatives(): the products u p_i p_j and psi p_i, in this row order so that the ones summed
 # against x (rows 0-3) and against y (rows 3-6) are contiguous blocks.
@@ -216,7 +216,7 @@ def derivatives(
 
     J's rows are (p1, p2, p3, -p1 x, -p2 y) (see the module docstring). "huber_log": the
     gradient weights are psi = w clip(r, -delta, delta) and U = diag(w u) with u = 1 inside the
-    Huber zone |r| <= delta, plus _IRLS_FLOOR delta/max(|r|, delta) (the exact Gauss-Newton
+    Huber zone |r| <= delta, plus IRLS_FLOOR delta/max(|r|, delta) (the exact Gauss-Newton
     curvature of the Huber loss, kept regular by a small IRLS term). "least_squares":
     psi = 2 w r, U = diag(2 w). Each entry is a sum over runs of u p_i p_j (or psi p_i) times
     1, x, y, x^2, xy or y^2. `work` is an optional scratch array (9, >= K, n) to reuse.
@@ -227,7 +227,7 @@ def derivatives(
         inv = 1.0 / s
         p1, p2, p3 = e1 * inv, e2 * inv, e3 * inv
         ar = np.abs(r)
-        u = (_IRLS_FLOOR * delta) / np.maximum(ar, delta)
+        u = (IRLS_FLOOR * delta) / np.maximum(ar, delta)
         u += ar <= delta
         psi = np.clip(r, -delta, delta)
         if weights is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ from flops_fit.fitting.bootstrap import (
     small_sample_factor,
     standardised_residuals,
 )
+from flops_fit.fitting.laws.choice import LawChoice
+from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
+from flops_fit.fitting.laws.study import family_residuals, fit_laws, params_mapping
 from flops_fit.fitting.surface.fit import (
     MIN_RUNS,
     ParametricFit,
@@ -60,6 +64,31 @@ class SurfaceFit:
     n_runs: int
     #: the bootstrap's scheme, draws and failures; None without a bootstrap or a fit
     bootstrap: BootstrapReport | None = None
+    #: the law families fitted and the one that answers (None: Chinchilla's form, pinned)
+    choice: LawChoice | None = None
+
+    @property
+    def law(self) -> str:
+        """The family whose surface answers (`fitting.laws.families`)."""
+        return self.choice.chosen if self.choice is not None else DEFAULT_LAW
+
+    @property
+    def params(self) -> dict[str, Any] | None:
+        """The answer as a params mapping (``law`` and every fitted family's parameters), for
+        `parametric_loss` and `optimal_allocation`; None without a fit."""
+        if self.fit is None:
+            return None
+        if self.choice is None:
+            return {"law": DEFAULT_LAW, **self.fit.params}
+        return {**self.fit.params, **params_mapping(self.choice)}
+
+    def residuals(self, n: np.ndarray, d: np.ndarray, loss: np.ndarray):
+        """Fitted losses, log residuals, leverage and the number of parameters of the answer."""
+        if self.choice is None or self.law == DEFAULT_LAW:
+            return (*surface_residuals(self.fit, n, d, loss), len(PARAM_NAMES))
+        fit = self.choice.fits[self.law]
+        return (*family_residuals(fit, np.log(n), np.log(d), np.log(loss)),
+                FAMILIES[self.law].n_params)
 
 
 def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig) -> SurfaceFit:
@@ -98,16 +127,25 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig) -> SurfaceFit:
         if resampling is not None:
             t1 = time.perf_counter()
             positions = np.flatnonzero(runs["used_in_fit"].to_numpy(bool))
-            boot, report = _bootstrap(fit, n, d, loss, positions, resampling, cfg)
-            draws = theta_to_params(boot.theta)
-            bad = ~np.isfinite(boot.objective) | ~np.isfinite(draws["G"])
-            result.draws = {key: np.where(bad, np.nan, value) for key, value in draws.items()}
-            result.bootstrap = replace(report, failed_draws=int(bad.sum()))
-            log.info("Approach 3 bootstrap: %d draws in %.2f s", len(bad), time.perf_counter() - t1)
-            result.warnings.extend(
-                surface_bootstrap_warnings(boot.improved_by_extra_start, result.bootstrap)
-            )
-    result.warnings.extend(surface_fit_warnings(fit, loss, cfg.approach_3))
+            if cfg.law == DEFAULT_LAW:
+                boot, report = _bootstrap(fit, n, d, loss, positions, resampling, cfg)
+                draws = theta_to_params(boot.theta)
+                bad = ~np.isfinite(boot.objective) | ~np.isfinite(draws["G"])
+                result.draws = {key: np.where(bad, np.nan, value) for key, value in draws.items()}
+                result.bootstrap = replace(report, failed_draws=int(bad.sum()))
+                log.info("Approach 3 bootstrap: %d draws in %.2f s", len(bad),
+                         time.perf_counter() - t1)
+                result.warnings.extend(
+                    surface_bootstrap_warnings(boot.improved_by_extra_start, result.bootstrap)
+                )
+        if cfg.law != DEFAULT_LAW:
+            positions = np.flatnonzero(runs["used_in_fit"].to_numpy(bool))
+            result.choice, result.draws, result.bootstrap = fit_laws(
+                fit.theta, fit.objective, n, d, loss, used["budget"].to_numpy(float), positions,
+                resampling, cfg,
+                lambda r, h, p: residual_pool(r, h, cfg.approach_3, p))
+    if result.law == DEFAULT_LAW:
+        result.warnings.extend(surface_fit_warnings(fit, loss, cfg.approach_3))
     return result
 
 
@@ -153,7 +191,8 @@ def _bootstrap(fit, n, d, loss, positions, resampling: Resampling, cfg: Analysis
 
 
 def residual_pool(
-    residuals: np.ndarray, leverage: np.ndarray, settings: Approach3Params
+    residuals: np.ndarray, leverage: np.ndarray, settings: Approach3Params,
+    n_params: int = len(PARAM_NAMES),
 ) -> tuple[np.ndarray, str]:
     """The residuals the draws resample, and which rule made them.
 
@@ -167,7 +206,7 @@ def residual_pool(
     92% of the time for a nominal 95%, measured by benchmarks/bench_coverage.py.)
     """
     r = np.asarray(residuals, dtype=float)
-    p = len(PARAM_NAMES)
+    p = int(n_params)
     near_l1 = (
         settings.objective == "huber_log"
         and r.size > 2 * p

@@ -120,6 +120,12 @@ def _draw_parabolas(ax, optima: pd.DataFrame, colours: BudgetColours, handles: l
         handles.append(Line2D([], [], color=GREY, label=label))
 
 
+def _surface_label(params: dict[str, Any]) -> str:
+    law = params.get("law")
+    named = f" ({law})" if law and law != "chinchilla" else ""
+    return f"Approach 3 surface{named} along the budget"
+
+
 def _draw_surface_profiles(ax, completed: pd.DataFrame, optima: pd.DataFrame,
                            laws: dict[str, Any], colours: BudgetColours, handles: list) -> None:
     """Approach 3's L(N, C / f(N)) over each budget's runs (and its optimum), dash-dotted."""
@@ -137,7 +143,7 @@ def _draw_surface_profiles(ax, completed: pd.DataFrame, optima: pd.DataFrame,
         ax.plot(n, parametric_loss(n, compute.units(row.compute_budget, n), params),
                 color=colours(row.compute_budget), lw=1.0, ls="-.", alpha=0.8, zorder=2)
     handles.append(Line2D([], [], color=GREY, lw=1.0, ls="-.",
-                          label="Approach 3 surface along the budget"))
+                          label=_surface_label(params)))
 
 
 def _draw_optima(ax, optima: pd.DataFrame, colours: BudgetColours, k: float,

@@ -76,13 +76,21 @@ def parametric_fit(
         _draw_surface(ax, s, k)
         _draw_residuals(res_ax, s, k)
         s.colours.colorbar(fig, res_ax)
-        fit = ",  ".join(f"{sym} = {format_sig(params[key])}" for sym, key in
-                         (("E", "E"), ("A", "A"), ("B", "B"), (r"$\alpha$", "alpha"),
-                          (r"$\beta$", "beta")))
-        fig.suptitle(r"Approach 3: $L(N, D) = E + A/N^{\alpha} + B/D^{\beta}$"
-                     f" with {fit}")
+        fig.suptitle(_title(params))
         legend_below(fig, _legend_handles(s, k), ncols=3)
     return fig
+
+
+def _title(params: dict[str, Any]) -> str:
+    """The answering family's law and parameters (Chinchilla's unless another answered)."""
+    law = str(params.get("law") or "chinchilla")
+    values = params.get("law_params") if law != "chinchilla" else None
+    if not isinstance(values, dict):
+        values = {k: params.get(k) for k in ("E", "A", "B", "alpha", "beta")}
+    symbols = {"alpha": r"$\alpha$", "beta": r"$\beta$", "L_max": r"$L_{max}$"}
+    fit = ",  ".join(f"{symbols.get(k, k)} = {format_sig(v)}" for k, v in values.items())
+    formula = str(params.get("law_formula") or "L = E + A/N^α + B/D^β")
+    return f"Approach 3 ({law}): {formula} with {fit}"
 
 
 def _surface(params: dict[str, Any], runs: pd.DataFrame, laws: dict[str, Any],

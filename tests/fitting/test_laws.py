@@ -1,0 +1,160 @@
+"""Law families: their Jacobians, fits, allocation, the choice by rollout and the analysis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flops_fit import analyse
+from flops_fit.fitting.laws.choice import choose, choose_law, rollout_folds
+from flops_fit.fitting.laws.families import FAMILIES, LAW_NAMES, log_loss_and_jacobian
+from flops_fit.fitting.laws.solver import fit_family
+from flops_fit.fitting.outputs.draws import surface_draws
+from flops_fit.fitting.surface.compute_model import (
+    ComputeModel,
+    optimal_allocation,
+)
+from flops_fit.fitting.surface.compute_model import allocation_of_family as family_allocation
+from flops_fit.fitting.surface.law import loss_of_family as family_loss
+from flops_fit.fitting.surface.law import parametric_loss
+from flops_fit.parameters.analysis import AnalysisConfig
+
+TRUTHS = {
+    "chinchilla": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
+    "kaplan": {"A": 2.0e3, "B": 5.0e4, "alpha": 0.8, "q": 0.3},
+    "interaction": {"E": 1.5, "A": 300.0, "B": 400.0, "F": 2.0e4, "alpha": 0.35, "beta": 0.3},
+    "saturating": {"A": 70.0, "B": 90.0, "alpha": 0.4, "beta": 0.3, "L_max": 3.0, "k": 4.0},
+}
+SIX_ND = ComputeModel.six_nd()
+
+
+def study(law: str, budgets=(1e17, 1e18, 1e19, 1e20), sizes=7, noise=0.0, seed=0):
+    """An IsoFLOP study drawn from family `law` under C = 6 N D, centred on its optima."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in budgets:
+        n_opt, _ = family_allocation(law, c, TRUTHS[law], SIX_ND)
+        for n in float(n_opt) * np.geomspace(1 / 8, 8, sizes):
+            d = c / (6 * n)
+            loss = float(family_loss(law, n, d, TRUTHS[law])) * np.exp(noise * rng.normal())
+            rows.append({"experiment_id": f"{c:.0e}_{n:.0f}", "model_size": n, "num_tokens": d,
+                         "compute_budget": c, "final_loss": loss, "status": "completed"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("law", LAW_NAMES)
+def test_jacobian_matches_finite_differences(law):
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(8, 14, 9), rng.uniform(14, 20, 9)
+    theta = rng.uniform(0.2, 1.0, (3, FAMILIES[law].n_params))
+    _, jac = log_loss_and_jacobian(law, theta, x, y)
+    for i in range(theta.shape[1]):
+        step = np.zeros(theta.shape[1])
+        step[i] = 1e-6
+        up, _ = log_loss_and_jacobian(law, theta + step, x, y, jacobian=False)
+        down, _ = log_loss_and_jacobian(law, theta - step, x, y, jacobian=False)
+        np.testing.assert_allclose(jac[..., i], (up - down) / 2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("law", LAW_NAMES)
+def test_each_family_recovers_its_own_truth(law):
+    runs = study(law)
+    x, y, log_l = (np.log(runs[c].to_numpy(float))
+                   for c in ("model_size", "num_tokens", "final_loss"))
+    fit = fit_family(law, x, y, log_l)
+    assert fit.ok
+    predicted, _ = log_loss_and_jacobian(law, fit.theta, x, y, jacobian=False)
+    assert np.max(np.abs(predicted[0] - log_l)) < 1e-4
+    # the optimum it implies is the truth's
+    c = 1e21
+    n_fit, _ = family_allocation(law, c, fit.params, SIX_ND)
+    n_true, _ = family_allocation(law, c, TRUTHS[law], SIX_ND)
+    assert float(n_fit) == pytest.approx(float(n_true), rel=0.02)
+
+
+@pytest.mark.parametrize("law", LAW_NAMES)
+def test_allocation_is_the_minimum_along_the_budget(law):
+    model = ComputeModel("interpolated", "test", (np.log(1e6), np.log(1e9)),
+                         (np.log(1.5), np.log(1.1)))
+    for c in (1e18, 1e21):
+        n_opt, d_opt = family_allocation(law, c, TRUTHS[law], model)
+        grid = float(n_opt) * np.exp(np.linspace(-0.05, 0.05, 2001))
+        loss = family_loss(law, grid, model.units(c, grid), TRUTHS[law])
+        assert float(grid[np.argmin(loss)]) == pytest.approx(float(n_opt), rel=2e-4)
+        assert float(d_opt) == pytest.approx(float(model.units(c, n_opt)), rel=1e-12)
+
+
+def test_mixed_draws_take_each_draws_own_family():
+    params = {"law": np.array(["chinchilla", "kaplan", "chinchilla"]),
+              **{k: np.full(3, v) for k, v in TRUTHS["chinchilla"].items()},
+              **{f"kaplan.{k}": np.full(3, v) for k, v in TRUTHS["kaplan"].items()}}
+    n, d = optimal_allocation(np.array([1e19, 1e20]), params, SIX_ND)
+    chin_n, _ = optimal_allocation(np.array([1e19, 1e20]), TRUTHS["chinchilla"], SIX_ND)
+    kap_n, _ = family_allocation("kaplan", np.array([1e19, 1e20]), TRUTHS["kaplan"], SIX_ND)
+    np.testing.assert_allclose(n[0], chin_n)
+    np.testing.assert_allclose(n[1], kap_n)
+    loss = parametric_loss(n, d, params)
+    np.testing.assert_allclose(loss[1], family_loss("kaplan", kap_n, d[1], TRUTHS["kaplan"]))
+
+
+def test_tie_rule_prefers_fewer_parameters_only_within_the_tie():
+    errors = np.array([0.100, 0.104, 0.095])  # 5, 4 and 6 parameters; 0.104 < 1.1 x 0.095
+    assert choose(errors, [5, 4, 6], tie=0.1) == 1
+    assert choose(errors, [5, 4, 6], tie=0.0) == 2
+    assert choose(np.array([np.nan, np.inf, 0.2]), [5, 4, 6], tie=0.1) == 2
+    assert choose(np.array([np.nan, np.nan]), [5, 4], tie=0.1) == -1
+
+
+def test_rollout_holds_out_the_largest_budgets_and_keeps_two_to_fit():
+    budgets = np.repeat([1.0, 2.0, 3.0, 4.0], 3)
+    folds = rollout_folds(budgets, 5)
+    assert [f.budget for f in folds] == [3.0, 4.0]
+    assert folds[0].train.sum() == 6 and folds[1].train.sum() == 9
+    assert rollout_folds(np.repeat([1.0, 2.0], 3), 2) == []
+
+
+@pytest.mark.parametrize("law", ["saturating", "kaplan"])
+def test_auto_chooses_the_family_that_made_the_runs(law):
+    runs = study(law, budgets=(1e17, 1e18, 1e19, 1e20, 1e21), noise=0.01, seed=3)
+    x, y, log_l = (np.log(runs[c].to_numpy(float))
+                   for c in ("model_size", "num_tokens", "final_loss"))
+    choice = choose_law(x, y, log_l, runs["compute_budget"].to_numpy(), law="auto", held_out=2,
+                        tie=0.1, delta=1e-3, objective="huber_log")
+    assert choice.chosen == law, choice.held_out_rms
+    assert choice.held_out_rms[law] < choice.held_out_rms["chinchilla"]
+
+
+def test_analysis_with_auto_law_answers_with_the_chosen_family_and_repeats_the_choice():
+    runs = study("saturating", noise=0.01, seed=5)
+    cfg = {"law": "auto", "target_budgets": [1e21], "bootstrap": {"draws": 60}}
+    result = analyse(runs, cfg, compute_model="6nd")
+    a3 = result.scaling_laws["approach_3"]
+    assert a3["law"] == "saturating"
+    assert set(a3["law_params"]) == set(FAMILIES["saturating"].param_names)
+    shares = a3["law_choice"]["draw_shares"]
+    assert shares["saturating"] > 0.5 and sum(shares.values()) == pytest.approx(1.0)
+    assert "repeats the choice" in a3["bootstrap"]["note"]
+    # the prediction is the saturating law's optimum, inside its interval
+    row = result.predictions.query("approach == 'approach_3'").iloc[0]
+    n_true, _ = family_allocation("saturating", 1e21, TRUTHS["saturating"], SIX_ND)
+    assert row.model_size == pytest.approx(float(optimal_allocation(1e21, a3, SIX_ND)[0]), rel=1e-9)
+    assert row.model_size_lo < float(n_true) < row.model_size_hi
+    # the draws table carries each draw's family, and reads back as a params mapping
+    draws = surface_draws(result.draws)
+    assert set(np.unique(draws["law"])) <= set(LAW_NAMES)
+    n_draws, _ = optimal_allocation(np.array([1e21]), draws, SIX_ND)
+    assert np.isfinite(n_draws).mean() > 0.9
+
+
+def test_pinned_chinchilla_is_todays_analysis():
+    runs = study("chinchilla", noise=0.01, seed=2)
+    base = analyse(runs, {"target_budgets": [1e21], "bootstrap": {"draws": 40}}, "6nd")
+    a3 = base.scaling_laws["approach_3"]
+    assert a3["law"] == "chinchilla" and a3["law_choice"] is None
+    assert "approach_3_law" not in base.draws
+
+
+def test_unknown_law_is_an_error_naming_the_key():
+    with pytest.raises(ValueError, match="law"):
+        AnalysisConfig.from_params({"law": "power"})
