@@ -19,8 +19,8 @@ import numpy as np
 
 from flops_fit.fitting.laws.families import family, log_loss_and_jacobian, theta_to_named, valid
 from flops_fit.fitting.surface.objective import IRLS_FLOOR, batch_rows, check_objective
+from flops_fit.fitting.surface.solver import LAMBDA0, LAMBDA_DOWN, LAMBDA_UP, damped_step
 
-_LAMBDA0, _LAMBDA_DOWN, _LAMBDA_UP = 1e-3, 10.0, 10.0
 FTOL, MAX_ITER = 1e-10, 400  # a fit from its starts, and every bootstrap refit
 _EXPONENTS = (0.1, 0.25, 0.5, 0.8, 1.2)
 
@@ -129,26 +129,17 @@ def minimise(name: str, theta0: np.ndarray, x: np.ndarray, y: np.ndarray, log_l:
 
 
 def _lm(name, theta, x, y, target, weights, delta, objective, ftol, max_iter):
-    k, p = theta.shape
-    lam = np.full(k, _LAMBDA0)
+    k = theta.shape[0]
+    lam = np.full(k, LAMBDA0)
     f, g, h = _parts(name, theta, x, y, target, weights, delta, objective)
     bad = ~np.isfinite(f) | ~np.all(np.isfinite(g), axis=1)
     f[bad] = np.inf
     active = np.flatnonzero(~bad)
-    eye = np.eye(p)
     floor = 1e-300 * max(1, x.size)
     for _ in range(max_iter):
         if active.size == 0:
             break
-        hs = h[active]
-        diag = np.einsum("kii->ki", hs)
-        scale = diag + 1e-9 * diag.mean(axis=1, keepdims=True) + 1e-300
-        system = hs + (lam[active, None] * scale)[:, :, None] * eye
-        try:
-            step = -np.linalg.solve(system, g[active][:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            step = -np.stack([np.linalg.lstsq(a_, b_, rcond=None)[0]
-                              for a_, b_ in zip(system, g[active], strict=True)])
+        step = damped_step(h[active], g[active], lam[active])
         trial = theta[active] + step
         w_act = None if weights is None else weights[active]
         f_trial, g_trial, h_trial = _parts(name, trial, x, y, target[active], w_act, delta,
@@ -159,8 +150,8 @@ def _lm(name, theta, x, y, target, weights, delta, objective, ftol, max_iter):
         rel = (f_act - f_trial) / np.maximum(f_act, floor)
         acc = active[ok]
         theta[acc], f[acc], g[acc], h[acc] = trial[ok], f_trial[ok], g_trial[ok], h_trial[ok]
-        lam[acc] = np.maximum(lam[acc] / _LAMBDA_DOWN, 1e-12)
-        lam[active[~ok]] *= _LAMBDA_UP
+        lam[acc] = np.maximum(lam[acc] / LAMBDA_DOWN, 1e-12)
+        lam[active[~ok]] *= LAMBDA_UP
         converged = ok & ((rel < ftol) | (f_trial <= floor))
         stuck = lam[active] > 1e10
         active = active[~(converged | stuck)]

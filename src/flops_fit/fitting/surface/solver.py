@@ -21,7 +21,7 @@ from flops_fit.fitting.surface.objective import (
     target,
 )
 
-_LAMBDA0, _LAMBDA_DOWN, _LAMBDA_UP = 1e-3, 10.0, 10.0  # damping: start, after a kept/lost step
+LAMBDA0, LAMBDA_DOWN, LAMBDA_UP = 1e-3, 10.0, 10.0  # damping: start, after a kept/lost step
 
 
 def minimise_batched(
@@ -75,11 +75,24 @@ def _per_problem(arr, k: int, n: int, name: str) -> np.ndarray | None:
     return arr
 
 
+def damped_step(h: np.ndarray, g: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """The Levenberg-Marquardt steps (K, p): solve (H + lambda diag H) step = -g per problem
+    (least squares where a system is singular)."""
+    diag = np.einsum("kii->ki", h)
+    scale = diag + 1e-9 * diag.mean(axis=1, keepdims=True) + 1e-300
+    system = h + (lam[:, None] * scale)[:, :, None] * np.eye(h.shape[-1])
+    try:
+        return -np.linalg.solve(system, g[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        return -np.stack([np.linalg.lstsq(a_, b_, rcond=None)[0]
+                          for a_, b_ in zip(system, g, strict=True)])
+
+
 def _lm_chunk(theta, data, weights, delta, ftol, max_iter, tv, objective):
     """One batch: `tv` is the target in the objective's space, (n,) shared or (k, n)."""
     k = len(theta)
     per_problem_target = tv.ndim == 2
-    lam = np.full(k, _LAMBDA0)
+    lam = np.full(k, LAMBDA0)
     parts = residual_parts(theta, data, objective=objective, target_values=tv)
     f = objective_sum(parts[4], weights, delta, objective)
     work = np.empty((9, k, data.log_l.size))  # derivatives' scratch, reused every step
@@ -88,24 +101,11 @@ def _lm_chunk(theta, data, weights, delta, ftol, max_iter, tv, objective):
     f[bad] = np.inf
     iterations = np.zeros(k, dtype=int)
     active = np.flatnonzero(~bad)
-    eye = np.eye(5)
     floor = 1e-300 * max(1, data.log_l.size)
     for _ in range(max_iter):
         if active.size == 0:
             break
-        hs = h[active]
-        diag = np.einsum("kii->ki", hs)
-        scale = diag + 1e-9 * diag.mean(axis=1, keepdims=True) + 1e-300
-        system = hs + (lam[active, None] * scale)[:, :, None] * eye
-        try:
-            step = -np.linalg.solve(system, g[active][:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            step = -np.stack(
-                [
-                    np.linalg.lstsq(a_, b_, rcond=None)[0]
-                    for a_, b_ in zip(system, g[active], strict=True)
-                ]
-            )
+        step = damped_step(h[active], g[active], lam[active])
         trial = theta[active] + step
         w_act = None if weights is None else weights[active]
         tv_act = tv[active] if per_problem_target else tv
@@ -121,8 +121,8 @@ def _lm_chunk(theta, data, weights, delta, ftol, max_iter, tv, objective):
             w_acc = None if w_act is None else w_act[ok]
             kept = parts if ok.all() else tuple(p[ok] for p in parts)
             g[accepted], h[accepted] = derivatives(kept, data, w_acc, delta, objective, work)
-            lam[accepted] = np.maximum(lam[accepted] / _LAMBDA_DOWN, 1e-12)
-        lam[active[~ok]] *= _LAMBDA_UP
+            lam[accepted] = np.maximum(lam[accepted] / LAMBDA_DOWN, 1e-12)
+        lam[active[~ok]] *= LAMBDA_UP
         iterations[active] += 1
         converged = ok & ((rel < ftol) | (f_trial <= floor))
         stuck = lam[active] > 1e10
