@@ -158,3 +158,16 @@ def test_pinned_chinchilla_is_todays_analysis():
 def test_unknown_law_is_an_error_naming_the_key():
     with pytest.raises(ValueError, match="law"):
         AnalysisConfig.from_params({"law": "power"})
+
+
+def test_a_pinned_family_answers_and_chinchillas_form_is_still_reported():
+    runs = study("kaplan", noise=0.01, seed=4)
+    result = analyse(runs, {"law": "kaplan", "target_budgets": [1e21],
+                            "bootstrap": {"draws": 40}}, "6nd")
+    a3 = result.scaling_laws["approach_3"]
+    assert a3["law"] == "kaplan" and a3["law_choice"]["mode"] == "pinned"
+    assert a3["law_choice"]["draw_shares"] == {"kaplan": 1.0, "chinchilla": 0.0}
+    assert all(v is not None for v in a3["intervals"]["alpha"])  # Chinchilla's, every draw
+    n_true, _ = family_allocation("kaplan", 1e21, TRUTHS["kaplan"], SIX_ND)
+    row = result.predictions.query("approach == 'approach_3'").iloc[0]
+    assert row.model_size_lo < float(n_true) < row.model_size_hi

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.jsonsafe import json_safe
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures import figure_specs
@@ -136,12 +137,13 @@ def _missing_inputs(raw_runs, runs, laws, optima, preds, curves) -> list[dict[st
 def _law_entry(a3: Mapping[str, Any]) -> dict[str, Any]:
     """The answering law family: its formula, its parameters (instead of Chinchilla's when
     another family answers) and the table of every family's held-out error."""
-    out: dict[str, Any] = {"law": str(a3.get("law") or "chinchilla"),
-                           "law_formula": str(a3.get("law_formula") or "L = E + A/N^α + B/D^β"),
+    out: dict[str, Any] = {"law": str(a3.get("law") or DEFAULT_LAW),
+                           "law_formula": str(a3.get("law_formula")
+                                              or FAMILIES[DEFAULT_LAW].formula),
                            "law_reason": None, "law_table": None}
     law_params = a3.get("law_params") if isinstance(a3.get("law_params"), Mapping) else {}
     law_iv = a3.get("law_intervals") if isinstance(a3.get("law_intervals"), Mapping) else {}
-    if out["law"] != "chinchilla" and law_params:
+    if out["law"] != DEFAULT_LAW and law_params:
         out["surface"] = [{"name": k, "value": as_float(v),
                            "interval": inp.interval_pair(law_iv.get(k))}
                           for k, v in law_params.items() if as_float(v) is not None]

@@ -25,6 +25,7 @@ from flops_fit.fitting.laws.study import fit_laws, params_mapping
 from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.surface.fit import ParametricFitError, fit_parametric
 from flops_fit.fitting.surface.law import parametric_loss
+from flops_fit.fitting.surface.study import chinchilla_family_fit
 from flops_fit.fitting.threads import limit_blas_threads
 from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.schema import APPROACHES, ISOFLOP_APPROACHES
@@ -105,8 +106,8 @@ def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig) -> dict[str, Any]:
     fit = fit_parametric(n, d, loss, cfg.approach_3)
     if cfg.law == DEFAULT_LAW:
         return {"law": DEFAULT_LAW, **fit.params}
-    choice, _, _ = fit_laws(fit.theta, fit.objective, n, d, loss, runs["budget"].to_numpy(float),
-                            np.arange(loss.size), None, cfg, None)
+    choice, _, _ = fit_laws(chinchilla_family_fit(fit), n, d, loss,
+                            runs["budget"].to_numpy(float), np.arange(loss.size), None, cfg)
     return {**fit.params, **params_mapping(choice)}
 
 

@@ -50,9 +50,8 @@ def choose(errors: np.ndarray, n_params: np.ndarray, tie: float) -> np.ndarray:
     best = err.min(axis=0)
     close = err <= best * (1.0 + tie)
     p = np.asarray(n_params, dtype=float).reshape((-1,) + (1,) * (err.ndim - 1))
-    # lexicographic: fewest parameters among the close ones, then the lowest error
-    rank = np.where(close, p * 1e6 + np.argsort(np.argsort(err, axis=0), axis=0), np.inf)
-    pick = np.argmin(rank, axis=0)
+    fewest = np.where(close, p, np.inf).min(axis=0)
+    pick = np.argmin(np.where(close & (p == fewest), err, np.inf), axis=0)
     return np.where(np.isfinite(best), pick, -1)
 
 
@@ -105,7 +104,8 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float,
     `chinchilla` is Chinchilla's fit from Approach 3's own solver, used as that family's
     full-data fit so that a study whose answer is Chinchilla's is unchanged."""
     kw = {"delta": delta, "objective": objective}
-    names = list(FAMILIES) if law == "auto" else [law]
+    # Chinchilla's form is fitted under every choice: its parameters are always reported
+    names = list(FAMILIES) if law == "auto" else list(dict.fromkeys([law, DEFAULT_LAW]))
     fits = {}
     for name in names:
         fits[name] = (chinchilla if name == DEFAULT_LAW and chinchilla is not None

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from flops_fit.fitting.laws.families import DEFAULT_LAW, family
+from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES, family
 
 # The numeric allocation of a family without a monotone sum: a scan of ln N over +-_HALF_WIDTH
 # around its sum-part's optimum, then golden-section search between the best point's neighbours.
@@ -54,7 +54,9 @@ def family_params(params: Mapping[str, Any] | Any, name: str) -> dict[str, Any]:
     return out
 
 
-def _col(value: Any, ndim: int) -> Any:
+def per_draw(value: Any, ndim: int) -> Any:
+    """A per-draw array (B,) shaped (B, 1, ...) to broadcast over `ndim`-dimensional values;
+    a scalar as it is."""
     if np.ndim(value) == 0:
         return value
     return np.reshape(value, np.shape(value) + (1,) * max(0, ndim - np.ndim(value)))
@@ -65,7 +67,7 @@ def family_loss(name: str, model_size: Any, num_tokens: Any, named: Mapping[str,
     parameters (per-draw arrays lead, as in `surface.law.parametric_loss`)."""
     n = np.asarray(model_size, dtype=float)
     d = np.asarray(num_tokens, dtype=float)
-    p = {k: _col(v, max(n.ndim, d.ndim)) for k, v in named.items()}
+    p = {k: per_draw(v, max(n.ndim, d.ndim)) for k, v in named.items()}
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if name == "kaplan":
             return (p["A"] * n ** -p["alpha"] + p["B"] / d) ** p["q"]
@@ -84,9 +86,25 @@ def select(law: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
     out = None
     for name, value in values.items():
         value = np.asarray(value, dtype=float)
-        pick = _col(law == name, value.ndim)
+        pick = per_draw(law == name, value.ndim)
         out = np.where(pick, value, np.nan if out is None else out)
     return out
+
+
+def by_family(params: Mapping[str, Any] | Any, fn):
+    """fn(family, its named params) under the params' own family, or, with one family per
+    draw, each draw's value from its own family (tuples elementwise)."""
+    law = law_of(params)
+    if law is None or isinstance(law, str):
+        name = law or DEFAULT_LAW
+        return fn(name, family_params(params, name))
+    values = {name: fn(name, family_params(params, name)) for name in np.unique(law)
+              if name in FAMILIES}
+    first = next(iter(values.values()))
+    if isinstance(first, tuple):
+        return tuple(select(law, {k: v[i] for k, v in values.items()})
+                     for i in range(len(first)))
+    return select(law, values)
 
 
 def sum_params(name: str, named: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,12 +113,7 @@ def sum_params(name: str, named: Mapping[str, Any]) -> dict[str, Any]:
     keys = family(name).allocation_sum or ("A", "B", "alpha", "beta")
     out = {}
     for target, key in zip(("A", "B", "alpha", "beta"), keys, strict=True):
-        if "=" in key:
-            value = float(key.split("=")[1])
-            out[target] = value if np.ndim(named["A"]) == 0 else np.full(np.shape(named["A"]),
-                                                                           value)
-        else:
-            out[target] = named[key]
+        out[target] = named[key] if isinstance(key, str) else np.full(np.shape(named["A"]), key)
     return out
 
 
@@ -114,7 +127,7 @@ def refine_allocation(name: str, compute: Any, named: Mapping[str, Any], model, 
 
     def loss_at(x):  # L(N, C / f(N)) at ln N = x (..., points)
         n = np.exp(x)
-        p = {k: _col(v, draw_ndim + c.ndim + 1) if np.ndim(v) else v for k, v in named.items()}
+        p = {k: per_draw(v, draw_ndim + c.ndim + 1) if np.ndim(v) else v for k, v in named.items()}
         return family_loss(name, n, model.units(c_full, n), p)
 
     with np.errstate(all="ignore"):

@@ -27,7 +27,6 @@ itself, so Chinchilla's allocation (closed form under C = 6 N D) serves them unc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -42,8 +41,9 @@ class LawFamily:
     theta_names: tuple[str, ...]  # the solver's coordinates
     param_names: tuple[str, ...]  # what a user reads (coefficients as values, not logs)
     log_coefficients: tuple[str, ...]  # param_names stored as logs in theta
-    #: the params (A, B, alpha, beta) of the S whose minimum is the optimum; None: no such S
-    allocation_sum: tuple[str, str, str, str] | None
+    #: the params (A, B, alpha, beta) of the S whose minimum is the optimum (a number: that
+    #: value); None: no such S
+    allocation_sum: tuple[str | float, ...] | None
     positive: tuple[str, ...]  # exponents that must be positive for a valid law
 
     @property
@@ -64,7 +64,7 @@ FAMILIES: dict[str, LawFamily] = {
                   ("A", "B", "E"), ("A", "B", "alpha", "beta"), ("alpha", "beta")),
         LawFamily("kaplan", "L = (A/N^α + B/D)^q",
                   ("ln A", "ln B", "alpha", "q"), ("A", "B", "alpha", "q"),
-                  ("A", "B"), ("A", "B", "alpha", "beta=1"), ("alpha", "q")),
+                  ("A", "B"), ("A", "B", "alpha", 1.0), ("alpha", "q")),
         LawFamily("interaction", "L = E + A/N^α + B/D^β + F/(N^α D^β)",
                   ("ln A", "ln B", "ln E", "ln F", "alpha", "beta"),
                   ("A", "B", "E", "F", "alpha", "beta"), ("A", "B", "E", "F"), None,
@@ -137,17 +137,6 @@ def theta_to_named(name: str, theta: np.ndarray) -> dict[str, np.ndarray]:
             key = coord[3:] if coord.startswith("ln ") else coord
             out[key] = np.exp(th[:, i]) if coord.startswith("ln ") else th[:, i]
     return {k: out[k] for k in fam.param_names}
-
-
-def named_to_theta(name: str, params: dict[str, Any]) -> np.ndarray:
-    """The inverse of `theta_to_named` for one parameter set: theta (p,)."""
-    fam = family(name)
-    row = []
-    for coord in fam.theta_names:
-        key = coord[3:] if coord.startswith("ln ") else coord
-        value = float(params[key])
-        row.append(np.log(value) if coord.startswith("ln ") else value)
-    return np.asarray(row)
 
 
 def valid(name: str, named: dict[str, np.ndarray]) -> np.ndarray:

@@ -18,8 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from flops_fit.fitting.laws.families import family, log_loss_and_jacobian, theta_to_named, valid
-from flops_fit.fitting.surface.objective import IRLS_FLOOR, batch_rows, check_objective
-from flops_fit.fitting.surface.solver import LAMBDA0, LAMBDA_DOWN, LAMBDA_UP, damped_step
+from flops_fit.fitting.surface.objective import (
+    batch_rows,
+    check_objective,
+    gauss_newton_weights,
+    objective_sum,
+)
+from flops_fit.fitting.surface.solver import lm_loop
 
 FTOL, MAX_ITER = 1e-10, 400  # a fit from its starts, and every bootstrap refit
 _EXPONENTS = (0.1, 0.25, 0.5, 0.8, 1.2)
@@ -70,35 +75,22 @@ def starts(name: str, x: np.ndarray, y: np.ndarray, log_l: np.ndarray) -> np.nda
     return np.asarray(rows, dtype=float)
 
 
-def _parts(name, theta, x, y, target, weights, delta, objective, jac=True):
-    """Objective (K,), and when `jac`: gradient (K, p) and Gauss-Newton matrix (K, p, p)."""
-    f, j = log_loss_and_jacobian(name, theta, x, y, jacobian=jac)
+def _residuals(name, theta, x, y, target, objective):
+    """Residuals (K, n) in the objective's space and their Jacobian (K, n, p)."""
+    f, j = log_loss_and_jacobian(name, theta, x, y)
     if objective == "huber_log":
-        r = f - target
-    else:
-        pred = np.exp(f)
-        r = pred - target
-        if jac:
-            j = j * pred[..., None]
-    if objective == "huber_log":
-        c = np.clip(r, -delta, delta)
-        rho = (r - 0.5 * c) * c
-    else:
-        rho = r * r
+        return f - target, j
+    pred = np.exp(f)
+    return pred - target, j * pred[..., None]
+
+
+def _derivatives(r, j, weights, delta, objective):
+    """Gradient (K, p) and Gauss-Newton matrix (K, p, p) at residuals r with Jacobian j."""
+    u, psi = gauss_newton_weights(r, delta, objective)
     w = 1.0 if weights is None else weights
-    obj = np.sum(w * rho, axis=1)
-    obj = np.where(np.isfinite(obj), obj, np.inf)
-    if not jac:
-        return obj, None, None
-    if objective == "huber_log":
-        ar = np.abs(r)
-        u = (IRLS_FLOOR * delta) / np.maximum(ar, delta) + (ar <= delta)
-        psi = np.clip(r, -delta, delta)
-    else:
-        u, psi = 2.0 * np.ones_like(r), 2.0 * r
     grad = np.einsum("kn,knp->kp", w * psi, j)
-    hess = np.einsum("kn,knp,knq->kpq", w * u, j, j)
-    return obj, grad, hess
+    hess = np.einsum("kn,knp,knq->kpq", np.broadcast_to(w * u, r.shape), j, j)
+    return grad, hess
 
 
 def minimise(name: str, theta0: np.ndarray, x: np.ndarray, y: np.ndarray, log_l: np.ndarray,
@@ -129,32 +121,20 @@ def minimise(name: str, theta0: np.ndarray, x: np.ndarray, y: np.ndarray, log_l:
 
 
 def _lm(name, theta, x, y, target, weights, delta, objective, ftol, max_iter):
-    k = theta.shape[0]
-    lam = np.full(k, LAMBDA0)
-    f, g, h = _parts(name, theta, x, y, target, weights, delta, objective)
-    bad = ~np.isfinite(f) | ~np.all(np.isfinite(g), axis=1)
-    f[bad] = np.inf
-    active = np.flatnonzero(~bad)
-    floor = 1e-300 * max(1, x.size)
-    for _ in range(max_iter):
-        if active.size == 0:
-            break
-        step = damped_step(h[active], g[active], lam[active])
-        trial = theta[active] + step
-        w_act = None if weights is None else weights[active]
-        f_trial, g_trial, h_trial = _parts(name, trial, x, y, target[active], w_act, delta,
-                                           objective)
-        f_act = f[active]
-        ok = np.isfinite(f_trial) & (f_trial <= f_act) & np.all(np.isfinite(step), axis=1)
-        ok &= np.all(np.isfinite(g_trial), axis=1)
-        rel = (f_act - f_trial) / np.maximum(f_act, floor)
-        acc = active[ok]
-        theta[acc], f[acc], g[acc], h[acc] = trial[ok], f_trial[ok], g_trial[ok], h_trial[ok]
-        lam[acc] = np.maximum(lam[acc] / LAMBDA_DOWN, 1e-12)
-        lam[active[~ok]] *= LAMBDA_UP
-        converged = ok & ((rel < ftol) | (f_trial <= floor))
-        stuck = lam[active] > 1e10
-        active = active[~(converged | stuck)]
+    r, j = _residuals(name, theta, x, y, target, objective)
+    f = objective_sum(r, weights, delta, objective)
+    g, h = _derivatives(r, j, weights, delta, objective)
+
+    def evaluate(trial, rows):
+        r, j = _residuals(name, trial, x, y, target[rows], objective)
+        w = None if weights is None else weights[rows]
+        return objective_sum(r, w, delta, objective), (r, j)
+
+    def derive(parts, rows, ok):
+        w = None if weights is None else weights[rows[ok]]
+        return _derivatives(parts[0][ok], parts[1][ok], w, delta, objective)
+
+    lm_loop(theta, f, g, h, evaluate, derive, ftol, max_iter, 1e-300 * max(1, x.size))
     return theta, f
 
 

@@ -20,6 +20,7 @@ from flops_fit.fitting.bootstrap import (
     BootstrapReport,
     Resampling,
     residual_losses,
+    residual_pool,
     small_sample_factor,
 )
 from flops_fit.fitting.laws.choice import LawChoice, choose_law, draw_choice
@@ -55,22 +56,19 @@ def params_mapping(choice: LawChoice) -> dict[str, object]:
     return out
 
 
-def fit_laws(chinchilla_theta, chinchilla_objective: float, n, d, loss, budget,
-             positions: np.ndarray, resampling: Resampling | None, cfg: AnalysisConfig,
-             residual_pool) -> tuple[LawChoice, dict[str, np.ndarray] | None,
-                                     BootstrapReport | None]:
+def fit_laws(chinchilla: FamilyFit, n, d, loss, budget, positions: np.ndarray,
+             resampling: Resampling | None, cfg: AnalysisConfig
+             ) -> tuple[LawChoice, dict[str, np.ndarray] | None, BootstrapReport | None]:
     """The families' fits, the choice, and (with `resampling`) the draws that repeat it.
 
-    `residual_pool(residuals, leverage, n_params)` is Approach 3's rule for the residuals a
-    draw resamples (`surface.study.residual_pool`)."""
+    `chinchilla` is Approach 3's own fit of Chinchilla's form; `positions` are the rows of the
+    runs table that the runs (n, d, loss) are, for the resampling's columns."""
     settings, lc = cfg.approach_3, cfg.law_choice
     kw = {"delta": settings.huber_delta, "objective": settings.objective}
     x, y, log_l = np.log(n), np.log(d), np.log(loss)
-    chin = FamilyFit(DEFAULT_LAW, np.asarray(chinchilla_theta, dtype=float),
-                     float(chinchilla_objective), int(loss.size))
     t0 = time.perf_counter()
     choice = choose_law(x, y, log_l, np.asarray(budget, dtype=float), law=cfg.law,
-                        held_out=lc.held_out, tie=lc.tie, chinchilla=chin, **kw)
+                        held_out=lc.held_out, tie=lc.tie, chinchilla=chinchilla, **kw)
     log.info("Approach 3's law: %s (%s; %.2f s)", choice.chosen, choice.reason,
              time.perf_counter() - t0)
     if resampling is None:
@@ -81,7 +79,7 @@ def fit_laws(chinchilla_theta, chinchilla_objective: float, n, d, loss, budget,
     dof, factor, note, weights = None, None, None, None
     if resampling.residual:
         fitted, resid, leverage = family_residuals(answer, x, y, log_l)
-        pool, rule = residual_pool(resid, leverage, p)
+        pool, rule = residual_pool(resid, leverage, settings, p)
         dof = int(loss.size - p)
         factor = small_sample_factor(dof, cfg.confidence_level)
         log_draws = np.log(residual_losses(fitted, pool, positions, resampling, factor))

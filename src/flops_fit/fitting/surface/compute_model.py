@@ -37,14 +37,7 @@ import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
 from flops_fit.fitting.isoflop.estimators import fit_power_law_draws
-from flops_fit.fitting.laws.evaluate import (
-    family_params,
-    is_chinchilla,
-    law_of,
-    refine_allocation,
-    select,
-    sum_params,
-)
+from flops_fit.fitting.laws.evaluate import by_family, is_chinchilla, refine_allocation, sum_params
 from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.fitting.surface.law import allocation_power_laws_6nd, param_value
 from flops_fit.fitting.surface.law import optimal_allocation_6nd as closed_form_allocation
@@ -258,13 +251,8 @@ def optimal_allocation(compute: Any, params: Mapping[str, Any] | Any,
     and bisection in ln N on L(N, C / f(N)) (NaN where the parameters are).
     """
     if not is_chinchilla(params):  # another family answers (its params name it: "law")
-        law = law_of(params)
-        if isinstance(law, str):
-            return allocation_of_family(law, compute, family_params(params, law), model)
-        pairs = {name: allocation_of_family(name, compute, family_params(params, name), model)
-                 for name in np.unique(law) if name in FAMILIES}
-        return (select(law, {k: v[0] for k, v in pairs.items()}),
-                select(law, {k: v[1] for k, v in pairs.items()}))
+        return by_family(params, lambda name, named: allocation_of_family(name, compute, named,
+                                                                          model))
     if require_compute_model(model, "optimal_allocation").is_6nd:
         return closed_form_allocation(compute, params)
     c = np.asarray(compute, dtype=float)

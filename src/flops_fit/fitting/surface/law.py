@@ -20,14 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from flops_fit.fitting.laws.evaluate import (
-    family_loss,
-    family_params,
-    is_chinchilla,
-    law_of,
-    select,
-)
-from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
+from flops_fit.fitting.laws.evaluate import by_family, family_loss, is_chinchilla, per_draw
+from flops_fit.fitting.laws.families import DEFAULT_LAW
 from flops_fit.planning.flops import FLOPS_PER_PARAM_TOKEN
 
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
@@ -48,30 +42,19 @@ def param_value(params: Mapping[str, Any] | Any, key: str) -> Any:
     return np.asarray(value, dtype=float)
 
 
-def _per_draw(value: Any, ndim: int) -> Any:
-    """A per-draw array (B,) shaped (B, 1, ...) to broadcast over `ndim`-dimensional values."""
-    if np.ndim(value) == 0:
-        return value
-    return np.reshape(value, np.shape(value) + (1,) * max(0, ndim - np.ndim(value)))
-
-
 def parametric_loss(model_size: Any, num_tokens: Any, params: Mapping[str, Any]) -> np.ndarray:
     """L(N, D) = E + A / N^alpha + B / D^beta, elementwise.
 
     With per-draw parameters (B,), N and D carry the draw axis first, e.g. (B, m) as
     `optimal_allocation_6nd` returns them.
     """
-    law = law_of(params)
     if not is_chinchilla(params):  # another family answers (its params name it: "law")
-        if isinstance(law, str):
-            return loss_of_family(law, model_size, num_tokens, family_params(params, law))
-        return select(law, {name: loss_of_family(name, model_size, num_tokens,
-                                                 family_params(params, name))
-                            for name in np.unique(law) if name in FAMILIES})
+        return by_family(params, lambda name, named: loss_of_family(name, model_size,
+                                                                    num_tokens, named))
     n = np.asarray(model_size, dtype=float)
     d = np.asarray(num_tokens, dtype=float)
     ndim = max(n.ndim, d.ndim)
-    E, A, B, alpha, beta = (_per_draw(param_value(params, k), ndim) for k in PARAM_NAMES)
+    E, A, B, alpha, beta = (per_draw(param_value(params, k), ndim) for k in PARAM_NAMES)
     return E + A * n**-alpha + B * d**-beta
 
 
@@ -116,7 +99,7 @@ def optimal_allocation_6nd(compute: Any, params: Mapping[str, Any]) -> tuple[np.
     """
     c6 = np.asarray(compute, dtype=float) / FLOPS_PER_PARAM_TOKEN
     k = allocation_constants(params)
-    G, a, b = (_per_draw(k[key], c6.ndim + np.ndim(k[key])) for key in ("G", "a", "b"))
+    G, a, b = (per_draw(k[key], c6.ndim + np.ndim(k[key])) for key in ("G", "a", "b"))
     with np.errstate(all="ignore") if np.ndim(k["G"]) else nullcontext():
         n_opt = G * c6**a
         d_opt = c6**b / G

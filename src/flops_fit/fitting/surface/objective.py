@@ -46,7 +46,7 @@ _CHUNK_ELEMENTS = 32_768
 # second derivative) plus this fraction of the IRLS weight delta/max(|r|, delta) everywhere,
 # which keeps the matrix regular when few runs are inside the zone. (Pure IRLS, weight delta/|r| everywhere, is
 # an L1-like majoriser that converges linearly: ~4x the iterations, measured on Chinchilla.)
-IRLS_FLOOR = 1e-3
+_IRLS_FLOOR = 1e-3
 _LOWER = np.tril_indices(5, -1)
 # derivatives(): the products u p_i p_j and psi p_i, in this row order so that the ones summed
 # against x (rows 0-3) and against y (rows 3-6) are contiguous blocks.
@@ -216,27 +216,22 @@ def derivatives(
 
     J's rows are (p1, p2, p3, -p1 x, -p2 y) (see the module docstring). "huber_log": the
     gradient weights are psi = w clip(r, -delta, delta) and U = diag(w u) with u = 1 inside the
-    Huber zone |r| <= delta, plus IRLS_FLOOR delta/max(|r|, delta) (the exact Gauss-Newton
+    Huber zone |r| <= delta, plus _IRLS_FLOOR delta/max(|r|, delta) (the exact Gauss-Newton
     curvature of the Huber loss, kept regular by a small IRLS term). "least_squares":
     psi = 2 w r, U = diag(2 w). Each entry is a sum over runs of u p_i p_j (or psi p_i) times
     1, x, y, x^2, xy or y^2. `work` is an optional scratch array (9, >= K, n) to reuse.
     """
     e1, e2, e3, s, r = parts
     k, n = r.shape
+    u, psi = gauss_newton_weights(r, delta, objective)
+    if weights is not None:  # in place where fresh: this runs every solver step
+        u = u * weights if np.ndim(u) == 0 else np.multiply(u, weights, out=u)
+        psi *= weights
     if objective == "huber_log":
         inv = 1.0 / s
         p1, p2, p3 = e1 * inv, e2 * inv, e3 * inv
-        ar = np.abs(r)
-        u = (IRLS_FLOOR * delta) / np.maximum(ar, delta)
-        u += ar <= delta
-        psi = np.clip(r, -delta, delta)
-        if weights is not None:
-            u *= weights
-            psi *= weights
     else:
         p1, p2, p3 = e1, e2, np.broadcast_to(e3, r.shape)
-        u = 2.0 if weights is None else 2.0 * weights
-        psi = 2.0 * r if weights is None else 2.0 * r * weights
     if work is None or work.shape[1] < k or work.shape[2] != n:
         work = np.empty((9, k, n))
     buf = work[:, :k]
@@ -264,6 +259,19 @@ def derivatives(
     h[:, _LOWER[0], _LOWER[1]] = h[:, _LOWER[1], _LOWER[0]]
     grad = np.stack([one[2], one[6], one[8], -bx[2], -by[3]], axis=1)
     return grad, h
+
+
+def gauss_newton_weights(r: np.ndarray, delta: float, objective: str):
+    """Per-run curvature weights u and gradient weights psi of the objective at residuals r:
+    Huber: u = 1 inside |r| <= delta plus _IRLS_FLOOR delta/max(|r|, delta), psi = clip(r);
+    squares: u = 2, psi = 2 r. The gradient is J^T (w psi), the Gauss-Newton matrix
+    J^T diag(w u) J."""
+    if objective != "huber_log":
+        return 2.0, 2.0 * r
+    ar = np.abs(r)
+    u = (_IRLS_FLOOR * delta) / np.maximum(ar, delta)
+    u += ar <= delta
+    return u, np.clip(r, -delta, delta)
 
 
 def objective_gradient_hessian(

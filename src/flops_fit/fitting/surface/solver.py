@@ -21,7 +21,7 @@ from flops_fit.fitting.surface.objective import (
     target,
 )
 
-LAMBDA0, LAMBDA_DOWN, LAMBDA_UP = 1e-3, 10.0, 10.0  # damping: start, after a kept/lost step
+_LAMBDA0, _LAMBDA_DOWN, _LAMBDA_UP = 1e-3, 10.0, 10.0  # damping: start, after a kept/lost step
 
 
 def minimise_batched(
@@ -88,43 +88,64 @@ def damped_step(h: np.ndarray, g: np.ndarray, lam: np.ndarray) -> np.ndarray:
                           for a_, b_ in zip(system, g, strict=True)])
 
 
-def _lm_chunk(theta, data, weights, delta, ftol, max_iter, tv, objective):
-    """One batch: `tv` is the target in the objective's space, (n,) shared or (k, n)."""
+def lm_loop(theta, f, g, h, evaluate, derive, ftol: float, max_iter: int, floor: float):
+    """The Levenberg-Marquardt iteration shared by every surface solver, on K problems at once.
+
+    `theta` (K, p), `f` (K,), `g` (K, p), `h` (K, p, p) at the start are updated in place.
+    `evaluate(trial, rows)` gives the objective (len(rows),) at trial points of problems `rows`
+    and whatever `derive(parts, rows, ok)` needs to give the gradient and Gauss-Newton matrix of
+    the accepted ones (`rows[ok]`), so derivatives are only computed where a step was kept. A
+    problem stops when a kept step lowers its objective by less than `ftol` (relative) or to
+    `floor`, when its damping exceeds 1e10, or after `max_iter` steps. Returns iterations (K,).
+    """
     k = len(theta)
-    per_problem_target = tv.ndim == 2
-    lam = np.full(k, LAMBDA0)
-    parts = residual_parts(theta, data, objective=objective, target_values=tv)
-    f = objective_sum(parts[4], weights, delta, objective)
-    work = np.empty((9, k, data.log_l.size))  # derivatives' scratch, reused every step
-    g, h = derivatives(parts, data, weights, delta, objective, work)
+    lam = np.full(k, _LAMBDA0)
     bad = ~np.isfinite(f) | ~np.all(np.isfinite(g), axis=1)
     f[bad] = np.inf
     iterations = np.zeros(k, dtype=int)
     active = np.flatnonzero(~bad)
-    floor = 1e-300 * max(1, data.log_l.size)
     for _ in range(max_iter):
         if active.size == 0:
             break
         step = damped_step(h[active], g[active], lam[active])
         trial = theta[active] + step
-        w_act = None if weights is None else weights[active]
-        tv_act = tv[active] if per_problem_target else tv
-        parts = residual_parts(trial, data, objective=objective, target_values=tv_act)
+        f_trial, parts = evaluate(trial, active)
         f_act = f[active]
-        f_trial = objective_sum(parts[4], w_act, delta, objective)
         ok = np.isfinite(f_trial) & (f_trial <= f_act) & np.all(np.isfinite(step), axis=1)
         rel = (f_act - f_trial) / np.maximum(f_act, floor)
         accepted = active[ok]
         if accepted.size:
             theta[accepted] = trial[ok]
             f[accepted] = f_trial[ok]
-            w_acc = None if w_act is None else w_act[ok]
-            kept = parts if ok.all() else tuple(p[ok] for p in parts)
-            g[accepted], h[accepted] = derivatives(kept, data, w_acc, delta, objective, work)
-            lam[accepted] = np.maximum(lam[accepted] / LAMBDA_DOWN, 1e-12)
-        lam[active[~ok]] *= LAMBDA_UP
+            g[accepted], h[accepted] = derive(parts, active, ok)
+            lam[accepted] = np.maximum(lam[accepted] / _LAMBDA_DOWN, 1e-12)
+        lam[active[~ok]] *= _LAMBDA_UP
         iterations[active] += 1
         converged = ok & ((rel < ftol) | (f_trial <= floor))
         stuck = lam[active] > 1e10
         active = active[~(converged | stuck)]
+    return iterations
+
+
+def _lm_chunk(theta, data, weights, delta, ftol, max_iter, tv, objective):
+    """One batch: `tv` is the target in the objective's space, (n,) shared or (k, n)."""
+    per_problem_target = tv.ndim == 2
+    parts = residual_parts(theta, data, objective=objective, target_values=tv)
+    f = objective_sum(parts[4], weights, delta, objective)
+    work = np.empty((9, len(theta), data.log_l.size))  # derivatives' scratch, reused every step
+    g, h = derivatives(parts, data, weights, delta, objective, work)
+
+    def evaluate(trial, rows):
+        w = None if weights is None else weights[rows]
+        parts = residual_parts(trial, data, objective=objective,
+                               target_values=tv[rows] if per_problem_target else tv)
+        return objective_sum(parts[4], w, delta, objective), parts
+
+    def derive(parts, rows, ok):
+        w = None if weights is None else weights[rows[ok]]
+        kept = parts if ok.all() else tuple(p[ok] for p in parts)
+        return derivatives(kept, data, w, delta, objective, work)
+
+    floor = 1e-300 * max(1, data.log_l.size)
+    iterations = lm_loop(theta, f, g, h, evaluate, derive, ftol, max_iter, floor)
     return theta, f, iterations

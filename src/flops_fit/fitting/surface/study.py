@@ -28,11 +28,12 @@ from flops_fit.fitting.bootstrap import (
     Resampling,
     plan_draws,
     residual_losses,
+    residual_pool,
     small_sample_factor,
-    standardised_residuals,
 )
 from flops_fit.fitting.laws.choice import LawChoice
 from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
+from flops_fit.fitting.laws.solver import FamilyFit
 from flops_fit.fitting.laws.study import family_residuals, fit_laws, params_mapping
 from flops_fit.fitting.surface.fit import (
     MIN_RUNS,
@@ -41,14 +42,14 @@ from flops_fit.fitting.surface.fit import (
     bootstrap_parametric,
     fit_parametric,
 )
-from flops_fit.fitting.surface.law import PARAM_NAMES, parametric_loss
+from flops_fit.fitting.surface.law import PARAM_NAMES
 from flops_fit.fitting.surface.objective import theta_to_params
 from flops_fit.fitting.surface.surface_warnings import (
     surface_bootstrap_warnings,
     surface_fit_warnings,
 )
 from flops_fit.fitting.threads import limit_blas_threads
-from flops_fit.parameters.analysis import AnalysisConfig, Approach3Params
+from flops_fit.parameters.analysis import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,8 @@ class SurfaceFit:
 
     def residuals(self, n: np.ndarray, d: np.ndarray, loss: np.ndarray):
         """Fitted losses, log residuals, leverage and the number of parameters of the answer."""
-        if self.choice is None or self.law == DEFAULT_LAW:
-            return (*surface_residuals(self.fit, n, d, loss), len(PARAM_NAMES))
-        fit = self.choice.fits[self.law]
+        fit = (chinchilla_family_fit(self.fit) if self.choice is None
+               else self.choice.fits[self.law])
         return (*family_residuals(fit, np.log(n), np.log(d), np.log(loss)),
                 FAMILIES[self.law].n_params)
 
@@ -124,9 +124,9 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig) -> SurfaceFit:
             threads,
         )
         resampling = plan_draws(runs, cfg.bootstrap)
+        positions = np.flatnonzero(runs["used_in_fit"].to_numpy(bool))
         if resampling is not None:
             t1 = time.perf_counter()
-            positions = np.flatnonzero(runs["used_in_fit"].to_numpy(bool))
             if cfg.law == DEFAULT_LAW:
                 boot, report = _bootstrap(fit, n, d, loss, positions, resampling, cfg)
                 draws = theta_to_params(boot.theta)
@@ -139,11 +139,9 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig) -> SurfaceFit:
                     surface_bootstrap_warnings(boot.improved_by_extra_start, result.bootstrap)
                 )
         if cfg.law != DEFAULT_LAW:
-            positions = np.flatnonzero(runs["used_in_fit"].to_numpy(bool))
             result.choice, result.draws, result.bootstrap = fit_laws(
-                fit.theta, fit.objective, n, d, loss, used["budget"].to_numpy(float), positions,
-                resampling, cfg,
-                lambda r, h, p: residual_pool(r, h, cfg.approach_3, p))
+                chinchilla_family_fit(fit), n, d, loss, used["budget"].to_numpy(float),
+                positions, resampling, cfg)
     if result.law == DEFAULT_LAW:
         result.warnings.extend(surface_fit_warnings(fit, loss, cfg.approach_3))
     return result
@@ -152,14 +150,14 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig) -> SurfaceFit:
 def surface_residuals(fit: ParametricFit, n: np.ndarray, d: np.ndarray, loss: np.ndarray):
     """Fitted losses, log residuals log(L / fitted) and leverage of each run: the diagonal of
     J (J^T J)^-1 J^T with J the Jacobian of log L_hat in theta = (log A, log B, log E, alpha,
-    beta) at the fit."""
-    fitted = np.asarray(parametric_loss(n, d, fit.params), dtype=float)
-    t1 = fit.A * n**-fit.alpha
-    t2 = fit.B * d**-fit.beta
-    p1, p2, p3 = t1 / fitted, t2 / fitted, fit.E / fitted
-    jac = np.stack([p1, p2, p3, -p1 * np.log(n), -p2 * np.log(d)], axis=1)
-    leverage = np.einsum("ij,jk,ik->i", jac, np.linalg.pinv(jac.T @ jac), jac)
-    return fitted, np.log(loss / fitted), leverage
+    beta) at the fit (`laws.study.family_residuals`)."""
+    return family_residuals(chinchilla_family_fit(fit), np.log(n), np.log(d), np.log(loss))
+
+
+def chinchilla_family_fit(fit: ParametricFit) -> FamilyFit:
+    """Approach 3's own Chinchilla fit as the law family's fit (theta in the family's order)."""
+    theta = [np.log(fit.A), np.log(fit.B), np.log(fit.E), fit.alpha, fit.beta]
+    return FamilyFit(DEFAULT_LAW, np.asarray(theta, dtype=float), fit.objective, fit.n_runs)
 
 
 def _bootstrap(fit, n, d, loss, positions, resampling: Resampling, cfg: AnalysisConfig):
@@ -187,35 +185,4 @@ def _bootstrap(fit, n, d, loss, positions, resampling: Resampling, cfg: Analysis
         note=f"residuals: {rule}; a draw whose refit gives no valid surface (non-finite "
         "objective or a non-positive exponent) is left out of the percentiles and counted in "
         "failed_draws",
-    )
-
-
-def residual_pool(
-    residuals: np.ndarray, leverage: np.ndarray, settings: Approach3Params,
-    n_params: int = len(PARAM_NAMES),
-) -> tuple[np.ndarray, str]:
-    """The residuals the draws resample, and which rule made them.
-
-    A least-squares-like fit (least_squares, or Huber with most residuals inside huber_delta)
-    shrinks every residual by its leverage: r / sqrt(1 - h), centred. A Huber fit with most
-    residuals beyond huber_delta (the default delta 1e-3 against noise of ~1%) is close to least
-    absolute deviations, which instead passes almost exactly through about as many runs as it
-    has parameters and leaves the others' residuals at the noise's scale: those p ~0 residuals
-    are left out and the rest taken as they are, centred. (Resampled with them, the draws'
-    noise spikes at 0, which such a fit reproduces too well: its intervals covered the truth
-    92% of the time for a nominal 95%, measured by benchmarks/bench_coverage.py.)
-    """
-    r = np.asarray(residuals, dtype=float)
-    p = int(n_params)
-    near_l1 = (
-        settings.objective == "huber_log"
-        and r.size > 2 * p
-        and float(np.median(np.abs(r))) > settings.huber_delta
-    )
-    if not near_l1:
-        return standardised_residuals(r, leverage), "leverage-corrected r/sqrt(1-h)"
-    keep = np.sort(np.argsort(np.abs(r))[p:])
-    return (
-        standardised_residuals(r[keep], None),
-        f"near-L1 Huber fit: the {p} runs it passes through left out",
     )

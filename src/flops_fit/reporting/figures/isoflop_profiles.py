@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from flops_fit.fitting.laws.families import DEFAULT_LAW
 from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures.common import (
@@ -122,7 +123,7 @@ def _draw_parabolas(ax, optima: pd.DataFrame, colours: BudgetColours, handles: l
 
 def _surface_label(params: dict[str, Any]) -> str:
     law = params.get("law")
-    named = f" ({law})" if law and law != "chinchilla" else ""
+    named = f" ({law})" if law and law != DEFAULT_LAW else ""
     return f"Approach 3 surface{named} along the budget"
 
 

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.reporting import inputs as inp
@@ -83,13 +84,13 @@ def parametric_fit(
 
 def _title(params: dict[str, Any]) -> str:
     """The answering family's law and parameters (Chinchilla's unless another answered)."""
-    law = str(params.get("law") or "chinchilla")
-    values = params.get("law_params") if law != "chinchilla" else None
+    law = str(params.get("law") or DEFAULT_LAW)
+    values = params.get("law_params") if law != DEFAULT_LAW else None
     if not isinstance(values, dict):
-        values = {k: params.get(k) for k in ("E", "A", "B", "alpha", "beta")}
+        values = {k: params.get(k) for k in ("E", "A", "B", "alpha", "beta")}  # the order shown
     symbols = {"alpha": r"$\alpha$", "beta": r"$\beta$", "L_max": r"$L_{max}$"}
     fit = ",  ".join(f"{symbols.get(k, k)} = {format_sig(v)}" for k, v in values.items())
-    formula = str(params.get("law_formula") or "L = E + A/N^α + B/D^β")
+    formula = str(params.get("law_formula") or FAMILIES[DEFAULT_LAW].formula)
     return f"Approach 3 ({law}): {formula} with {fit}"
 
 
