@@ -33,6 +33,7 @@ run time is five times shorter.
     .venv/bin/python benchmarks/bench_coverage.py                 # 4 x 300 studies, 1-10 min
     .venv/bin/python benchmarks/bench_coverage.py --workers 1     # the same in one process
     .venv/bin/python benchmarks/bench_coverage.py --resample runs # measure another scheme
+    .venv/bin/python benchmarks/bench_coverage.py --first-seed 1000 # the same on other seeds
     .venv/bin/python benchmarks/bench_coverage.py --quick         # seconds: the code paths
 
 `--quick` runs 3 studies per design with 40 draws in one process (a few seconds); it checks
@@ -59,6 +60,7 @@ from _harness import exit_on_failure, run_workers  # noqa: E402
 from flops_fit.fitting.isoflop.approaches import fit_isoflop_approaches  # noqa: E402
 from flops_fit.fitting.runs.prepare import prepare_runs  # noqa: E402
 from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results  # noqa: E402
+from flops_fit.fitting.surface.compute_model import ComputeModel  # noqa: E402
 from flops_fit.fitting.surface.law import allocation_constants, optimal_allocation_6nd  # noqa: E402
 from flops_fit.fitting.surface.study import fit_surface  # noqa: E402
 from flops_fit.fitting.threads import limit_blas_threads  # noqa: E402
@@ -117,7 +119,7 @@ def one_study(design: dict, seed: int, draws: int, resample: str) -> Record:
     )
     runs, _ = prepare_runs(synthetic_results(seed=seed, **design), cfg)
     iso = fit_isoflop_approaches(runs, cfg)
-    surface = fit_surface(runs, cfg)
+    surface = fit_surface(runs, cfg, ComputeModel.six_nd())
     rec = Record({}, {}, {}, {}, {}, {})
     for approach in ("approach_1", "approach_2"):
         fit = iso[approach]
@@ -219,6 +221,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=300, help="studies per design")
     parser.add_argument("--draws", type=int, default=200, help="bootstrap draws per study")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the studies' seeds start here (check calibration on other seeds)")
     parser.add_argument("--resample", default="residuals", help="analysis.bootstrap.resample")
     parser.add_argument(
         "--workers",
@@ -256,7 +260,7 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
-        seeds = list(range(n_studies))
+        seeds = list(range(args.first_seed, args.first_seed + n_studies))
         workers = 1 if args.quick else max(1, min(args.workers, n_studies))
         if workers == 1:
             records = studies(0, name, seeds, draws, args.resample)

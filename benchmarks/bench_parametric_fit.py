@@ -43,6 +43,7 @@ from flops_fit.fitting.bootstrap import resample_weights
 from flops_fit.fitting.isoflop.approaches import fit_isoflop_approaches
 from flops_fit.fitting.runs.prepare import prepare_runs
 from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
+from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.fit import bootstrap_parametric, fit_parametric
 from flops_fit.fitting.surface.law import (
     allocation_constants,
@@ -260,7 +261,7 @@ def accuracy(seeds: int, noise: float) -> list[str]:
         for seed in range(seeds):
             runs, _ = prepare_runs(synthetic_results(noise=noise, seed=seed), cfg)
             iso = fit_isoflop_approaches(runs, cfg)
-            surf = fit_surface(runs, cfg)
+            surf = fit_surface(runs, cfg, ComputeModel.six_nd())
             for approach in ("approach_1", "approach_2"):
                 law = iso[approach].laws["n_opt"]
                 n24 = law.coefficient * 1e24**law.exponent

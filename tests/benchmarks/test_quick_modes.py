@@ -29,6 +29,14 @@ EXPECTED = {
         "approach_3  log10 N_opt(1e24)",
         "coverage w/spread",
     ),
+    # the law families: speed side by side, every family's row, real runs beyond their fit
+    "bench_laws": (
+        "== speed on Epoch's 240 runs",
+        "x pinned",
+        "== synthetic studies",
+        "saturating",
+        "L_opt beyond the fit covered",
+    ),
     # both tables of the steered-study benchmark, each noise level, the value goal's column
     "bench_steering": (
         "Steered studies vs a fixed IsoFLOP design",

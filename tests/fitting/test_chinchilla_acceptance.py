@@ -43,7 +43,7 @@ def chinchilla_fit():
     table = pd.read_csv(CHINCHILLA_CSV)
     runs, summary = prepare_runs(table, cfg, source=str(CHINCHILLA_CSV))
     t0 = time.process_time()  # CPU time: neighbours on a shared machine do not count
-    surface = fit_surface(runs, cfg)
+    surface = fit_surface(runs, cfg, ComputeModel.six_nd())
     seconds = time.process_time() - t0
     return runs, summary, surface, seconds, cfg
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from flops_fit import analyse
@@ -11,6 +10,7 @@ from flops_fit.fitting.laws.choice import choose, choose_law, rollout_folds
 from flops_fit.fitting.laws.families import FAMILIES, LAW_NAMES, log_loss_and_jacobian
 from flops_fit.fitting.laws.solver import fit_family
 from flops_fit.fitting.outputs.draws import surface_draws
+from flops_fit.fitting.runs.simulated import FAMILY_TRUTHS, synthetic_results
 from flops_fit.fitting.surface.compute_model import (
     ComputeModel,
     optimal_allocation,
@@ -20,27 +20,14 @@ from flops_fit.fitting.surface.law import loss_of_family as family_loss
 from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.parameters.analysis import AnalysisConfig
 
-TRUTHS = {
-    "chinchilla": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
-    "kaplan": {"A": 2.0e3, "B": 5.0e4, "alpha": 0.8, "q": 0.3},
-    "interaction": {"E": 1.5, "A": 300.0, "B": 400.0, "F": 2.0e4, "alpha": 0.35, "beta": 0.3},
-    "saturating": {"A": 70.0, "B": 90.0, "alpha": 0.4, "beta": 0.3, "L_max": 3.0, "k": 4.0},
-}
+TRUTHS = FAMILY_TRUTHS
 SIX_ND = ComputeModel.six_nd()
 
 
 def study(law: str, budgets=(1e17, 1e18, 1e19, 1e20), sizes=7, noise=0.0, seed=0):
     """An IsoFLOP study drawn from family `law` under C = 6 N D, centred on its optima."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for c in budgets:
-        n_opt, _ = family_allocation(law, c, TRUTHS[law], SIX_ND)
-        for n in float(n_opt) * np.geomspace(1 / 8, 8, sizes):
-            d = c / (6 * n)
-            loss = float(family_loss(law, n, d, TRUTHS[law])) * np.exp(noise * rng.normal())
-            rows.append({"experiment_id": f"{c:.0e}_{n:.0f}", "model_size": n, "num_tokens": d,
-                         "compute_budget": c, "final_loss": loss, "status": "completed"})
-    return pd.DataFrame(rows)
+    return synthetic_results(budgets=budgets, sizes_per_budget=sizes, span=8.0, noise=noise,
+                             seed=seed, law=law)
 
 
 @pytest.mark.parametrize("law", LAW_NAMES)
@@ -119,7 +106,7 @@ def test_auto_chooses_the_family_that_made_the_runs(law):
     runs = study(law, budgets=(1e17, 1e18, 1e19, 1e20, 1e21), noise=0.01, seed=3)
     x, y, log_l = (np.log(runs[c].to_numpy(float))
                    for c in ("model_size", "num_tokens", "final_loss"))
-    choice = choose_law(x, y, log_l, runs["compute_budget"].to_numpy(), law="auto", held_out=2,
+    choice = choose_law(x, y, log_l, runs["compute_budget"].to_numpy(), law="auto", held_out=2, min_runs=3,
                         tie=0.1, delta=1e-3, objective="huber_log")
     assert choice.chosen == law, choice.held_out_rms
     assert choice.held_out_rms[law] < choice.held_out_rms["chinchilla"]

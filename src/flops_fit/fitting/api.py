@@ -46,8 +46,8 @@ STEPS = (
     ("prepare_runs", "results, config", "runs, runs_summary"),
     ("compute_model_of", "runs, compute model choice", "compute_model"),
     ("fit_isoflop_approaches", "runs, config", "isoflop (Approaches 1 and 2)"),
-    ("fit_surface", "runs, config", "surface (Approach 3)"),
-    ("extrapolation_check", "runs, config, compute_model", "extrapolation"),
+    ("fit_surface", "runs, config, compute_model", "surface (Approach 3)"),
+    ("extrapolation_check", "runs, config, compute_model, surface", "extrapolation"),
     ("bootstrap_draws_table", "isoflop, surface", "draws"),
     ("optimal_points_table", "isoflop, surface, runs, compute_model", "optimal_points"),
     ("predict", "isoflop, surface, runs, config, compute_model", "predictions, curves"),
@@ -141,8 +141,8 @@ def analyse(results: pd.DataFrame | Sequence[Mapping[str, Any]],
     runs, runs_summary = prepare_runs(results, cfg)
     model = resolve_compute_model(runs, choice)
     isoflop = fit_isoflop_approaches(runs, cfg)
-    surface = fit_surface(runs, cfg)
-    check = extrapolation_check(runs, cfg, model)
+    surface = fit_surface(runs, cfg, model)
+    check = extrapolation_check(runs, cfg, model, surface)
     draws = bootstrap_draws_table(isoflop, surface)
     points = optimal_points_table(isoflop, surface, runs, model)
     predictions, curves = predict(isoflop, surface, runs, cfg, model)

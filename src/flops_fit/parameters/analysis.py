@@ -80,6 +80,11 @@ class LawChoiceParams(Section):
 
     held_out: PositiveInt = 2  # the largest budgets predicted in turn from the smaller ones
     tie: Number = Field(0.1, ge=0)  # fewer parameters win within this relative held-out error
+    #: the bootstrap repeats the choice in this many draws first; when every one of them makes
+    #: the full data's choice, the other draws keep it (another family's share is then below
+    #: 3/pilot_draws at 95% confidence); else every draw repeats it. Set it to the number of
+    #: draws to repeat the choice in every draw.
+    pilot_draws: PositiveInt = 100
 
 
 class BootstrapParams(Section):
@@ -129,6 +134,9 @@ class AnalysisConfig(Section):
     # Approach 3's family: one of LAW_NAMES pinned, or auto (chosen by held-out error)
     law: Literal[("auto", *LAW_NAMES)] = "chinchilla"
     law_choice: LawChoiceParams = LawChoiceParams()
+    # beyond the largest budget, Approach 3's intervals also carry its law's error, measured by
+    # rollout over law_choice.held_out budgets (fitting/laws/beyond.py); false: parameters only
+    law_error: bool = True
     bootstrap: BootstrapParams = BootstrapParams()
     confidence_level: Number = Field(0.95, gt=0, lt=1)
     target_budgets: tuple[PositiveNumber, ...] = Field((3.0e12, 1.0e13, 3.0e13), min_length=1)

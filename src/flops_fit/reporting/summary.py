@@ -140,7 +140,8 @@ def _law_entry(a3: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"law": str(a3.get("law") or DEFAULT_LAW),
                            "law_formula": str(a3.get("law_formula")
                                               or FAMILIES[DEFAULT_LAW].formula),
-                           "law_reason": None, "law_table": None}
+                           "law_reason": None, "law_table": None,
+                           "law_error": _law_error_text(a3.get("law_error"))}
     law_params = a3.get("law_params") if isinstance(a3.get("law_params"), Mapping) else {}
     law_iv = a3.get("law_intervals") if isinstance(a3.get("law_intervals"), Mapping) else {}
     if out["law"] != DEFAULT_LAW and law_params:
@@ -157,6 +158,20 @@ def _law_entry(a3: Mapping[str, Any]) -> dict[str, Any]:
              "share": as_float(shares.get(name)), "chosen": name == choice.get("chosen")}
             for name, f in (choice.get("families") or {}).items() if isinstance(f, Mapping)]
     return out
+
+
+def _law_error_text(err: Any) -> str | None:
+    """One sentence on the law's own error beyond the fit (None when it was not measured)."""
+    if not isinstance(err, Mapping) or as_float(err.get("centre_budget")) is None:
+        return None
+    folds = err.get("folds") or []
+    loss, n_opt = as_float(err.get("loss_error_per_ln_c")), as_float(err.get("n_opt_error_per_ln_c"))
+    if loss is None or n_opt is None:
+        return None
+    return (f"Above the centre of the fitted budgets ({as_float(err['centre_budget']):.3g} FLOPs) "
+            f"its intervals also carry the law's own error, measured by rollout over "
+            f"{len(folds)} held-out budget(s): {100 * loss:.2f}% in L and {100 * n_opt:.1f}% "
+            "in N_opt per unit of ln C (each factor e of compute).")
 
 
 def _law_summary(laws, approach: str) -> dict[str, Any]:
@@ -183,7 +198,6 @@ def _law_summary(laws, approach: str) -> dict[str, Any]:
                 for name in SURFACE_KEYS
                 if as_float(params.get(name)) is not None
             ]
-            entry.update(_law_entry(params))
             entry.update(_law_entry(params))
             entry["objective"] = as_float(params.get("objective"))
             method = params.get("fit_method") if isinstance(params.get("fit_method"),

@@ -26,7 +26,7 @@ CFG = AnalysisConfig.from_params({"bootstrap": {"draws": 100}, "outliers": {"ena
 
 def fitted(table):
     runs, _ = prepare_runs(table, CFG)
-    return runs, fit_isoflop_approaches(runs, CFG), fit_surface(runs, CFG)
+    return runs, fit_isoflop_approaches(runs, CFG), fit_surface(runs, CFG, ComputeModel.six_nd())
 
 
 @pytest.fixture(scope="module")

@@ -150,7 +150,7 @@ def test_approach_3_optima_lie_on_their_isoflop_curves():
     runs, _ = prepare_runs(study_with_overhead(), cfg)
     model = compute_model_of(runs, "auto")
     assert not model.is_6nd
-    surface = fit_surface(runs, cfg)
+    surface = fit_surface(runs, cfg, model)
     table = optimal_points_table(fit_isoflop_approaches(runs, cfg), surface, runs, model)
     a3 = table[table["approach"] == "approach_3"]
     compute = model.flops_per_unit(a3["model_size"]) * a3["num_tokens"]

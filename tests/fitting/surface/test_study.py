@@ -7,7 +7,11 @@ import pytest
 
 from flops_fit.fitting.runs.prepare import prepare_runs
 from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
-from flops_fit.fitting.surface.compute_model import compute_model_of, compute_model_warnings
+from flops_fit.fitting.surface.compute_model import (
+    ComputeModel,
+    compute_model_of,
+    compute_model_warnings,
+)
 from flops_fit.fitting.surface.study import (
     fit_surface,
     residual_pool,
@@ -15,6 +19,8 @@ from flops_fit.fitting.surface.study import (
 )
 from flops_fit.parameters.analysis import AnalysisConfig, Approach3Params
 from flops_fit.schema import SURFACE_KEYS
+
+SIX_ND = ComputeModel.six_nd()
 
 
 def test_fit_and_draws_of_the_small_study(small_study):
@@ -47,12 +53,12 @@ def test_residuals_and_leverage_of_the_surface(small_study):
 def test_without_noise_the_intervals_collapse():
     cfg = AnalysisConfig.from_params({"bootstrap": {"draws": 50}})
     runs, _ = prepare_runs(synthetic_results(noise=0.0, seed=1), cfg)
-    surface = fit_surface(runs, cfg)
+    surface = fit_surface(runs, cfg, SIX_ND)
     for key in ("a", "alpha", "beta", "G"):
         lo, hi = np.percentile(surface.draws[key], [2.5, 97.5])
         assert hi - lo <= 1e-6 * abs(getattr(surface.fit, key))
     noisy, _ = prepare_runs(synthetic_results(noise=0.01, seed=1), cfg)
-    lo, hi = np.percentile(fit_surface(noisy, cfg).draws["a"], [2.5, 97.5])
+    lo, hi = np.percentile(fit_surface(noisy, cfg, SIX_ND).draws["a"], [2.5, 97.5])
     assert hi - lo > 0.01
 
 
@@ -63,7 +69,7 @@ def test_the_surface_bootstrap_is_seeded():
         cfg = AnalysisConfig.from_params(
             {"bootstrap": {"draws": 20, "seed": seed, "resample": resample}}
         )
-        return fit_surface(runs, cfg).draws["a"]
+        return fit_surface(runs, cfg, SIX_ND).draws["a"]
 
     assert np.array_equal(a_draws(3), a_draws(3))
     assert not np.array_equal(a_draws(3), a_draws(4))
@@ -79,14 +85,14 @@ def test_compute_other_than_6nd_is_warned_about_with_its_fix():
     assert "the runs' own compute C is 2 x 6 N D (median)" in warning
     assert "analysis.compute_model: table" in warning
     assert compute_model_warnings(runs, compute_model_of(runs, "table")) == []
-    assert fit_surface(runs, cfg).draws is None
+    assert fit_surface(runs, cfg, SIX_ND).draws is None
 
 
 def test_too_few_runs_leave_the_surface_unfitted():
     results = synthetic_results(sizes_per_budget=1, noise=0.01)  # 5 budgets x 1 run
     cfg = AnalysisConfig.from_params({"budgets": {"min_runs": 1}})
     runs, _ = prepare_runs(results, cfg)
-    surface = fit_surface(runs, cfg)
+    surface = fit_surface(runs, cfg, SIX_ND)
     assert surface.fit is None and surface.draws is None
     assert surface.warnings == ["only 5 usable runs: Approach 3 needs at least 6"]
 

@@ -29,7 +29,8 @@ def fitted():
     results = synthetic_results(noise=0.01, seed=3)
     runs, summary = nodes.prepare_analysis_runs(results, params)
     isoflop = nodes.fit_isoflop_power_laws(runs, params)
-    surface = nodes.fit_parametric_loss_surface(runs, params)
+    model = nodes.describe_compute_model(runs, params)
+    surface = nodes.fit_parametric_loss_surface(runs, model, params)
     return params, runs, summary, isoflop, surface
 
 
@@ -75,7 +76,7 @@ def test_downstream_nodes(fitted):
     params, runs, summary, isoflop, surface = fitted
     model = nodes.describe_compute_model(runs, params)
     assert model.is_6nd  # synthetic runs: C = 6 N D, no flops_per_token column
-    check = nodes.check_extrapolation_to_largest_budget(runs, model, params)
+    check = nodes.check_extrapolation_to_largest_budget(runs, model, surface, params)
     assert check.held_out_budget == 1e21
     assert abs(check.approaches["approach_3"].n_opt_rel_error) < 0.5
     points = nodes.tabulate_optimal_points(runs, isoflop, surface, model)
@@ -126,8 +127,8 @@ def test_every_node_validates_a_plain_mapping(fitted):
     model = nodes.describe_compute_model(runs, base_params())
     for node, args in (
         (nodes.fit_isoflop_power_laws, (runs,)),
-        (nodes.fit_parametric_loss_surface, (runs,)),
-        (nodes.check_extrapolation_to_largest_budget, (runs, model)),
+        (nodes.fit_parametric_loss_surface, (runs, model)),
+        (nodes.check_extrapolation_to_largest_budget, (runs, model, None)),
         (nodes.describe_compute_model, (runs,)),
     ):
         with pytest.raises(ParameterError, match=r"params:analysis\.approach_3\.n_starts"):

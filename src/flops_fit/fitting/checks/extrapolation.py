@@ -25,7 +25,7 @@ from flops_fit.fitting.laws.study import fit_laws, params_mapping
 from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.surface.fit import ParametricFitError, fit_parametric
 from flops_fit.fitting.surface.law import parametric_loss
-from flops_fit.fitting.surface.study import chinchilla_family_fit
+from flops_fit.fitting.surface.study import SurfaceFit
 from flops_fit.fitting.threads import limit_blas_threads
 from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.schema import APPROACHES, ISOFLOP_APPROACHES
@@ -99,20 +99,31 @@ def _num(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig) -> dict[str, Any]:
+def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig,
+                starts: dict[str, np.ndarray] | None) -> dict[str, Any]:
     """Approach 3 refitted on `runs` alone, as a params mapping: Chinchilla's form, or the
-    pinned family, or (law: auto) the family chosen on these runs' own budgets."""
+    pinned family, or (law: auto) the family chosen on these runs' own budgets. `starts` are
+    the families' full-data fits, each family's start on these runs (None: its grid)."""
     n, d, loss = (runs[c].to_numpy(float) for c in ("model_size", "num_tokens", "final_loss"))
     fit = fit_parametric(n, d, loss, cfg.approach_3)
     if cfg.law == DEFAULT_LAW:
         return {"law": DEFAULT_LAW, **fit.params}
-    choice, _, _ = fit_laws(chinchilla_family_fit(fit), n, d, loss,
-                            runs["budget"].to_numpy(float), np.arange(loss.size), None, cfg)
+    choice, _ = fit_laws(fit, n, d, loss, runs["budget"].to_numpy(float),
+                         np.arange(loss.size), None, cfg, starts=starts)
     return {**fit.params, **params_mapping(choice)}
 
 
+def _family_starts(surface: SurfaceFit | None) -> dict[str, np.ndarray] | None:
+    """The law families' full-data fits, where Approach 3 fitted any (a subset's fit starts
+    there: the same answer as from the grid when the subset's optimum is the nearest one)."""
+    if surface is None or surface.choice is None:
+        return None
+    return {name: fit.theta for name, fit in surface.choice.fits.items() if fit.ok}
+
+
 def extrapolation_check(
-    runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel
+    runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel,
+    surface: SurfaceFit | None = None,
 ) -> ExtrapolationCheck:
     """Leave the largest budget out, refit every approach, predict its optimum; report errors.
 
@@ -179,7 +190,7 @@ def extrapolation_check(
         rest_ids = [g.budget_id for g in rest]
         used_rest = runs[runs["used_in_fit"] & runs["budget_id"].isin(rest_ids).fillna(False)]
         try:
-            params = _surface_on(used_rest, cfg)
+            params = _surface_on(used_rest, cfg, _family_starts(surface))
             n_pred, d_pred = optimal_allocation(held.budget, params, model)
             l_pred = float(parametric_loss(n_pred, d_pred, params))
             out.approaches["approach_3"] = ExtrapolationEntry.compare(

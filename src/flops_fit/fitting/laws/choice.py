@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES, log_loss_and_jacobian
-from flops_fit.fitting.laws.solver import FamilyFit, fit_family, minimise
+from flops_fit.fitting.laws.solver import (
+    ROLLOUT_FTOL,
+    ROLLOUT_MAX_ITER,
+    FamilyFit,
+    fit_family,
+    minimise,
+)
 
 
 @dataclass(frozen=True)
@@ -31,15 +37,18 @@ class Fold:
     test: np.ndarray  # (n,) bool
 
 
-def rollout_folds(budget: np.ndarray, held_out: int) -> list[Fold]:
-    """One fold per held-out budget, the largest `held_out` (at least two budgets are always
-    left to fit); none with fewer than three budgets."""
+def rollout_folds(budget: np.ndarray, held_out: int, min_runs: int = 1) -> list[Fold]:
+    """One fold per held-out budget: the largest `held_out` of the budgets with at least
+    `min_runs` runs (a budget of one or two runs judges a law by its noise), with at least two
+    such budgets always left below to fit; none with fewer than three such budgets. A fold
+    fits every run below its budget."""
     budget = np.asarray(budget, dtype=float)
-    levels = np.unique(budget)
-    if levels.size < 3:
+    levels, counts = np.unique(budget, return_counts=True)
+    eligible = levels[counts >= min_runs]
+    if eligible.size < 3:
         return []
-    h = max(1, min(int(held_out), levels.size - 2))
-    return [Fold(float(c), budget < c, budget == c) for c in levels[-h:]]
+    h = max(1, min(int(held_out), eligible.size - 2))
+    return [Fold(float(c), budget < c, budget == c) for c in eligible[-h:]]
 
 
 def choose(errors: np.ndarray, n_params: np.ndarray, tie: float) -> np.ndarray:
@@ -97,30 +106,34 @@ def held_out_error(name: str, theta: np.ndarray, x, y, log_l, weights=None) -> n
         return np.sqrt(np.sum(w * (f - log_l) ** 2, axis=-1) / np.sum(w, axis=-1))
 
 
-def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float,
-               delta: float, objective: str, chinchilla: FamilyFit | None = None) -> LawChoice:
+def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_runs: int,
+               delta: float, objective: str, chinchilla: FamilyFit | None = None,
+               starts: dict[str, np.ndarray] | None = None) -> LawChoice:
     """Fit every family (or only the pinned one) and choose which answers.
 
     `chinchilla` is Chinchilla's fit from Approach 3's own solver, used as that family's
-    full-data fit so that a study whose answer is Chinchilla's is unchanged."""
+    full-data fit so that a study whose answer is Chinchilla's is unchanged. A family in
+    `starts` is fitted from that theta instead of its start grid."""
     kw = {"delta": delta, "objective": objective}
     # Chinchilla's form is fitted under every choice: its parameters are always reported
     names = list(FAMILIES) if law == "auto" else list(dict.fromkeys([law, DEFAULT_LAW]))
     fits = {}
     for name in names:
         fits[name] = (chinchilla if name == DEFAULT_LAW and chinchilla is not None
-                      else fit_family(name, x, y, log_l, **kw))
+                      else fit_family(name, x, y, log_l, start=(starts or {}).get(name), **kw))
     if law != "auto":
         return LawChoice("pinned", law, f"pinned by analysis.law = {law}", fits)
-    folds = rollout_folds(budget, held_out)
+    folds = rollout_folds(budget, held_out, min_runs)
     if not folds:
-        return LawChoice("auto", DEFAULT_LAW, "fewer than three budgets: no budget can be held "
-                         "out, so Chinchilla's form answers", fits)
+        return LawChoice("auto", DEFAULT_LAW, f"fewer than three budgets with {min_runs}+ runs "
+                         "(analysis.budgets.min_runs): no budget can be held out, so "
+                         "Chinchilla's form answers", fits)
     fold_fits, errors = {}, {}
     for name in names:
         fold_fits[name], sq, count = [], 0.0, 0
         for fold in folds:
-            fit = (fit_family(name, x[fold.train], y[fold.train], log_l[fold.train], **kw)
+            fit = (fit_family(name, x[fold.train], y[fold.train], log_l[fold.train],
+                              start=_warm(fits[name]), **kw)
                    if fold.train.sum() > FAMILIES[name].n_params else None)
             fold_fits[name].append(fit)
             if fit is None or not fit.ok:
@@ -147,49 +160,72 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float,
     return LawChoice("auto", chosen, why, fits, folds, fold_fits, errors)
 
 
+def _warm(fit: FamilyFit) -> np.ndarray | None:
+    """A fold's start: the family's full-data fit (a fold is a subset of the runs), or its
+    start grid when that fit failed."""
+    return fit.theta if fit.ok else None
+
+
 def _budgets(folds: list[Fold]) -> str:
     cs = ", ".join(f"{f.budget:.3g}" for f in folds)
     return f"budget {cs}" if len(folds) == 1 else f"budgets {cs}"
 
 
-def draw_choice(choice: LawChoice, x, y, log_l_draws: np.ndarray,
-                weights: np.ndarray | None, tie: float, delta: float, objective: str
-                ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
-    """Every draw (a row of `log_l_draws` and of `weights`) refits every family, on all runs
-    and on each rollout fold, each warm-started from its full-data fit, and chooses as
-    `choose_law` did. Returns (theta (B, p) per family, the chosen index (B,) into the
-    families, the objective (B,) per family)."""
-    kw = {"delta": delta, "objective": objective}
-    names = list(choice.fits)
+def rollout_errors(choice: LawChoice, name: str, x, y, log_l_draws: np.ndarray,
+                   weights: np.ndarray | None, delta: float, objective: str) -> np.ndarray:
+    """Family `name`'s held-out error (B,) in each draw (a row of `log_l_draws` and of
+    `weights`): every rollout fold refitted to the draw, warm-started from its fold fit."""
     draws = log_l_draws.shape[0]
-    thetas, objectives, errors = {}, {}, []
-    for name in names:
-        fit = choice.fits[name]
-        start = np.repeat(np.asarray(fit.theta, dtype=float)[None, :], draws, axis=0)
-        thetas[name], objectives[name] = minimise(name, start, x, y, log_l_draws,
-                                                  weights=weights, **kw)
-        if choice.mode != "auto" or not choice.folds:
-            continue
-        sq, count = np.zeros(draws), np.zeros(draws)
-        for fold, fold_fit in zip(choice.folds, choice.fold_fits[name], strict=True):
-            if fold_fit is None or not fold_fit.ok:
-                sq += np.inf
-                continue
-            w_tr = None if weights is None else weights[:, fold.train]
-            w_te = (np.ones((draws, int(fold.test.sum()))) if weights is None
-                    else weights[:, fold.test])
-            t, _ = minimise(name, np.repeat(fold_fit.theta[None, :], draws, axis=0),
-                            x[fold.train], y[fold.train], log_l_draws[:, fold.train],
-                            weights=w_tr, **kw)
-            e = held_out_error(name, t, x[fold.test], y[fold.test], log_l_draws[:, fold.test],
-                               w_te)
-            sq += e**2 * w_te.sum(axis=1)
-            count += w_te.sum(axis=1)
-        with np.errstate(all="ignore"):
-            errors.append(np.sqrt(sq / count))
+    sq, count = np.zeros(draws), np.zeros(draws)
+    for fold, fold_fit in zip(choice.folds, choice.fold_fits[name], strict=True):
+        if fold_fit is None or not fold_fit.ok:
+            return np.full(draws, np.inf)
+        w_tr = None if weights is None else weights[:, fold.train]
+        w_te = np.ones((draws, int(fold.test.sum()))) if weights is None else weights[:, fold.test]
+        t, _ = minimise(name, np.repeat(fold_fit.theta[None, :], draws, axis=0), x[fold.train],
+                        y[fold.train], log_l_draws[:, fold.train], weights=w_tr, delta=delta,
+                        objective=objective, ftol=ROLLOUT_FTOL, max_iter=ROLLOUT_MAX_ITER)
+        e = held_out_error(name, t, x[fold.test], y[fold.test], log_l_draws[:, fold.test], w_te)
+        sq += e**2 * w_te.sum(axis=1)
+        count += w_te.sum(axis=1)
+    with np.errstate(all="ignore"):
+        return np.sqrt(sq / count)
+
+
+def draw_choice(choice: LawChoice, x, y, log_l_draws: np.ndarray, weights: np.ndarray | None,
+                *, tie: float, pilot: int, delta: float, objective: str
+                ) -> tuple[np.ndarray, str]:
+    """The family (index into `choice.fits`) that answers in each draw, and how it was chosen.
+
+    The first `pilot` draws repeat the whole choice (`rollout_errors` of every family, then
+    `choose`). When every one of them makes the full data's choice, the other draws keep it:
+    another family would answer in fewer than 3/pilot of the draws (95% confidence), a share
+    that moves no percentile of the interval beyond its Monte-Carlo noise. Otherwise every
+    draw repeats the choice."""
+    names = list(choice.fits)
+    chosen = names.index(choice.chosen)
+    draws = log_l_draws.shape[0]
+    pick = np.full(draws, chosen)
     if choice.mode != "auto" or not choice.folds:
-        pick = np.full(draws, names.index(choice.chosen))
-    else:
-        pick = choose(np.stack(errors), [FAMILIES[n].n_params for n in names], tie)
-        pick = np.where(pick < 0, names.index(choice.chosen), pick)
-    return thetas, pick, objectives
+        return pick, f"every draw refits {choice.chosen}"
+    n_params = [FAMILIES[n].n_params for n in names]
+    kw = {"delta": delta, "objective": objective}
+
+    def repeat(rows: slice) -> np.ndarray:
+        w = None if weights is None else weights[rows]
+        errors = np.stack([rollout_errors(choice, name, x, y, log_l_draws[rows], w, **kw)
+                           for name in names])
+        got = choose(errors, n_params, tie)
+        return np.where(got < 0, chosen, got)
+
+    m = min(draws, int(pilot))
+    pick[:m] = repeat(slice(0, m))
+    if m == draws:
+        return pick, "every draw repeats the choice by held-out error"
+    if np.any(pick[:m] != chosen):
+        pick[m:] = repeat(slice(m, draws))
+        return pick, (f"every draw repeats the choice by held-out error (the first {m} did "
+                      "not all agree)")
+    return pick, (f"the first {m} draws repeated the choice by held-out error and all chose "
+                  f"{choice.chosen}, so the other draws keep it (another family's share is "
+                  f"below {3 / m:.0%} at 95% confidence)")

@@ -17,7 +17,8 @@ coefficient stays positive whatever the solver does:
   (Caballero et al. 2022, one break of sharpness 1) between a plateau L_max, where a model has
   learnt next to nothing (a classifier's cross entropy at chance), and L ~ L_max S^k, a power law
   falling towards the floor 0 (the cross entropy of a classifier that is right). theta = (ln A,
-  ln B, alpha, beta, ln L_max, k).
+  ln B, alpha, beta, ln L_max, ln k): with ln k, the valley along which k and the scale of S
+  trade off (near the plateau L depends on k/S) is a straight line for the solver.
 
 Every family's loss is an increasing function of a sum S(N, D) = A/N^alpha + B/D^beta, except
 ``interaction`` (``allocation_sum`` says which): for those the compute-optimal N minimises S
@@ -70,8 +71,8 @@ FAMILIES: dict[str, LawFamily] = {
                   ("A", "B", "E", "F", "alpha", "beta"), ("A", "B", "E", "F"), None,
                   ("alpha", "beta")),
         LawFamily("saturating", "L = L_max (1 + 1/S)^-k, S = A/N^α + B/D^β",
-                  ("ln A", "ln B", "alpha", "beta", "ln L_max", "k"),
-                  ("A", "B", "alpha", "beta", "L_max", "k"), ("A", "B", "L_max"),
+                  ("ln A", "ln B", "alpha", "beta", "ln L_max", "ln k"),
+                  ("A", "B", "alpha", "beta", "L_max", "k"), ("A", "B", "L_max", "k"),
                   ("A", "B", "alpha", "beta"), ("alpha", "beta", "k")),
     )
 }
@@ -85,13 +86,67 @@ def family(name: str) -> LawFamily:
     return FAMILIES[name]
 
 
-def _softmax(*terms):
+#: saturating: the plateau L_max at most this multiple of the highest loss measured, and the
+#: power k at most K_CEILING. Beyond them the family only moves along a valley towards a limit
+#: form (L_max and k growing together), which no data at hand can tell apart.
+PLATEAU_CEILING, K_CEILING = 1000.0, 50.0
+
+
+def upper_bounds(name: str, log_l_max: np.ndarray) -> np.ndarray | None:
+    """Upper bounds (K, p) on theta (inf where unbounded) for problems whose highest measured
+    log-loss is `log_l_max` (K,); None for a family without bounds."""
+    fam = family(name)
+    if name != "saturating":
+        return None
+    upper = np.full((np.size(log_l_max), fam.n_params), np.inf)
+    upper[:, fam.theta_names.index("ln L_max")] = np.ravel(log_l_max) + np.log(PLATEAU_CEILING)
+    upper[:, fam.theta_names.index("ln k")] = np.log(K_CEILING)
+    return upper
+
+
+#: each family's coefficient terms as (coefficient, exponent on ln N, exponent on ln D): an
+#: exponent is a theta name or a fixed number (`centre`)
+_TERMS: dict[str, tuple[tuple[str, str | float, str | float], ...]] = {
+    "chinchilla": (("ln A", "alpha", 0.0), ("ln B", 0.0, "beta")),
+    "kaplan": (("ln A", "alpha", 0.0), ("ln B", 0.0, 1.0)),
+    "interaction": (("ln A", "alpha", 0.0), ("ln B", 0.0, "beta"), ("ln F", "alpha", "beta")),
+    "saturating": (("ln A", "alpha", 0.0), ("ln B", 0.0, "beta")),
+}
+
+
+def centre(name: str, theta: np.ndarray, x0: float, y0: float, back: bool = False
+           ) -> np.ndarray:
+    """theta rows (K, p) with each coefficient taken at (ln N, ln D) = (x0, y0): ln A becomes
+    ln A - alpha x0, the log of the term's value there (`back` undoes it). The law in the
+    centred theta at x - x0, y - y0 is the law in theta at x, y, but a solver no longer has to
+    move a coefficient and its exponent together (their Jacobian columns are nearly collinear
+    when ln N spans 18-23), so it converges in far fewer steps."""
+    fam = family(name)
+    out = np.array(np.atleast_2d(theta), dtype=float)
+    sign = 1.0 if back else -1.0
+    for coef, ex, ey in _TERMS[name]:
+        shift = 0.0
+        for e, centre_at in ((ex, x0), (ey, y0)):
+            value = out[:, fam.theta_names.index(e)] if isinstance(e, str) else e
+            shift = shift + value * centre_at
+        out[:, fam.theta_names.index(coef)] += sign * shift
+    return out
+
+
+def _logsumexp(terms, shares: bool):
+    """ln sum(exp(terms)) and, with `shares`, each term's share exp(t) / sum (the Jacobian's
+    weights); None without."""
     m = terms[0]
     for t in terms[1:]:
         m = np.maximum(m, t)
     exps = [np.exp(t - m) for t in terms]
-    total = sum(exps)
-    return m + np.log(total), [e / total for e in exps]
+    total = exps[0]
+    for e in exps[1:]:
+        total = total + e
+    if not shares:
+        return m + np.log(total), None
+    inv = 1.0 / total
+    return m + np.log(total), [e * inv for e in exps]
 
 
 def log_loss_and_jacobian(name: str, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -99,32 +154,39 @@ def log_loss_and_jacobian(name: str, theta: np.ndarray, x: np.ndarray, y: np.nda
     """ln L_hat (K, n) for parameter rows theta (K, p) at x = ln N, y = ln D (n,), and its
     Jacobian d ln L_hat / d theta (K, n, p) (None when `jacobian` is false)."""
     th = np.atleast_2d(np.asarray(theta, dtype=float))
-    col = [th[:, i : i + 1] for i in range(th.shape[1])]
+    col = th.T[:, :, None]  # each parameter as a (K, 1) column
     if name == "chinchilla":
         a, b, e, al, be = col
-        f, (p1, p2, p3) = _softmax(a - al * x, b - be * y, e + 0 * x)
-        parts = (p1, p2, p3, -p1 * x, -p2 * y)
+        f, sh = _logsumexp((a - al * x, b - be * y, np.broadcast_to(e, (th.shape[0], x.size))),
+                           jacobian)
+        parts = sh and (*sh, -sh[0] * x, -sh[1] * y)
     elif name == "kaplan":
         a, b, al, q = col
-        s, (p1, p2) = _softmax(a - al * x, b - y)
+        s, sh = _logsumexp((a - al * x, b - y), jacobian)
         f = q * s
-        parts = (q * p1, q * p2, -q * p1 * x, s)
+        parts = sh and (q * sh[0], q * sh[1], -q * sh[0] * x, s)
     elif name == "interaction":
         a, b, e, g, al, be = col
-        f, (p1, p2, p3, p4) = _softmax(a - al * x, b - be * y, e + 0 * x, g - al * x - be * y)
-        parts = (p1, p2, p3, p4, -(p1 + p4) * x, -(p2 + p4) * y)
+        ax, by = al * x, be * y
+        f, sh = _logsumexp((a - ax, b - by, np.broadcast_to(e, ax.shape), g - ax - by), jacobian)
+        parts = sh and (*sh, -(sh[0] + sh[3]) * x, -(sh[1] + sh[3]) * y)
     elif name == "saturating":
-        a, b, al, be, m, k = col
-        log_s, (p1, p2) = _softmax(a - al * x, b - be * y)
+        a, b, al, be, m, lk = col
+        k = np.exp(lk)
+        log_s, sh = _logsumexp((a - al * x, b - be * y), jacobian)
         soft = np.logaddexp(0.0, -log_s)  # ln(1 + 1/S)
         f = m - k * soft
-        c = k / (1.0 + np.exp(log_s))  # d f / d ln S = k sigmoid(-ln S)
-        parts = (c * p1, c * p2, -c * p1 * x, -c * p2 * y, np.ones_like(f), -soft)
+        if jacobian:
+            c = k * -np.expm1(-soft)  # d f / d ln S = k / (1 + S)
+            parts = (c * sh[0], c * sh[1], -c * sh[0] * x, -c * sh[1] * y, 1.0, -k * soft)
     else:
         family(name)
     if not jacobian:
         return f, None
-    return f, np.stack(np.broadcast_arrays(*parts), axis=-1)
+    jac = np.empty(f.shape + (th.shape[1],))
+    for i, part in enumerate(parts):
+        jac[..., i] = part
+    return f, jac
 
 
 def theta_to_named(name: str, theta: np.ndarray) -> dict[str, np.ndarray]:

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flops_fit.fitting.laws.families import family, log_loss_and_jacobian, theta_to_named, valid
+from flops_fit.fitting.laws.families import (
+    centre,
+    family,
+    log_loss_and_jacobian,
+    theta_to_named,
+    upper_bounds,
+    valid,
+)
 from flops_fit.fitting.surface.objective import (
     batch_rows,
     check_objective,
@@ -26,7 +33,11 @@ from flops_fit.fitting.surface.objective import (
 )
 from flops_fit.fitting.surface.solver import lm_loop
 
-FTOL, MAX_ITER = 1e-10, 400  # a fit from its starts, and every bootstrap refit
+LOOSE_FTOL, LOOSE_MAX_ITER = 1e-6, 60  # every start of the grid
+FTOL, MAX_ITER = 1e-10, 400  # the best POLISH starts, warm-started fits, the answer's draws
+#: a bootstrap draw's rollout refits only score a held-out error: a looser stop serves them
+ROLLOUT_FTOL, ROLLOUT_MAX_ITER = 1e-7, 40
+POLISH = 3
 _EXPONENTS = (0.1, 0.25, 0.5, 0.8, 1.2)
 
 
@@ -69,7 +80,7 @@ def starts(name: str, x: np.ndarray, y: np.ndarray, log_l: np.ndarray) -> np.nda
                     m = float(np.max(log_l)) + 0.5
                     log_s = -np.log(np.expm1(max(m - ml, 1e-3) / k))
                     rows.append((log_s - np.log(2) + al / k * mx, log_s - np.log(2) + be / k * my,
-                                 al / k, be / k, m, k))
+                                 al / k, be / k, m, np.log(k)))
             else:
                 family(name)
     return np.asarray(rows, dtype=float)
@@ -89,7 +100,7 @@ def _derivatives(r, j, weights, delta, objective):
     u, psi = gauss_newton_weights(r, delta, objective)
     w = 1.0 if weights is None else weights
     grad = np.einsum("kn,knp->kp", w * psi, j)
-    hess = np.einsum("kn,knp,knq->kpq", np.broadcast_to(w * u, r.shape), j, j)
+    hess = np.matmul((np.broadcast_to(w * u, r.shape)[..., None] * j).transpose(0, 2, 1), j)
     return grad, hess
 
 
@@ -101,6 +112,7 @@ def minimise(name: str, theta0: np.ndarray, x: np.ndarray, y: np.ndarray, log_l:
 
     `log_l` is (n,), shared, or (K, n), one target row per problem (a bootstrap draw's or a
     rollout fold's losses); `weights` (n,) or (K, n) count the runs (0 leaves a run out).
+    A family with bounds (`families.upper_bounds`) is kept inside them, starts included.
     """
     check_objective(objective)
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
@@ -109,41 +121,63 @@ def minimise(name: str, theta0: np.ndarray, x: np.ndarray, y: np.ndarray, log_l:
     target = log_l if objective == "huber_log" else np.exp(log_l)
     if weights is not None:
         weights = np.broadcast_to(np.asarray(weights, dtype=float), (k, n))
+    upper = upper_bounds(name, np.max(log_l, axis=1))
+    if upper is not None:
+        theta0 = np.minimum(theta0, upper)
     out_t, out_f = np.empty_like(theta0), np.empty(k)
     chunk = batch_rows(n)
+    x0, y0 = float(np.median(x)), float(np.median(y))
+    theta0 = centre(name, theta0, x0, y0)
+    x, y = x - x0, y - y0
     with np.errstate(all="ignore"):
         for lo in range(0, k, chunk):
             hi = min(k, lo + chunk)
             out_t[lo:hi], out_f[lo:hi] = _lm(
                 name, theta0[lo:hi].copy(), x, y, target[lo:hi],
-                None if weights is None else weights[lo:hi], delta, objective, ftol, max_iter)
-    return out_t, out_f
+                None if weights is None else weights[lo:hi],
+                None if upper is None else upper[lo:hi], delta, objective, ftol, max_iter)
+    return centre(name, out_t, x0, y0, back=True), out_f
 
 
-def _lm(name, theta, x, y, target, weights, delta, objective, ftol, max_iter):
+def _lm(name, theta, x, y, target, weights, upper, delta, objective, ftol, max_iter):
     r, j = _residuals(name, theta, x, y, target, objective)
     f = objective_sum(r, weights, delta, objective)
     g, h = _derivatives(r, j, weights, delta, objective)
 
     def evaluate(trial, rows):
-        r, j = _residuals(name, trial, x, y, target[rows], objective)
+        f_log, _ = log_loss_and_jacobian(name, trial, x, y, jacobian=False)
+        r = f_log - target[rows] if objective == "huber_log" else np.exp(f_log) - target[rows]
         w = None if weights is None else weights[rows]
-        return objective_sum(r, w, delta, objective), (r, j)
+        return objective_sum(r, w, delta, objective), trial
 
-    def derive(parts, rows, ok):
-        w = None if weights is None else weights[rows[ok]]
-        return _derivatives(parts[0][ok], parts[1][ok], w, delta, objective)
+    def derive(trial, rows, ok):
+        kept = rows[ok]
+        r, j = _residuals(name, trial[ok], x, y, target[kept], objective)
+        return _derivatives(r, j, None if weights is None else weights[kept], delta, objective)
 
-    lm_loop(theta, f, g, h, evaluate, derive, ftol, max_iter, 1e-300 * max(1, x.size))
+    project = None if upper is None else (lambda trial, rows: np.minimum(trial, upper[rows]))
+    lm_loop(theta, f, g, h, evaluate, derive, ftol, max_iter, 1e-300 * max(1, x.size),
+            project)
     return theta, f
 
 
 def fit_family(name: str, x: np.ndarray, y: np.ndarray, log_l: np.ndarray, *,
-               delta: float = 1e-3, objective: str = "huber_log") -> FamilyFit:
-    """Family `name` fitted to runs (x = ln N, y = ln D, ln L) from its start grid: the
-    best valid end point (a NaN fit when none is valid)."""
-    theta, f = minimise(name, starts(name, x, y, log_l), x, y, log_l, delta=delta,
-                        objective=objective)
+               delta: float = 1e-3, objective: str = "huber_log",
+               start: np.ndarray | None = None) -> FamilyFit:
+    """Family `name` fitted to runs (x = ln N, y = ln D, ln L): every start of its grid
+    refined loosely, the best `POLISH` of them to convergence; or, given `start` (p,), that
+    one point refined (a fit on a subset of runs whose full fit is known). The best valid end
+    point, or a NaN fit when none is valid."""
+    kw = {"delta": delta, "objective": objective}
+    if start is None:
+        theta, f = minimise(name, starts(name, x, y, log_l), x, y, log_l, ftol=LOOSE_FTOL,
+                            max_iter=LOOSE_MAX_ITER, **kw)
+        ok = valid(name, theta_to_named(name, theta)) & np.isfinite(f)
+        order = np.flatnonzero(ok)[np.argsort(f[ok])][:POLISH]
+        if order.size == 0:
+            order = np.argsort(np.where(np.isfinite(f), f, np.inf))[:POLISH]
+        start = theta[order]
+    theta, f = minimise(name, np.atleast_2d(start), x, y, log_l, **kw)
     ok = valid(name, theta_to_named(name, theta)) & np.isfinite(f)
     if not ok.any():
         return FamilyFit(name, np.full(family(name).n_params, np.nan), float("inf"), x.size)

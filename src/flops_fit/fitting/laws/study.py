@@ -4,15 +4,17 @@ that repeats it.
 The draws are made as Chinchilla's are (`surface.study`): a residual draw's losses are the
 answering family's fitted losses times exp(a resampled, leverage-corrected residual of that
 fit), scaled by the small-sample factor of n - p degrees of freedom; a pairs draw reweights the
-runs. Every draw then refits every family, on all runs and on every rollout fold, and chooses
-the family as the full data did (`choice.draw_choice`). A draw's answer is its own family's:
-the params mapping carries ``"law"`` per draw (`laws.evaluate`).
+runs. The draws repeat the choice (`choice.draw_choice`: every family refitted on every
+rollout fold); each draw then refits the family it chose, on all runs, and Chinchilla's form
+(by Approach 3's own solver, whose parameters are always reported). A draw's answer is its own
+family's: the params mapping carries ``"law"`` per draw (`laws.evaluate`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +33,8 @@ from flops_fit.fitting.laws.families import (
     theta_to_named,
     valid,
 )
-from flops_fit.fitting.laws.solver import FamilyFit
+from flops_fit.fitting.laws.solver import FamilyFit, minimise
+from flops_fit.fitting.surface.fit import ParametricFit, bootstrap_parametric
 from flops_fit.fitting.surface.objective import theta_to_params
 from flops_fit.parameters.analysis import AnalysisConfig
 
@@ -56,59 +59,92 @@ def params_mapping(choice: LawChoice) -> dict[str, object]:
     return out
 
 
-def fit_laws(chinchilla: FamilyFit, n, d, loss, budget, positions: np.ndarray,
-             resampling: Resampling | None, cfg: AnalysisConfig
-             ) -> tuple[LawChoice, dict[str, np.ndarray] | None, BootstrapReport | None]:
+def chinchilla_family_fit(fit: ParametricFit) -> FamilyFit:
+    """Approach 3's own Chinchilla fit as the law family's fit (theta in the family's order)."""
+    theta = [np.log(fit.A), np.log(fit.B), np.log(fit.E), fit.alpha, fit.beta]
+    return FamilyFit(DEFAULT_LAW, np.asarray(theta, dtype=float), fit.objective, fit.n_runs)
+
+
+@dataclass
+class LawDraws:
+    """The draws of Approach 3 under law families: each draw's answer, and Chinchilla's form
+    refitted in every draw by Approach 3's own solver (its basins flag for the warnings)."""
+
+    draws: dict[str, np.ndarray]
+    report: BootstrapReport
+    chinchilla_basins: np.ndarray
+
+
+def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
+             resampling: Resampling | None, cfg: AnalysisConfig,
+             starts: dict[str, np.ndarray] | None = None) -> tuple[LawChoice, LawDraws | None]:
     """The families' fits, the choice, and (with `resampling`) the draws that repeat it.
 
-    `chinchilla` is Approach 3's own fit of Chinchilla's form; `positions` are the rows of the
-    runs table that the runs (n, d, loss) are, for the resampling's columns."""
+    `fit` is Approach 3's own fit of Chinchilla's form; `positions` are the rows of the runs
+    table that the runs (n, d, loss) are, for the resampling's columns; `starts` (a family's
+    theta) replace a family's start grid."""
     settings, lc = cfg.approach_3, cfg.law_choice
     kw = {"delta": settings.huber_delta, "objective": settings.objective}
     x, y, log_l = np.log(n), np.log(d), np.log(loss)
     t0 = time.perf_counter()
     choice = choose_law(x, y, log_l, np.asarray(budget, dtype=float), law=cfg.law,
-                        held_out=lc.held_out, tie=lc.tie, chinchilla=chinchilla, **kw)
+                        held_out=lc.held_out, tie=lc.tie, min_runs=cfg.budgets.min_runs,
+                        chinchilla=chinchilla_family_fit(fit), starts=starts, **kw)
     log.info("Approach 3's law: %s (%s; %.2f s)", choice.chosen, choice.reason,
              time.perf_counter() - t0)
     if resampling is None:
-        return choice, None, None
+        return choice, None
     t1 = time.perf_counter()
     answer = choice.fits[choice.chosen]
     p = FAMILIES[answer.law].n_params
-    dof, factor, note, weights = None, None, None, None
+    dof, factor, note, weights, losses = None, None, None, None, None
     if resampling.residual:
         fitted, resid, leverage = family_residuals(answer, x, y, log_l)
         pool, rule = residual_pool(resid, leverage, settings, p)
         dof = int(loss.size - p)
         factor = small_sample_factor(dof, cfg.confidence_level)
-        log_draws = np.log(residual_losses(fitted, pool, positions, resampling, factor))
+        losses = residual_losses(fitted, pool, positions, resampling, factor)
+        log_draws = np.log(losses)
         note = f"residuals of the {answer.law} fit: {rule}"
     else:
         weights = resampling.weights[:, positions]
         log_draws = np.broadcast_to(log_l, weights.shape)
-    thetas, pick, objectives = draw_choice(choice, x, y, log_draws, weights, lc.tie, **kw)
+    pick, how = draw_choice(choice, x, y, log_draws, weights, tie=lc.tie, pilot=lc.pilot_draws,
+                            **kw)
     names = list(choice.fits)
     draws: dict[str, np.ndarray] = {"law": np.asarray(names)[pick]}
+    # Chinchilla's form in every draw, whichever family answers: its parameters are reported
+    boot = bootstrap_parametric(fit, n, d, loss, weights, cfg.bootstrap, settings, losses=losses)
+    named = theta_to_params(boot.theta)
     answered = np.zeros(pick.size, dtype=bool)
+    ok = np.isfinite(boot.objective) & np.isfinite(named["G"])
+    draws.update({key: np.where(ok, value, np.nan) for key, value in named.items()})
+    answered |= ok & (pick == names.index(DEFAULT_LAW))
     for i, name in enumerate(names):
-        named = theta_to_named(name, thetas[name])
-        ok = valid(name, named) & np.isfinite(objectives[name])
+        rows = np.flatnonzero(pick == i)
         if name == DEFAULT_LAW:
-            named = theta_to_params(thetas[name])
-            ok &= np.isfinite(named["G"])
-        for key, value in named.items():
-            draws[FAMILIES[name].key(key)] = np.where(ok, value, np.nan)
-        answered |= ok & (pick == i)
+            continue
+        named = dict.fromkeys(FAMILIES[name].param_names, np.full(pick.size, np.nan))
+        if rows.size:  # a family is refitted in the draws it answers, warm from its fit
+            start = np.repeat(choice.fits[name].theta[None, :], rows.size, axis=0)
+            theta, objective = minimise(name, start, x, y, log_draws[rows],
+                                        weights=None if weights is None else weights[rows], **kw)
+            got = theta_to_named(name, theta)
+            good = valid(name, got) & np.isfinite(objective)
+            for key in named:
+                named[key] = named[key].copy()
+                named[key][rows] = np.where(good, got[key], np.nan)
+            answered[rows[good]] = True
+        draws.update({FAMILIES[name].key(k): v for k, v in named.items()})
     choice.draw_shares = {name: float(np.mean(pick == i)) for i, name in enumerate(names)}
-    how = ("every draw refits every family and repeats the choice by held-out error"
-           if choice.mode == "auto" and choice.folds else f"every draw refits {choice.chosen}")
     report = BootstrapReport(
         scheme=resampling.mode, draws=resampling.draws, failed_draws=int((~answered).sum()),
         residual_dof=dof, small_sample_factor=factor,
-        note="; ".join(filter(None, [note, how, "a draw whose family gives no valid law is left "
-                                     "out of the percentiles and counted in failed_draws"])))
+        note="; ".join(filter(None, [
+            note, how, "a family's parameters are refitted in the draws it answers (NaN in "
+            "the others), Chinchilla's in every draw", "a draw whose family gives no valid law "
+            "is left out of the percentiles and counted in failed_draws"])))
     log.info("Approach 3 bootstrap over %d families: %d draws in %.2f s (%s)", len(names),
              pick.size, time.perf_counter() - t1,
              ", ".join(f"{k} {v:.0%}" for k, v in choice.draw_shares.items()))
-    return choice, draws, report
+    return choice, LawDraws(draws, report, boot.improved_by_extra_start)

@@ -3,7 +3,8 @@
 For every approach: N_opt, D_opt (and D/N at the targets) and the loss at budgets C, each with
 its percentile interval over the bootstrap draws. Approaches 1-2 evaluate their power laws;
 Approach 3 its surface's compute-optimal allocation under the study's compute model
-(`compute_model.optimal_allocation`, over all draws at once).
+(`compute_model.optimal_allocation`, over all draws at once); beyond the largest budget its
+draws also carry the law's own error (`laws.beyond`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def _surface_values(surface: SurfaceFit, compute: np.ndarray, model: ComputeMode
     with np.errstate(all="ignore"):
         ns, ds = optimal_allocation(compute, surface.draws, model)
         ls = parametric_loss(ns, ds, surface.draws)
+    if surface.law_error is not None:  # beyond the fit, the law's own error as well
+        ns, ds, ls = surface.law_error.widen(compute, ns, ls, model)
     return point, {"model_size": ns, "num_tokens": ds, "loss": ls}
 
 

@@ -102,6 +102,7 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
             k: (interval(draws[FAMILIES[surface.law].key(k)], level) if draws is not None
                 else [None, None]) for k in FAMILIES[surface.law].param_names},
         "law_choice": surface.choice.to_dict() if surface.choice is not None else None,
+        "law_error": surface.law_error.to_dict() if surface.law_error is not None else None,
         "objective": fit.objective,
         "n_runs": fit.n_runs,
         "intervals": intervals,

@@ -88,7 +88,8 @@ def damped_step(h: np.ndarray, g: np.ndarray, lam: np.ndarray) -> np.ndarray:
                           for a_, b_ in zip(system, g, strict=True)])
 
 
-def lm_loop(theta, f, g, h, evaluate, derive, ftol: float, max_iter: int, floor: float):
+def lm_loop(theta, f, g, h, evaluate, derive, ftol: float, max_iter: int, floor: float,
+            project=None):
     """The Levenberg-Marquardt iteration shared by every surface solver, on K problems at once.
 
     `theta` (K, p), `f` (K,), `g` (K, p), `h` (K, p, p) at the start are updated in place.
@@ -96,7 +97,10 @@ def lm_loop(theta, f, g, h, evaluate, derive, ftol: float, max_iter: int, floor:
     and whatever `derive(parts, rows, ok)` needs to give the gradient and Gauss-Newton matrix of
     the accepted ones (`rows[ok]`), so derivatives are only computed where a step was kept. A
     problem stops when a kept step lowers its objective by less than `ftol` (relative) or to
-    `floor`, when its damping exceeds 1e10, or after `max_iter` steps. Returns iterations (K,).
+    `floor`, when its damping exceeds 1e10, or after `max_iter` steps. `project(trial, rows)`,
+    when given, maps trial points into the problems' domain before they are evaluated (a
+    projected step: a law whose best fit lies on a bound stops there instead of crawling
+    along a valley that never ends). Returns iterations (K,).
     """
     k = len(theta)
     lam = np.full(k, _LAMBDA0)
@@ -109,6 +113,8 @@ def lm_loop(theta, f, g, h, evaluate, derive, ftol: float, max_iter: int, floor:
             break
         step = damped_step(h[active], g[active], lam[active])
         trial = theta[active] + step
+        if project is not None:
+            trial = project(trial, active)
         f_trial, parts = evaluate(trial, active)
         f_act = f[active]
         ok = np.isfinite(f_trial) & (f_trial <= f_act) & np.all(np.isfinite(step), axis=1)

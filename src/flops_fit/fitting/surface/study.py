@@ -31,10 +31,16 @@ from flops_fit.fitting.bootstrap import (
     residual_pool,
     small_sample_factor,
 )
-from flops_fit.fitting.laws.choice import LawChoice
+from flops_fit.fitting.laws.beyond import LawError, measure_law_error
+from flops_fit.fitting.laws.choice import LawChoice, rollout_folds
 from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
-from flops_fit.fitting.laws.solver import FamilyFit
-from flops_fit.fitting.laws.study import family_residuals, fit_laws, params_mapping
+from flops_fit.fitting.laws.study import (
+    chinchilla_family_fit,
+    family_residuals,
+    fit_laws,
+    params_mapping,
+)
+from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.fit import (
     MIN_RUNS,
     ParametricFit,
@@ -67,6 +73,8 @@ class SurfaceFit:
     bootstrap: BootstrapReport | None = None
     #: the law families fitted and the one that answers (None: Chinchilla's form, pinned)
     choice: LawChoice | None = None
+    #: the answering law's own error beyond the largest budget (None: not measured)
+    law_error: LawError | None = None
 
     @property
     def law(self) -> str:
@@ -91,8 +99,9 @@ class SurfaceFit:
                 FAMILIES[self.law].n_params)
 
 
-def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig) -> SurfaceFit:
-    """Approach 3: the fit, its bootstrap draws (named arrays) and warnings."""
+def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) -> SurfaceFit:
+    """Approach 3: the fit, its bootstrap draws (named arrays), its law's error beyond the fit
+    (under the study's compute model `model`: N_opt's error is measured there) and warnings."""
     used = runs[runs["used_in_fit"]]
     result = SurfaceFit(fit=None, draws=None, warnings=[], n_runs=int(len(used)))
     if len(used) < MIN_RUNS:
@@ -139,12 +148,44 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig) -> SurfaceFit:
                     surface_bootstrap_warnings(boot.improved_by_extra_start, result.bootstrap)
                 )
         if cfg.law != DEFAULT_LAW:
-            result.choice, result.draws, result.bootstrap = fit_laws(
-                chinchilla_family_fit(fit), n, d, loss, used["budget"].to_numpy(float),
-                positions, resampling, cfg)
+            result.choice, laws = fit_laws(fit, n, d, loss, used["budget"].to_numpy(float),
+                                           positions, resampling, cfg)
+            if laws is not None:
+                result.draws, result.bootstrap = laws.draws, laws.report
+                basins = (laws.chinchilla_basins if result.law == DEFAULT_LAW
+                          else np.zeros(0, dtype=bool))
+                result.warnings.extend(surface_bootstrap_warnings(basins, laws.report))
+        if cfg.law_error:
+            result.law_error = _law_error(result, n, d, loss, used["budget"].to_numpy(float),
+                                          cfg, model)
     if result.law == DEFAULT_LAW:
         result.warnings.extend(surface_fit_warnings(fit, loss, cfg.approach_3))
     return result
+
+
+def _law_error(result: SurfaceFit, n, d, loss, budget, cfg: AnalysisConfig,
+               model: ComputeModel) -> LawError | None:
+    """The answering family's error beyond the fit, from the choice's rollout folds (or the
+    same folds fitted here when the family is pinned); a warning when none can be held out."""
+    choice = result.choice
+    answer = chinchilla_family_fit(result.fit) if choice is None else choice.fits[result.law]
+    folds = (choice.folds if choice is not None and choice.folds else
+             rollout_folds(budget, cfg.law_choice.held_out, cfg.budgets.min_runs))
+    fold_fits = (choice.fold_fits.get(result.law) if choice is not None and choice.folds
+                 else None)
+    err = measure_law_error(answer, np.log(n), np.log(d), np.log(loss), budget, folds,
+                            fold_fits, model, cfg.bootstrap.seed,
+                            delta=cfg.approach_3.huber_delta, objective=cfg.approach_3.objective)
+    if err is None:
+        result.warnings.append(
+            f"no budget with {cfg.budgets.min_runs}+ runs could be held out (three are needed): "
+            "the law's own error beyond the fit is not measured, so intervals beyond the "
+            "largest budget carry the parameters' noise only")
+    else:
+        log.info("Approach 3's %s law beyond the fit: error %.2f%% in L and %.1f%% in N_opt "
+                 "per unit of ln C (rollout over %d budget(s))", err.law,
+                 100 * err.loss_per_ln_c, 100 * err.n_opt_per_ln_c, len(err.folds))
+    return err
 
 
 def surface_residuals(fit: ParametricFit, n: np.ndarray, d: np.ndarray, loss: np.ndarray):
@@ -152,12 +193,6 @@ def surface_residuals(fit: ParametricFit, n: np.ndarray, d: np.ndarray, loss: np
     J (J^T J)^-1 J^T with J the Jacobian of log L_hat in theta = (log A, log B, log E, alpha,
     beta) at the fit (`laws.study.family_residuals`)."""
     return family_residuals(chinchilla_family_fit(fit), np.log(n), np.log(d), np.log(loss))
-
-
-def chinchilla_family_fit(fit: ParametricFit) -> FamilyFit:
-    """Approach 3's own Chinchilla fit as the law family's fit (theta in the family's order)."""
-    theta = [np.log(fit.A), np.log(fit.B), np.log(fit.E), fit.alpha, fit.beta]
-    return FamilyFit(DEFAULT_LAW, np.asarray(theta, dtype=float), fit.objective, fit.n_runs)
 
 
 def _bootstrap(fit, n, d, loss, positions, resampling: Resampling, cfg: AnalysisConfig):

@@ -50,17 +50,25 @@ def fit_isoflop_power_laws(
 
 
 def fit_parametric_loss_surface(
-    analysis_runs: pd.DataFrame, analysis: AnalysisConfig
+    analysis_runs: pd.DataFrame, compute_model: ComputeModel, analysis: AnalysisConfig
 ) -> SurfaceFit:
-    """Approach 3: L(N, D) = E + A/N^alpha + B/D^beta by Huber on log-loss, bootstrapped."""
-    return fit_surface(analysis_runs, AnalysisConfig.from_params(analysis))
+    """Approach 3: a scaling law L(N, D) (Chinchilla's form, or the family analysis.law picks)
+    by Huber on log-loss, bootstrapped, with its error beyond the fit (N_opt's under the
+    study's compute model)."""
+    return fit_surface(analysis_runs, AnalysisConfig.from_params(analysis), compute_model)
 
 
 def check_extrapolation_to_largest_budget(
-    analysis_runs: pd.DataFrame, compute_model: ComputeModel, analysis: AnalysisConfig
+    analysis_runs: pd.DataFrame,
+    compute_model: ComputeModel,
+    parametric_surface: SurfaceFit,
+    analysis: AnalysisConfig,
 ) -> ExtrapolationCheck:
-    """Refit without the largest budget and predict its optimum: how far the laws extrapolate."""
-    return extrapolation_check(analysis_runs, AnalysisConfig.from_params(analysis), compute_model)
+    """Refit without the largest budget and predict its optimum: how far the laws extrapolate
+    (the law families refitted from the full fits, not from their start grids)."""
+    return extrapolation_check(
+        analysis_runs, AnalysisConfig.from_params(analysis), compute_model, parametric_surface
+    )
 
 
 def tabulate_optimal_points(

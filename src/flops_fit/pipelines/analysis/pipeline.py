@@ -36,13 +36,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 fit_parametric_loss_surface,
-                ["analysis_runs", "params:analysis"],
+                ["analysis_runs", "compute_model", "params:analysis"],
                 "parametric_surface",
                 name="fit_parametric_loss_surface",
             ),
             Node(
                 check_extrapolation_to_largest_budget,
-                ["analysis_runs", "compute_model", "params:analysis"],
+                ["analysis_runs", "compute_model", "parametric_surface", "params:analysis"],
                 "extrapolation_check",
                 name="check_extrapolation_to_largest_budget",
             ),

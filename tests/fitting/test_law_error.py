@@ -1,0 +1,75 @@
+"""The law's own error beyond the fit (fitting/laws/beyond.py): measured by rollout, carried by
+the intervals above the centre of the fitted budgets, near 0 for a law that is right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flops_fit import analyse
+from flops_fit.fitting.laws.beyond import LawError
+from flops_fit.fitting.surface.compute_model import ComputeModel
+from tests.fitting.test_laws import study
+
+BUDGETS = (1e17, 1e18, 1e19, 1e20, 1e21)
+FAR = 1e24
+
+
+def _analyse(law_of_runs: str, law: str, noise: float = 0.01, law_error: bool = True):
+    runs = study(law_of_runs, budgets=BUDGETS, noise=noise, seed=4)
+    params = {"law": law, "law_error": law_error, "bootstrap": {"draws": 200, "seed": 1},
+              "target_budgets": [FAR]}
+    return analyse(runs, params, compute_model="6nd")
+
+
+def _width(result, column: str) -> float:
+    row = result.predictions[result.predictions["approach"] == "approach_3"].iloc[0]
+    return float(np.log(row[f"{column}_hi"] / row[f"{column}_lo"]))
+
+
+def test_a_right_law_has_almost_no_error_of_its_own():
+    err = _analyse("chinchilla", "chinchilla").surface.law_error
+    assert err is not None and len(err.folds) == 2
+    assert err.loss_per_ln_c < 0.002
+    assert err.n_opt_per_ln_c < 0.02
+
+
+def test_a_wrong_law_carries_its_error_into_the_intervals_beyond_the_fit():
+    wrong = _analyse("saturating", "chinchilla", noise=0.002)
+    err = wrong.surface.law_error
+    assert err.loss_per_ln_c > 0.005, err.to_dict()
+    without = _analyse("saturating", "chinchilla", noise=0.002, law_error=False)
+    assert without.surface.law_error is None
+    assert _width(wrong, "loss") > 2 * _width(without, "loss")
+    # the point predictions do not move
+    a3 = [r[r["approach"] == "approach_3"].iloc[0] for r in (wrong.predictions,
+                                                             without.predictions)]
+    assert a3[0]["loss"] == pytest.approx(a3[1]["loss"], rel=1e-12)
+    assert wrong.to_json() and '"law_error"' in wrong.to_json()
+
+
+def test_widening_is_zero_below_the_centre_and_grows_beyond_it():
+    err = LawError("chinchilla", c_centre=1e19, loss_per_ln_c=0.02, n_opt_per_ln_c=0.05, seed=3)
+    compute = np.array([1e17, 1e19, 1e21, 1e23])
+    sig_l, sig_n = err.sigma(compute)
+    np.testing.assert_allclose(sig_l, [0, 0, 0.02 * np.log(100), 0.02 * np.log(1e4)])
+    np.testing.assert_allclose(sig_n, 2.5 * sig_l)
+    n = np.full((4000, 4), 1e9)
+    loss = np.full((4000, 4), 2.0)
+    model = ComputeModel.six_nd()
+    n2, d2, l2 = err.widen(compute, n, loss, model)
+    np.testing.assert_array_equal(n2[:, :2], n[:, :2])
+    np.testing.assert_allclose(n2 * d2 * 6, np.broadcast_to(compute, n2.shape), rtol=1e-12)
+    assert np.std(np.log(l2[:, 3])) == pytest.approx(sig_l[3], rel=0.05)
+    assert np.std(np.log(n2[:, 2])) == pytest.approx(sig_n[2], rel=0.05)
+    again = err.widen(compute, n, loss, model)
+    np.testing.assert_array_equal(again[2], l2)  # seeded
+
+
+def test_without_three_budgets_to_hold_out_the_error_is_not_measured_and_a_warning_says_so():
+    runs = study("chinchilla", budgets=(1e18, 1e19, 1e20), sizes=7, noise=0.01, seed=2)
+    params = {"bootstrap": {"draws": 50}, "budgets": {"min_runs": 8}}  # no budget has 8 runs
+    result = analyse(runs, params, compute_model="6nd")
+    assert result.surface.law_error is None
+    assert any("law's own error beyond the fit is not measured" in w
+               for w in result.surface.warnings)
