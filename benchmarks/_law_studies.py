@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from bench_coverage import Z
 
 from flops_fit import analyse
 from flops_fit.fitting.runs.simulated import FAMILY_TRUTHS, synthetic_results
@@ -87,7 +88,7 @@ def width_over_spread(values: list[tuple[float, float, float]]) -> float:
     spread would have (2 x 1.96 x SD of their logs)."""
     est = np.log([v for v, _, _ in values])
     widths = [np.log(hi / lo) for _, lo, hi in values if np.isfinite(lo) and np.isfinite(hi)]
-    spread = 2 * 1.96 * np.std(est, ddof=1) if len(est) > 1 else float("nan")
+    spread = 2 * Z * np.std(est, ddof=1) if len(est) > 1 else float("nan")
     return float(np.mean(widths) / spread) if widths and spread > 0 else float("nan")
 
 

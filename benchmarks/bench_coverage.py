@@ -115,7 +115,8 @@ def _interval(draws: np.ndarray | None) -> tuple[float, float]:
 
 def one_study(design: dict, seed: int, draws: int, resample: str) -> Record:
     cfg = AnalysisConfig.from_params(
-        {"bootstrap": {"draws": draws, "seed": seed, "resample": resample}}
+        # the draws' own intervals: the law's error beyond the fit (bench_laws) is left out
+        {"bootstrap": {"draws": draws, "seed": seed, "resample": resample}, "law_error": False}
     )
     runs, _ = prepare_runs(synthetic_results(seed=seed, **design), cfg)
     iso = fit_isoflop_approaches(runs, cfg)

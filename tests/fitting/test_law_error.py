@@ -73,3 +73,31 @@ def test_without_three_budgets_to_hold_out_the_error_is_not_measured_and_a_warni
     assert result.surface.law_error is None
     assert any("law's own error beyond the fit is not measured" in w
                for w in result.surface.warnings)
+
+
+def test_no_fold_starts_from_a_fit_that_saw_its_held_out_budget(monkeypatch):
+    from flops_fit.fitting.laws import choice as choice_module
+
+    runs = study("saturating", budgets=BUDGETS, noise=0.01, seed=5)
+    x, y, log_l = (np.log(runs[c].to_numpy(float))
+                   for c in ("model_size", "num_tokens", "final_loss"))
+    calls, real = [], choice_module.fit_family
+
+    def recording(name, x_, y_, log_l_, **kw):
+        fit = real(name, x_, y_, log_l_, **kw)
+        calls.append((name, x_.size, kw.get("start"), fit))
+        return fit
+
+    monkeypatch.setattr(choice_module, "fit_family", recording)
+    choice = choice_module.choose_law(x, y, log_l, runs["compute_budget"].to_numpy(), law="auto",
+                                      held_out=2, tie=0.1, min_runs=3, delta=1e-3,
+                                      objective="huber_log")
+    assert [f.budget for f in choice.folds] == [1e20, 1e21]
+    for name, n, start, _ in calls:
+        if start is None:
+            continue
+        # a start is a fit of fewer runs of the same family (a smaller fold), never a larger one
+        sources = [m for other, m, _, fit in calls
+                   if other == name and np.array_equal(fit.theta, start)]
+        assert sources and max(sources) < n, (name, n, sources)
+    assert set(choice.below["saturating"]) == {1e19, 1e20, 1e21}  # the lead fold's fit too

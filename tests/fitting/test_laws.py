@@ -106,10 +106,42 @@ def test_auto_chooses_the_family_that_made_the_runs(law):
     runs = study(law, budgets=(1e17, 1e18, 1e19, 1e20, 1e21), noise=0.01, seed=3)
     x, y, log_l = (np.log(runs[c].to_numpy(float))
                    for c in ("model_size", "num_tokens", "final_loss"))
-    choice = choose_law(x, y, log_l, runs["compute_budget"].to_numpy(), law="auto", held_out=2, min_runs=3,
-                        tie=0.1, delta=1e-3, objective="huber_log")
+    choice = choose_law(x, y, log_l, runs["compute_budget"].to_numpy(), law="auto", held_out=2,
+                        min_runs=3, tie=0.1, delta=1e-3, objective="huber_log")
     assert choice.chosen == law, choice.held_out_rms
     assert choice.held_out_rms[law] < choice.held_out_rms["chinchilla"]
+
+
+@pytest.mark.parametrize("disagree", [False, True])
+def test_the_pilot_draws_repeat_the_choice_and_the_rest_only_when_they_disagree(
+        monkeypatch, disagree):
+    from flops_fit.fitting.laws import choice as choice_module
+
+    runs = study("kaplan", budgets=(1e17, 1e18, 1e19, 1e20, 1e21), noise=0.01, seed=3)
+    x, y, log_l = (np.log(runs[c].to_numpy(float))
+                   for c in ("model_size", "num_tokens", "final_loss"))
+    choice = choose_law(x, y, log_l, runs["compute_budget"].to_numpy(), law="auto", held_out=2,
+                        min_runs=3, tie=0.1, delta=1e-3, objective="huber_log")
+    names, seen = list(choice.fits), []
+
+    def errors(choice_, name, x_, y_, draws_, weights, delta, objective):
+        seen.append(draws_.shape[0])
+        err = np.full(draws_.shape[0], 0.5 if name == choice.chosen else 1.0)
+        if disagree and name == "chinchilla" and draws_.shape[0] == 10:
+            err[1] = 0.1  # the pilot's second draw would choose Chinchilla's form
+        return err
+
+    monkeypatch.setattr(choice_module, "rollout_errors", errors)
+    log_draws = np.repeat(log_l[None, :], 30, axis=0)
+    pick, how = choice_module.draw_choice(choice, x, y, log_draws, None, tie=0.1, pilot=10,
+                                          delta=1e-3, objective="huber_log")
+    assert pick.shape == (30,)
+    if disagree:
+        assert set(seen) == {10, 20} and "every draw repeats" in how
+        assert names[pick[1]] == "chinchilla" and names[pick[11]] == choice.chosen
+    else:
+        assert set(seen) == {10} and "the other draws keep it" in how
+        assert all(names[p] == choice.chosen for p in pick)
 
 
 def test_analysis_with_auto_law_answers_with_the_chosen_family_and_repeats_the_choice():

@@ -134,7 +134,7 @@ class AnalysisConfig(Section):
     # Approach 3's family: one of LAW_NAMES pinned, or auto (chosen by held-out error)
     law: Literal[("auto", *LAW_NAMES)] = "chinchilla"
     law_choice: LawChoiceParams = LawChoiceParams()
-    # beyond the largest budget, Approach 3's intervals also carry its law's error, measured by
+    # above the centre of the budgets, Approach 3's intervals also carry its law's error, by
     # rollout over law_choice.held_out budgets (fitting/laws/beyond.py); false: parameters only
     law_error: bool = True
     bootstrap: BootstrapParams = BootstrapParams()

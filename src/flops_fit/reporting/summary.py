@@ -168,10 +168,14 @@ def _law_error_text(err: Any) -> str | None:
     loss, n_opt = as_float(err.get("loss_error_per_ln_c")), as_float(err.get("n_opt_error_per_ln_c"))
     if loss is None or n_opt is None:
         return None
-    return (f"Above the centre of the fitted budgets ({as_float(err['centre_budget']):.3g} FLOPs) "
-            f"its intervals also carry the law's own error, measured by rollout over "
-            f"{len(folds)} held-out budget(s): {100 * loss:.2f}% in L and {100 * n_opt:.1f}% "
-            "in N_opt per unit of ln C (each factor e of compute).")
+    centre = as_float(err["centre_budget"])
+    if loss == 0 and n_opt == 0:
+        return (f"Rollout over {len(folds)} held-out budget(s) found no error of the law beyond "
+                "the noise of its parameters, so its intervals are the bootstrap's alone.")
+    return (f"Above the centre of the fitted budgets ({centre:.3g} FLOPs) its intervals also "
+            f"carry the law's own error, measured by rollout over {len(folds)} held-out "
+            f"budget(s): {100 * loss:.2f}% in L and {100 * n_opt:.1f}% in N_opt per unit of "
+            "ln C (each factor e of compute).")
 
 
 def _law_summary(laws, approach: str) -> dict[str, Any]:

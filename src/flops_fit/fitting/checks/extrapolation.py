@@ -99,26 +99,23 @@ def _num(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig,
-                starts: dict[str, np.ndarray] | None) -> dict[str, Any]:
-    """Approach 3 refitted on `runs` alone, as a params mapping: Chinchilla's form, or the
-    pinned family, or (law: auto) the family chosen on these runs' own budgets. `starts` are
-    the families' full-data fits, each family's start on these runs (None: its grid)."""
+def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig, surface: SurfaceFit | None,
+                held_out: float) -> dict[str, Any]:
+    """Approach 3 refitted on `runs` (the budgets below `held_out`) alone, as a params mapping:
+    Chinchilla's form, or the pinned family, or (law: auto) the family chosen on these runs'
+    own budgets. The law families start from the study's own fits of these runs and of the
+    budgets below (its rollout folds: none saw the held-out budget), else from their grids."""
     n, d, loss = (runs[c].to_numpy(float) for c in ("model_size", "num_tokens", "final_loss"))
     fit = fit_parametric(n, d, loss, cfg.approach_3)
     if cfg.law == DEFAULT_LAW:
         return {"law": DEFAULT_LAW, **fit.params}
+    below = surface.choice.below if surface is not None and surface.choice is not None else {}
+    starts = {name: fits[held_out].theta for name, fits in below.items()
+              if held_out in fits and fits[held_out].ok}
     choice, _ = fit_laws(fit, n, d, loss, runs["budget"].to_numpy(float),
-                         np.arange(loss.size), None, cfg, starts=starts)
+                         np.arange(loss.size), None, cfg, starts=starts or None,
+                         below=below or None)
     return {**fit.params, **params_mapping(choice)}
-
-
-def _family_starts(surface: SurfaceFit | None) -> dict[str, np.ndarray] | None:
-    """The law families' full-data fits, where Approach 3 fitted any (a subset's fit starts
-    there: the same answer as from the grid when the subset's optimum is the nearest one)."""
-    if surface is None or surface.choice is None:
-        return None
-    return {name: fit.theta for name, fit in surface.choice.fits.items() if fit.ok}
 
 
 def extrapolation_check(
@@ -190,7 +187,7 @@ def extrapolation_check(
         rest_ids = [g.budget_id for g in rest]
         used_rest = runs[runs["used_in_fit"] & runs["budget_id"].isin(rest_ids).fillna(False)]
         try:
-            params = _surface_on(used_rest, cfg, _family_starts(surface))
+            params = _surface_on(used_rest, cfg, surface, held.budget)
             n_pred, d_pred = optimal_allocation(held.budget, params, model)
             l_pred = float(parametric_loss(n_pred, d_pred, params))
             out.approaches["approach_3"] = ExtrapolationEntry.compare(

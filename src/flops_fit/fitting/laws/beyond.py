@@ -1,8 +1,8 @@
 """The law's own error beyond the fit, measured by rollout, and the intervals that carry it.
 
 A bootstrap interval carries the noise of the fitted parameters only: it takes the law as
-right. Beyond the largest budget fitted, a law that is only nearly right drifts from the truth,
-the more the further it extrapolates. Rollout measures that drift on the study itself. For each
+right. Away from its data, a law that is only nearly right drifts from the truth, the more the
+further it extrapolates. Rollout measures that drift on the study itself. For each
 rollout fold (`choice.rollout_folds`: a budget with enough runs, predicted from the budgets
 below it), the answering family fitted to the budgets below predicts
 
@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from flops_fit.fitting.laws.choice import Fold
+from flops_fit.fitting.laws.choice import Fold, fit_folds
 from flops_fit.fitting.laws.families import log_loss_and_jacobian, theta_to_named
-from flops_fit.fitting.laws.solver import FamilyFit, fit_family
+from flops_fit.fitting.laws.solver import FamilyFit
 from flops_fit.fitting.surface.compute_model import ComputeModel, allocation_of_family
 
 _STREAM = 0x1A3E  # the law error's deviates: their own stream of the bootstrap's seed
@@ -156,15 +156,17 @@ def _per_ln_c(misses, noise_sds, distances) -> float:
 def measure_law_error(answer: FamilyFit, x, y, log_l, budget, folds: list[Fold],
                       fold_fits: list[FamilyFit | None] | None, model: ComputeModel, seed: int,
                       *, delta: float, objective: str) -> LawError | None:
-    """The answering family's error beyond the fit from `folds` (None without a fold). A fold
-    without its fit in `fold_fits` is fitted here, warm-started from the full fit."""
+    """The answering family's error beyond the fit from `folds` (None without a fold that
+    could be fitted). Without `fold_fits` (the choice's, one per fold) the folds are fitted
+    here (`choice.fit_folds`)."""
     budget = np.asarray(budget, dtype=float)
+    if fold_fits is None:
+        _, fold_fits = fit_folds(answer.law, x, y, log_l, folds, delta=delta,
+                                 objective=objective)
     errors = []
-    for i, fold in enumerate(folds):
-        fit = fold_fits[i] if fold_fits is not None else None
+    for fold, fit in zip(folds, fold_fits, strict=True):
         if fit is None:
-            fit = fit_family(answer.law, x[fold.train], y[fold.train], log_l[fold.train],
-                             start=answer.theta, delta=delta, objective=objective)
+            continue
         with np.errstate(all="ignore"):
             err = _fold_error(answer, fold, fit, x, y, log_l, budget, model)
         if err is not None:

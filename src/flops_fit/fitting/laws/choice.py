@@ -1,12 +1,14 @@
 """Which law family answers: chosen by how well each predicts budgets it did not see.
 
-Rollout (as OLMo-core scores its ladder laws): for each of the `held_out` largest budgets in
-turn, every family is fitted to the runs of the smaller budgets only and predicts the held-out
+Rollout (as OLMo-core scores its ladder laws): for each of the `held_out` largest budgets
+with `min_runs` runs or more in turn, every family is fitted to the runs of the smaller budgets
+only (`fit_folds`: never from a fit that saw the held-out budget) and predicts the held-out
 budget's losses. A family's held-out error is the RMS log error of those predictions, pooled
 over the folds. The family with the lowest error answers; a family with fewer parameters wins
 when its error is within `tie` (relative) of the best, because it will extrapolate no worse and
-its interval is narrower. The bootstrap repeats the whole choice in every draw (`draw_choice`),
-so an interval carries the uncertainty of which family is right.
+its interval is narrower. The bootstrap repeats the whole choice (`draw_choice`: in a pilot of
+draws, then in every draw unless the pilot all agreed), so an interval carries the uncertainty
+of which family is right.
 
 `analysis.law` pins a family instead (no choice, every draw refits that family).
 """
@@ -24,6 +26,7 @@ from flops_fit.fitting.laws.solver import (
     ROLLOUT_MAX_ITER,
     FamilyFit,
     fit_family,
+    fit_subsets,
     minimise,
 )
 
@@ -51,6 +54,60 @@ def rollout_folds(budget: np.ndarray, held_out: int, min_runs: int = 1) -> list[
     return [Fold(float(c), budget < c, budget == c) for c in eligible[-h:]]
 
 
+def lead_fold(budget: np.ndarray, folds: list[Fold], min_runs: int = 1) -> Fold | None:
+    """The eligible budget just below the smallest held-out one, as a fold that is fitted but
+    not scored: the chain of fold fits starts there, so that a check fitted on the budgets
+    below the largest (the extrapolation check) finds every fit it needs already made. None
+    when fewer than two eligible budgets would be left below it."""
+    if not folds:
+        return None
+    budget = np.asarray(budget, dtype=float)
+    levels, counts = np.unique(budget, return_counts=True)
+    below = levels[(counts >= min_runs) & (levels < folds[0].budget)]
+    if below.size < 3:
+        return None
+    c = float(below[-1])
+    return Fold(c, budget < c, budget == c)
+
+
+def fit_folds(name: str, x, y, log_l, folds: list[Fold], *, delta: float, objective: str,
+              known: dict[float, FamilyFit] | None = None,
+              full: np.ndarray | None | bool = False
+              ) -> tuple[FamilyFit | None, list[FamilyFit | None]]:
+    """Family `name` fitted to each fold's runs (those below its budget): the smallest fold
+    from `known[budget]` where a fit of exactly those runs exists, else from its start grid;
+    every larger fold from its own `known` fit, else from the smallest fold's fit, whose runs
+    it contains. No fold starts from a fit that saw its held-out budget: on a flat valley a
+    solver stops near its start, and a start that knew the answer would make the held-out
+    error look better than it is. With `full` (True: from the start grid; or a theta) the fit
+    of all runs is made in the same batched solves. Returns (the full fit or None, one fit per
+    fold: None where a fold has no more runs than the family has parameters)."""
+    known = known or {}
+    usable = [f for f in folds if f.train.sum() > FAMILIES[name].n_params]
+    kw = {"delta": delta, "objective": objective}
+    first: list[tuple[np.ndarray, np.ndarray | None]] = []
+    if full is not False:
+        first.append((np.ones(x.size, dtype=bool), None if full is True else full))
+    if usable:
+        seen = known.get(usable[0].budget)
+        first.append((usable[0].train, seen.theta if seen is not None and seen.ok else None))
+    fits = (fit_subsets(name, x, y, log_l, [m for m, _ in first], [s for _, s in first], **kw)
+            if first else [])
+    full_fit = fits[0] if full is not False else None
+    made = {usable[0].budget: fits[-1]} if usable else {}
+    rest = usable[1:]
+    if rest:
+        base = fits[-1].theta if fits[-1].ok else None
+        starts_ = []
+        for f in rest:
+            seen = known.get(f.budget)
+            starts_.append(seen.theta if seen is not None and seen.ok else base)
+        made.update(zip([f.budget for f in rest],
+                        fit_subsets(name, x, y, log_l, [f.train for f in rest], starts_, **kw),
+                        strict=True))
+    return full_fit, [made.get(f.budget) for f in folds]
+
+
 def choose(errors: np.ndarray, n_params: np.ndarray, tie: float) -> np.ndarray:
     """Index of the answering family along axis 0 of `errors` (F, ...): the lowest error, or
     one with fewer parameters within `tie` of it (the fewest, then the lowest error); -1 where
@@ -75,6 +132,9 @@ class LawChoice:
     folds: list[Fold] = field(default_factory=list)
     fold_fits: dict[str, list[FamilyFit]] = field(default_factory=dict)
     held_out_rms: dict[str, float | None] = field(default_factory=dict)
+    #: every fit of the runs below a budget made for the folds (the lead fold's too), by
+    #: family then budget: a check on those runs starts from them (`choose_law(below=...)`)
+    below: dict[str, dict[float, FamilyFit]] = field(default_factory=dict)
     #: share of bootstrap draws in which each family answered (None without a bootstrap)
     draw_shares: dict[str, float] | None = None
 
@@ -108,34 +168,42 @@ def held_out_error(name: str, theta: np.ndarray, x, y, log_l, weights=None) -> n
 
 def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_runs: int,
                delta: float, objective: str, chinchilla: FamilyFit | None = None,
-               starts: dict[str, np.ndarray] | None = None) -> LawChoice:
+               starts: dict[str, np.ndarray] | None = None,
+               below: dict[str, dict[float, FamilyFit]] | None = None) -> LawChoice:
     """Fit every family (or only the pinned one) and choose which answers.
 
     `chinchilla` is Chinchilla's fit from Approach 3's own solver, used as that family's
     full-data fit so that a study whose answer is Chinchilla's is unchanged. A family in
-    `starts` is fitted from that theta instead of its start grid."""
+    `starts` is fitted from that theta instead of its start grid; `below` (a `LawChoice.below`
+    of a larger study of the same runs) holds fits of the runs below a budget, the starts of
+    the folds they match."""
     kw = {"delta": delta, "objective": objective}
     # Chinchilla's form is fitted under every choice: its parameters are always reported
     names = list(FAMILIES) if law == "auto" else list(dict.fromkeys([law, DEFAULT_LAW]))
-    fits = {}
-    for name in names:
-        fits[name] = (chinchilla if name == DEFAULT_LAW and chinchilla is not None
-                      else fit_family(name, x, y, log_l, start=(starts or {}).get(name), **kw))
-    if law != "auto":
-        return LawChoice("pinned", law, f"pinned by analysis.law = {law}", fits)
-    folds = rollout_folds(budget, held_out, min_runs)
+    given = {DEFAULT_LAW: chinchilla} if chinchilla is not None else {}
+    starts = starts or {}
+    folds = rollout_folds(budget, held_out, min_runs) if law == "auto" else []
     if not folds:
+        fits = {name: given.get(name) or fit_family(name, x, y, log_l, start=starts.get(name),
+                                                    **kw) for name in names}
+        if law != "auto":
+            return LawChoice("pinned", law, f"pinned by analysis.law = {law}", fits)
         return LawChoice("auto", DEFAULT_LAW, f"fewer than three budgets with {min_runs}+ runs "
                          "(analysis.budgets.min_runs): no budget can be held out, so "
                          "Chinchilla's form answers", fits)
-    fold_fits, errors = {}, {}
+    # a check on a subset (given `below`) is itself checked no further: no lead fold
+    lead = lead_fold(budget, folds, min_runs) if below is None else None
+    chain = ([lead] if lead is not None else []) + folds
+    fits, fold_fits, errors, made = {}, {}, {}, {}
     for name in names:
-        fold_fits[name], sq, count = [], 0.0, 0
-        for fold in folds:
-            fit = (fit_family(name, x[fold.train], y[fold.train], log_l[fold.train],
-                              start=_warm(fits[name]), **kw)
-                   if fold.train.sum() > FAMILIES[name].n_params else None)
-            fold_fits[name].append(fit)
+        full = False if name in given else starts.get(name, True)
+        full_fit, fits_ = fit_folds(name, x, y, log_l, chain, known=(below or {}).get(name),
+                                    full=full, **kw)
+        fits[name] = given.get(name, full_fit)
+        made[name] = {f.budget: fit for f, fit in zip(chain, fits_, strict=True)
+                      if fit is not None}
+        fold_fits[name], sq, count = fits_[len(chain) - len(folds):], 0.0, 0
+        for fold, fit in zip(folds, fold_fits[name], strict=True):
             if fit is None or not fit.ok:
                 sq = np.inf
                 continue
@@ -148,7 +216,7 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
     if pick < 0:
         return LawChoice("auto", DEFAULT_LAW, "no family could be fitted on the smaller "
                          "budgets alone: Chinchilla's form answers", fits, folds, fold_fits,
-                         errors)
+                         errors, below=made)
     chosen = names[pick]
     best = names[int(np.argmin(err))]
     why = (f"the lowest held-out error ({errors[chosen]:.2%} RMS) predicting the "
@@ -157,13 +225,7 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
         why = (f"within {tie:.0%} of the lowest held-out error ({errors[chosen]:.2%} against "
                f"{best}'s {errors[best]:.2%} RMS) with fewer parameters, predicting the "
                f"{_budgets(folds)} from the smaller budgets")
-    return LawChoice("auto", chosen, why, fits, folds, fold_fits, errors)
-
-
-def _warm(fit: FamilyFit) -> np.ndarray | None:
-    """A fold's start: the family's full-data fit (a fold is a subset of the runs), or its
-    start grid when that fit failed."""
-    return fit.theta if fit.ok else None
+    return LawChoice("auto", chosen, why, fits, folds, fold_fits, errors, below=made)
 
 
 def _budgets(folds: list[Fold]) -> str:
@@ -174,18 +236,25 @@ def _budgets(folds: list[Fold]) -> str:
 def rollout_errors(choice: LawChoice, name: str, x, y, log_l_draws: np.ndarray,
                    weights: np.ndarray | None, delta: float, objective: str) -> np.ndarray:
     """Family `name`'s held-out error (B,) in each draw (a row of `log_l_draws` and of
-    `weights`): every rollout fold refitted to the draw, warm-started from its fold fit."""
-    draws = log_l_draws.shape[0]
+    `weights`): every rollout fold refitted to the draw, warm-started from its fold fit. All
+    folds are refined in one batch: a fold's problem counts only its own runs (weight 0 on the
+    others), which halves the solver's steps over two folds."""
+    draws, n = log_l_draws.shape
+    fits = choice.fold_fits[name]
+    if any(f is None or not f.ok for f in fits):
+        return np.full(draws, np.inf)
+    folds = choice.folds
+    base = np.ones((draws, n)) if weights is None else np.asarray(weights, dtype=float)
+    train = np.concatenate([base * f.train for f in folds])  # (F B, n)
+    start = np.concatenate([np.repeat(f.theta[None, :], draws, axis=0) for f in fits])
+    theta, _ = minimise(name, start, x, y, np.tile(log_l_draws, (len(folds), 1)), weights=train,
+                        delta=delta, objective=objective, ftol=ROLLOUT_FTOL,
+                        max_iter=ROLLOUT_MAX_ITER)
     sq, count = np.zeros(draws), np.zeros(draws)
-    for fold, fold_fit in zip(choice.folds, choice.fold_fits[name], strict=True):
-        if fold_fit is None or not fold_fit.ok:
-            return np.full(draws, np.inf)
-        w_tr = None if weights is None else weights[:, fold.train]
-        w_te = np.ones((draws, int(fold.test.sum()))) if weights is None else weights[:, fold.test]
-        t, _ = minimise(name, np.repeat(fold_fit.theta[None, :], draws, axis=0), x[fold.train],
-                        y[fold.train], log_l_draws[:, fold.train], weights=w_tr, delta=delta,
-                        objective=objective, ftol=ROLLOUT_FTOL, max_iter=ROLLOUT_MAX_ITER)
-        e = held_out_error(name, t, x[fold.test], y[fold.test], log_l_draws[:, fold.test], w_te)
+    for i, fold in enumerate(folds):
+        w_te = base[:, fold.test]
+        e = held_out_error(name, theta[i * draws:(i + 1) * draws], x[fold.test], y[fold.test],
+                           log_l_draws[:, fold.test], w_te)
         sq += e**2 * w_te.sum(axis=1)
         count += w_te.sum(axis=1)
     with np.errstate(all="ignore"):

@@ -90,18 +90,37 @@ def family(name: str) -> LawFamily:
 #: power k at most K_CEILING. Beyond them the family only moves along a valley towards a limit
 #: form (L_max and k growing together), which no data at hand can tell apart.
 PLATEAU_CEILING, K_CEILING = 1000.0, 50.0
+#: every exponent at least this: a term whose exponent falls towards 0 only imitates a constant
+#: (a floor the family lacks), along a valley the solver would crawl without end
+EXPONENT_FLOOR = 0.01
 
 
-def upper_bounds(name: str, log_l_max: np.ndarray) -> np.ndarray | None:
-    """Upper bounds (K, p) on theta (inf where unbounded) for problems whose highest measured
-    log-loss is `log_l_max` (K,); None for a family without bounds."""
+def bounds(name: str, log_l_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds (K, p) on theta (-inf / inf where unbounded) for problems whose
+    highest measured log-loss is `log_l_max` (K,)."""
     fam = family(name)
-    if name != "saturating":
-        return None
-    upper = np.full((np.size(log_l_max), fam.n_params), np.inf)
-    upper[:, fam.theta_names.index("ln L_max")] = np.ravel(log_l_max) + np.log(PLATEAU_CEILING)
-    upper[:, fam.theta_names.index("ln k")] = np.log(K_CEILING)
-    return upper
+    k = np.size(log_l_max)
+    lower, upper = np.full((k, fam.n_params), -np.inf), np.full((k, fam.n_params), np.inf)
+    for i, coord in enumerate(fam.theta_names):
+        if coord in fam.positive:
+            lower[:, i] = EXPONENT_FLOOR
+    if name == "saturating":
+        upper[:, fam.theta_names.index("ln L_max")] = (np.ravel(log_l_max)
+                                                       + np.log(PLATEAU_CEILING))
+        upper[:, fam.theta_names.index("ln k")] = np.log(K_CEILING)
+    return lower, upper
+
+
+def at_bound(name: str, theta: np.ndarray, log_l_max: float) -> list[str]:
+    """The named parameters of a fit theta (p,) that sit on one of their bounds."""
+    fam = family(name)
+    theta = np.asarray(theta, dtype=float)
+    hit = np.zeros(theta.shape, dtype=bool)
+    for bound, side in zip(bounds(name, np.array([log_l_max])), (-1.0, 1.0), strict=True):
+        b = bound[0]
+        tol = 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(b), b, 0.0)))
+        hit |= np.isfinite(b) & (side * (theta - b) >= -tol)
+    return [fam.param_names[i] for i in np.flatnonzero(hit)]
 
 
 #: each family's coefficient terms as (coefficient, exponent on ln N, exponent on ln D): an

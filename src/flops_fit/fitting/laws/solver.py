@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from flops_fit.fitting.laws.families import (
+    bounds,
     centre,
     family,
     log_loss_and_jacobian,
     theta_to_named,
-    upper_bounds,
     valid,
 )
 from flops_fit.fitting.surface.objective import (
@@ -33,12 +33,12 @@ from flops_fit.fitting.surface.objective import (
 )
 from flops_fit.fitting.surface.solver import lm_loop
 
-LOOSE_FTOL, LOOSE_MAX_ITER = 1e-6, 60  # every start of the grid
+LOOSE_FTOL, LOOSE_MAX_ITER = 1e-6, 30  # every start of the grid
 FTOL, MAX_ITER = 1e-10, 400  # the best POLISH starts, warm-started fits, the answer's draws
 #: a bootstrap draw's rollout refits only score a held-out error: a looser stop serves them
-ROLLOUT_FTOL, ROLLOUT_MAX_ITER = 1e-7, 40
+ROLLOUT_FTOL, ROLLOUT_MAX_ITER = 1e-7, 20
 POLISH = 3
-_EXPONENTS = (0.1, 0.25, 0.5, 0.8, 1.2)
+_EXPONENTS = (0.1, 0.3, 0.6, 1.0)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def starts(name: str, x: np.ndarray, y: np.ndarray, log_l: np.ndarray) -> np.nda
                 q = be
                 rows.append((ml / q + al * mx - np.log(2), ml / q + my - np.log(2), al, q))
             elif name == "saturating":
-                for k in (1.0, 4.0, 16.0):
+                for k in (2.0, 16.0):
                     m = float(np.max(log_l)) + 0.5
                     log_s = -np.log(np.expm1(max(m - ml, 1e-3) / k))
                     rows.append((log_s - np.log(2) + al / k * mx, log_s - np.log(2) + be / k * my,
@@ -112,7 +112,7 @@ def minimise(name: str, theta0: np.ndarray, x: np.ndarray, y: np.ndarray, log_l:
 
     `log_l` is (n,), shared, or (K, n), one target row per problem (a bootstrap draw's or a
     rollout fold's losses); `weights` (n,) or (K, n) count the runs (0 leaves a run out).
-    A family with bounds (`families.upper_bounds`) is kept inside them, starts included.
+    Every family is kept inside its bounds (`families.bounds`), starts included.
     """
     check_objective(objective)
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
@@ -121,9 +121,9 @@ def minimise(name: str, theta0: np.ndarray, x: np.ndarray, y: np.ndarray, log_l:
     target = log_l if objective == "huber_log" else np.exp(log_l)
     if weights is not None:
         weights = np.broadcast_to(np.asarray(weights, dtype=float), (k, n))
-    upper = upper_bounds(name, np.max(log_l, axis=1))
-    if upper is not None:
-        theta0 = np.minimum(theta0, upper)
+    counted = log_l if weights is None else np.where(weights > 0, log_l, -np.inf)
+    lower, upper = bounds(name, np.max(counted, axis=1))
+    theta0 = np.clip(theta0, lower, upper)
     out_t, out_f = np.empty_like(theta0), np.empty(k)
     chunk = batch_rows(n)
     x0, y0 = float(np.median(x)), float(np.median(y))
@@ -135,11 +135,11 @@ def minimise(name: str, theta0: np.ndarray, x: np.ndarray, y: np.ndarray, log_l:
             out_t[lo:hi], out_f[lo:hi] = _lm(
                 name, theta0[lo:hi].copy(), x, y, target[lo:hi],
                 None if weights is None else weights[lo:hi],
-                None if upper is None else upper[lo:hi], delta, objective, ftol, max_iter)
+                (lower[lo:hi], upper[lo:hi]), delta, objective, ftol, max_iter)
     return centre(name, out_t, x0, y0, back=True), out_f
 
 
-def _lm(name, theta, x, y, target, weights, upper, delta, objective, ftol, max_iter):
+def _lm(name, theta, x, y, target, weights, box, delta, objective, ftol, max_iter):
     r, j = _residuals(name, theta, x, y, target, objective)
     f = objective_sum(r, weights, delta, objective)
     g, h = _derivatives(r, j, weights, delta, objective)
@@ -155,7 +155,9 @@ def _lm(name, theta, x, y, target, weights, upper, delta, objective, ftol, max_i
         r, j = _residuals(name, trial[ok], x, y, target[kept], objective)
         return _derivatives(r, j, None if weights is None else weights[kept], delta, objective)
 
-    project = None if upper is None else (lambda trial, rows: np.minimum(trial, upper[rows]))
+    def project(trial, rows):
+        return np.clip(trial, box[0][rows], box[1][rows])
+
     lm_loop(theta, f, g, h, evaluate, derive, ftol, max_iter, 1e-300 * max(1, x.size),
             project)
     return theta, f
@@ -166,20 +168,52 @@ def fit_family(name: str, x: np.ndarray, y: np.ndarray, log_l: np.ndarray, *,
                start: np.ndarray | None = None) -> FamilyFit:
     """Family `name` fitted to runs (x = ln N, y = ln D, ln L): every start of its grid
     refined loosely, the best `POLISH` of them to convergence; or, given `start` (p,), that
-    one point refined (a fit on a subset of runs whose full fit is known). The best valid end
-    point, or a NaN fit when none is valid."""
+    one point refined. The best valid end point, or a NaN fit when none is valid."""
+    every = np.ones(x.size, dtype=bool)
+    return fit_subsets(name, x, y, log_l, [every], [start], delta=delta,
+                       objective=objective)[0]
+
+
+def fit_subsets(name: str, x: np.ndarray, y: np.ndarray, log_l: np.ndarray,
+                subsets: list[np.ndarray], starts_: list[np.ndarray | None], *,
+                delta: float = 1e-3, objective: str = "huber_log") -> list[FamilyFit]:
+    """Family `name` fitted to several subsets of the runs (boolean masks (n,)) as
+    `fit_family` fits one: from subset i's own start grid where starts_[i] is None, else from
+    that theta. Every stage is one batched solve, each problem counting its subset's runs only
+    (weight 0 on the others), so fitting k subsets costs about one fit's solver steps."""
     kw = {"delta": delta, "objective": objective}
-    if start is None:
-        theta, f = minimise(name, starts(name, x, y, log_l), x, y, log_l, ftol=LOOSE_FTOL,
-                            max_iter=LOOSE_MAX_ITER, **kw)
+    masks = [np.asarray(m, dtype=bool) for m in subsets]
+    rows, owner = [], []
+    grid = [i for i, st in enumerate(starts_) if st is None]
+    if grid:
+        grids = [starts(name, x[masks[i]], y[masks[i]], log_l[masks[i]]) for i in grid]
+        own = np.concatenate([np.full(len(g), i) for g, i in zip(grids, grid, strict=True)])
+        theta, f = minimise(name, np.concatenate(grids), x, y, log_l,
+                            weights=np.stack([masks[i] for i in own]),
+                            ftol=LOOSE_FTOL, max_iter=LOOSE_MAX_ITER, **kw)
         ok = valid(name, theta_to_named(name, theta)) & np.isfinite(f)
-        order = np.flatnonzero(ok)[np.argsort(f[ok])][:POLISH]
-        if order.size == 0:
-            order = np.argsort(np.where(np.isfinite(f), f, np.inf))[:POLISH]
-        start = theta[order]
-    theta, f = minimise(name, np.atleast_2d(start), x, y, log_l, **kw)
+        for i in grid:
+            mine = np.flatnonzero(own == i)
+            good = mine[ok[mine]]
+            best = (good[np.argsort(f[good])] if good.size
+                    else mine[np.argsort(np.where(np.isfinite(f[mine]), f[mine], np.inf))])
+            rows.append(theta[best[:POLISH]])
+            owner += [i] * len(best[:POLISH])
+    for i, st in enumerate(starts_):
+        if st is not None:
+            rows.append(np.atleast_2d(np.asarray(st, dtype=float)))
+            owner.append(i)
+    owner_ = np.asarray(owner)
+    theta, f = minimise(name, np.concatenate(rows), x, y, log_l,
+                        weights=np.stack([masks[i] for i in owner_]), **kw)
     ok = valid(name, theta_to_named(name, theta)) & np.isfinite(f)
-    if not ok.any():
-        return FamilyFit(name, np.full(family(name).n_params, np.nan), float("inf"), x.size)
-    best = int(np.flatnonzero(ok)[np.argmin(f[ok])])
-    return FamilyFit(name, theta[best], float(f[best]), x.size)
+    fits = []
+    for i, mask in enumerate(masks):
+        mine = np.flatnonzero((owner_ == i) & ok)
+        if mine.size == 0:
+            fits.append(FamilyFit(name, np.full(family(name).n_params, np.nan), float("inf"),
+                                  int(mask.sum())))
+            continue
+        best = int(mine[np.argmin(f[mine])])
+        fits.append(FamilyFit(name, theta[best], float(f[best]), int(mask.sum())))
+    return fits

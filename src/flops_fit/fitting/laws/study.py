@@ -77,19 +77,22 @@ class LawDraws:
 
 def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
              resampling: Resampling | None, cfg: AnalysisConfig,
-             starts: dict[str, np.ndarray] | None = None) -> tuple[LawChoice, LawDraws | None]:
+             starts: dict[str, np.ndarray] | None = None,
+             below: dict[str, dict[float, FamilyFit]] | None = None
+             ) -> tuple[LawChoice, LawDraws | None]:
     """The families' fits, the choice, and (with `resampling`) the draws that repeat it.
 
     `fit` is Approach 3's own fit of Chinchilla's form; `positions` are the rows of the runs
     table that the runs (n, d, loss) are, for the resampling's columns; `starts` (a family's
-    theta) replace a family's start grid."""
+    theta) replace a family's start grid, `below` as in `choice.choose_law`."""
     settings, lc = cfg.approach_3, cfg.law_choice
     kw = {"delta": settings.huber_delta, "objective": settings.objective}
     x, y, log_l = np.log(n), np.log(d), np.log(loss)
     t0 = time.perf_counter()
     choice = choose_law(x, y, log_l, np.asarray(budget, dtype=float), law=cfg.law,
                         held_out=lc.held_out, tie=lc.tie, min_runs=cfg.budgets.min_runs,
-                        chinchilla=chinchilla_family_fit(fit), starts=starts, **kw)
+                        chinchilla=chinchilla_family_fit(fit), starts=starts, below=below,
+                        **kw)
     log.info("Approach 3's law: %s (%s; %.2f s)", choice.chosen, choice.reason,
              time.perf_counter() - t0)
     if resampling is None:
@@ -124,7 +127,7 @@ def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
         rows = np.flatnonzero(pick == i)
         if name == DEFAULT_LAW:
             continue
-        named = dict.fromkeys(FAMILIES[name].param_names, np.full(pick.size, np.nan))
+        named = {key: np.full(pick.size, np.nan) for key in FAMILIES[name].param_names}
         if rows.size:  # a family is refitted in the draws it answers, warm from its fit
             start = np.repeat(choice.fits[name].theta[None, :], rows.size, axis=0)
             theta, objective = minimise(name, start, x, y, log_draws[rows],
@@ -132,7 +135,6 @@ def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
             got = theta_to_named(name, theta)
             good = valid(name, got) & np.isfinite(objective)
             for key in named:
-                named[key] = named[key].copy()
                 named[key][rows] = np.where(good, got[key], np.nan)
             answered[rows[good]] = True
         draws.update({FAMILIES[name].key(k): v for k, v in named.items()})

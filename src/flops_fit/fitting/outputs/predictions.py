@@ -3,7 +3,7 @@
 For every approach: N_opt, D_opt (and D/N at the targets) and the loss at budgets C, each with
 its percentile interval over the bootstrap draws. Approaches 1-2 evaluate their power laws;
 Approach 3 its surface's compute-optimal allocation under the study's compute model
-(`compute_model.optimal_allocation`, over all draws at once); beyond the largest budget its
+(`compute_model.optimal_allocation`, over all draws at once); above the centre of the budgets its
 draws also carry the law's own error (`laws.beyond`).
 """
 

@@ -33,7 +33,14 @@ from flops_fit.fitting.bootstrap import (
 )
 from flops_fit.fitting.laws.beyond import LawError, measure_law_error
 from flops_fit.fitting.laws.choice import LawChoice, rollout_folds
-from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
+from flops_fit.fitting.laws.families import (
+    DEFAULT_LAW,
+    EXPONENT_FLOOR,
+    FAMILIES,
+    K_CEILING,
+    PLATEAU_CEILING,
+    at_bound,
+)
 from flops_fit.fitting.laws.study import (
     chinchilla_family_fit,
     family_residuals,
@@ -73,7 +80,7 @@ class SurfaceFit:
     bootstrap: BootstrapReport | None = None
     #: the law families fitted and the one that answers (None: Chinchilla's form, pinned)
     choice: LawChoice | None = None
-    #: the answering law's own error beyond the largest budget (None: not measured)
+    #: the answering law's own error away from its data (None: not measured)
     law_error: LawError | None = None
 
     @property
@@ -150,6 +157,15 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
         if cfg.law != DEFAULT_LAW:
             result.choice, laws = fit_laws(fit, n, d, loss, used["budget"].to_numpy(float),
                                            positions, resampling, cfg)
+            answer = result.choice.fits[result.law]
+            hit = at_bound(result.law, answer.theta, float(np.log(loss).max()))
+            if hit:
+                result.warnings.append(
+                    f"the {result.law} law's fit sits on its bound for {', '.join(hit)} "
+                    f"(exponents at least {EXPONENT_FLOOR:g}; a plateau L_max at most "
+                    f"{PLATEAU_CEILING:g}x the highest loss, k at most {K_CEILING:g}): the runs "
+                    "only say the law lies along a valley beyond it, so read its parameters "
+                    "with care")
             if laws is not None:
                 result.draws, result.bootstrap = laws.draws, laws.report
                 basins = (laws.chinchilla_basins if result.law == DEFAULT_LAW
@@ -177,10 +193,12 @@ def _law_error(result: SurfaceFit, n, d, loss, budget, cfg: AnalysisConfig,
                             fold_fits, model, cfg.bootstrap.seed,
                             delta=cfg.approach_3.huber_delta, objective=cfg.approach_3.objective)
     if err is None:
+        why = (f"no budget with {cfg.budgets.min_runs}+ runs could be held out (three such "
+               "budgets are needed)" if not folds else
+               f"the {result.law} law could not be fitted to the budgets below a held-out one")
         result.warnings.append(
-            f"no budget with {cfg.budgets.min_runs}+ runs could be held out (three are needed): "
-            "the law's own error beyond the fit is not measured, so intervals beyond the "
-            "largest budget carry the parameters' noise only")
+            f"{why}: the law's own error beyond the fit is not measured, so intervals above "
+            "the centre of the budgets carry the parameters' noise only")
     else:
         log.info("Approach 3's %s law beyond the fit: error %.2f%% in L and %.1f%% in N_opt "
                  "per unit of ln C (rollout over %d budget(s))", err.law,
