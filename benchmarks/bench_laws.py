@@ -45,6 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import exit_on_failure, run_workers  # noqa: E402
 from _law_studies import studies, summary  # noqa: E402
+from bench_parametric_fit import CHINCHILLA_CSV as EPOCH_CSV  # noqa: E402
+from bench_parametric_fit import chinchilla  # noqa: E402
 from reference_fit import fit_parametric_reference  # noqa: E402
 
 from flops_fit import analyse  # noqa: E402
@@ -52,26 +54,22 @@ from flops_fit.fitting.isoflop.estimators import approach2_point, budget_groups 
 from flops_fit.fitting.laws.families import LAW_NAMES  # noqa: E402
 from flops_fit.fitting.runs.prepare import prepare_runs  # noqa: E402
 from flops_fit.parameters.analysis import AnalysisConfig  # noqa: E402
-from flops_fit.planning.flops import tokens_6nd  # noqa: E402
+from flops_fit.planning.flops import compute_6nd  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-EPOCH_CSV = REFERENCE / "epochai_chinchilla_svg_extracted_data.csv"
 LLAMA_CSV = REFERENCE / "openathena_llama3_isoflops_digitized.csv"
 MAX_AUTO_RATIO, MIN_REFERENCE_RATIO = 3.0, 3.0
 COVERAGE, WIDTH, RIGHT_FAMILY = (0.90, 0.98), (0.8, 1.3), 0.5
 NOISES = (0.01, 0.03)
-COLUMNS = {"model_size": "model_size", "num_tokens": "num_tokens",
-           "compute_budget": "compute_budget", "loss": "final_loss", "compute": "compute"}
 
 
 def epoch_runs() -> pd.DataFrame:
-    """Epoch's 240 runs (the 5 highest losses left out, as Epoch did) in flops-fit's columns."""
-    df = pd.read_csv(EPOCH_CSV)
-    df = df[df["loss"] < sorted(df["loss"])[-5]]
-    n, c = df["Model Size"].to_numpy(float), df["Training FLOP"].to_numpy(float)
-    return pd.DataFrame({"experiment_id": [f"epoch-{i}" for i in range(len(df))],
-                         "model_size": n, "num_tokens": tokens_6nd(c, n), "compute": c,
-                         "compute_budget": c, "final_loss": df["loss"].to_numpy(float)})
+    """Epoch's 240 runs (`bench_parametric_fit.chinchilla`) in flops-fit's columns."""
+    n, d, loss = chinchilla()
+    c = compute_6nd(n, d)
+    return pd.DataFrame({"experiment_id": [f"epoch-{i}" for i in range(n.size)],
+                         "model_size": n, "num_tokens": d, "compute": c, "compute_budget": c,
+                         "final_loss": loss})
 
 
 def llama_runs() -> pd.DataFrame:
@@ -85,8 +83,8 @@ def llama_runs() -> pd.DataFrame:
                          "final_loss": df["loss"].to_numpy(float)})
 
 
-def _params(law: str, draws: int, **extra) -> dict:
-    return {"columns": COLUMNS, "law": law, "bootstrap": {"draws": draws}, **extra}
+def _params(law: str, draws: int) -> dict:
+    return {"law": law, "bootstrap": {"draws": draws}}
 
 
 def speed(draws: int, repeat: int, every: int, judge: bool) -> list[str]:
@@ -166,7 +164,7 @@ def _vertex_loss(group) -> float:
 def real(draws: int, quick: bool) -> list[str]:
     problems = []
     for name, runs in (("Epoch's Chinchilla runs", epoch_runs()), ("Llama 3", llama_runs())):
-        cfg = AnalysisConfig.from_params({"columns": COLUMNS})
+        cfg = AnalysisConfig.from_params({})
         prepared, _ = prepare_runs(runs, cfg)
         groups = [g for g in budget_groups(prepared) if g.loss.size >= cfg.budgets.min_runs]
         splits = range(3, len(groups)) if not quick else [len(groups) - 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from flops_fit.fitting.bootstrap import residual_pool
 from flops_fit.fitting.runs.prepare import prepare_runs
 from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
 from flops_fit.fitting.surface.compute_model import (
@@ -12,11 +13,7 @@ from flops_fit.fitting.surface.compute_model import (
     compute_model_of,
     compute_model_warnings,
 )
-from flops_fit.fitting.surface.study import (
-    fit_surface,
-    residual_pool,
-    surface_residuals,
-)
+from flops_fit.fitting.surface.study import fit_surface, surface_residuals
 from flops_fit.parameters.analysis import AnalysisConfig, Approach3Params
 from flops_fit.schema import SURFACE_KEYS
 

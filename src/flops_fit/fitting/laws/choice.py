@@ -40,14 +40,19 @@ class Fold:
     test: np.ndarray  # (n,) bool
 
 
+def _eligible(budget: np.ndarray, min_runs: int) -> np.ndarray:
+    """The budgets (sorted) with at least `min_runs` runs."""
+    levels, counts = np.unique(budget, return_counts=True)
+    return levels[counts >= min_runs]
+
+
 def rollout_folds(budget: np.ndarray, held_out: int, min_runs: int = 1) -> list[Fold]:
     """One fold per held-out budget: the largest `held_out` of the budgets with at least
     `min_runs` runs (a budget of one or two runs judges a law by its noise), with at least two
     such budgets always left below to fit; none with fewer than three such budgets. A fold
     fits every run below its budget."""
     budget = np.asarray(budget, dtype=float)
-    levels, counts = np.unique(budget, return_counts=True)
-    eligible = levels[counts >= min_runs]
+    eligible = _eligible(budget, min_runs)
     if eligible.size < 3:
         return []
     h = max(1, min(int(held_out), eligible.size - 2))
@@ -62,8 +67,8 @@ def lead_fold(budget: np.ndarray, folds: list[Fold], min_runs: int = 1) -> Fold 
     if not folds:
         return None
     budget = np.asarray(budget, dtype=float)
-    levels, counts = np.unique(budget, return_counts=True)
-    below = levels[(counts >= min_runs) & (levels < folds[0].budget)]
+    eligible = _eligible(budget, min_runs)
+    below = eligible[eligible < folds[0].budget]
     if below.size < 3:
         return None
     c = float(below[-1])
@@ -130,11 +135,15 @@ class LawChoice:
     reason: str
     fits: dict[str, FamilyFit]
     folds: list[Fold] = field(default_factory=list)
-    fold_fits: dict[str, list[FamilyFit]] = field(default_factory=dict)
     held_out_rms: dict[str, float | None] = field(default_factory=dict)
     #: every fit of the runs below a budget made for the folds (the lead fold's too), by
     #: family then budget: a check on those runs starts from them (`choose_law(below=...)`)
     below: dict[str, dict[float, FamilyFit]] = field(default_factory=dict)
+
+    def fold_fits(self, name: str) -> list[FamilyFit | None]:
+        """Family `name`'s fit of each scored fold (None where it could not be fitted)."""
+        mine = self.below.get(name, {})
+        return [mine.get(f.budget) for f in self.folds]
     #: share of bootstrap draws in which each family answered (None without a bootstrap)
     draw_shares: dict[str, float] | None = None
 
@@ -194,7 +203,7 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
     # a check on a subset (given `below`) is itself checked no further: no lead fold
     lead = lead_fold(budget, folds, min_runs) if below is None else None
     chain = ([lead] if lead is not None else []) + folds
-    fits, fold_fits, errors, made = {}, {}, {}, {}
+    fits, errors, made = {}, {}, {}
     for name in names:
         full = False if name in given else starts.get(name, True)
         full_fit, fits_ = fit_folds(name, x, y, log_l, chain, known=(below or {}).get(name),
@@ -202,8 +211,8 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
         fits[name] = given.get(name, full_fit)
         made[name] = {f.budget: fit for f, fit in zip(chain, fits_, strict=True)
                       if fit is not None}
-        fold_fits[name], sq, count = fits_[len(chain) - len(folds):], 0.0, 0
-        for fold, fit in zip(folds, fold_fits[name], strict=True):
+        sq, count = 0.0, 0
+        for fold, fit in zip(folds, fits_[len(chain) - len(folds):], strict=True):
             if fit is None or not fit.ok:
                 sq = np.inf
                 continue
@@ -215,8 +224,8 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
     pick = int(choose(err, [FAMILIES[n].n_params for n in names], tie))
     if pick < 0:
         return LawChoice("auto", DEFAULT_LAW, "no family could be fitted on the smaller "
-                         "budgets alone: Chinchilla's form answers", fits, folds, fold_fits,
-                         errors, below=made)
+                         "budgets alone: Chinchilla's form answers", fits, folds, errors,
+                         below=made)
     chosen = names[pick]
     best = names[int(np.argmin(err))]
     why = (f"the lowest held-out error ({errors[chosen]:.2%} RMS) predicting the "
@@ -225,7 +234,7 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
         why = (f"within {tie:.0%} of the lowest held-out error ({errors[chosen]:.2%} against "
                f"{best}'s {errors[best]:.2%} RMS) with fewer parameters, predicting the "
                f"{_budgets(folds)} from the smaller budgets")
-    return LawChoice("auto", chosen, why, fits, folds, fold_fits, errors, below=made)
+    return LawChoice("auto", chosen, why, fits, folds, errors, below=made)
 
 
 def _budgets(folds: list[Fold]) -> str:
@@ -240,7 +249,7 @@ def rollout_errors(choice: LawChoice, name: str, x, y, log_l_draws: np.ndarray,
     folds are refined in one batch: a fold's problem counts only its own runs (weight 0 on the
     others), which halves the solver's steps over two folds."""
     draws, n = log_l_draws.shape
-    fits = choice.fold_fits[name]
+    fits = choice.fold_fits(name)
     if any(f is None or not f.ok for f in fits):
         return np.full(draws, np.inf)
     folds = choice.folds

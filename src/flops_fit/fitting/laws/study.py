@@ -50,6 +50,20 @@ def family_residuals(fit: FamilyFit, x: np.ndarray, y: np.ndarray, log_l: np.nda
     return np.exp(f[0]), log_l - f[0], leverage
 
 
+def residual_draws(fit: FamilyFit, x, y, log_l, positions: np.ndarray, resampling: Resampling,
+                   cfg: AnalysisConfig) -> tuple[np.ndarray, int, float, str]:
+    """A residual bootstrap's losses (B, n) from family fit `fit`: its fitted losses times a
+    resampled, leverage-corrected residual (`bootstrap.residual_pool`), scaled by the
+    small-sample factor of n - p degrees of freedom; with that dof, the factor and the pool's
+    rule in words."""
+    fitted, resid, leverage = family_residuals(fit, x, y, log_l)
+    p = FAMILIES[fit.law].n_params
+    pool, rule = residual_pool(resid, leverage, cfg.approach_3, p)
+    dof = int(log_l.size - p)
+    factor = small_sample_factor(dof, cfg.confidence_level)
+    return residual_losses(fitted, pool, positions, resampling, factor), dof, factor, rule
+
+
 def params_mapping(choice: LawChoice) -> dict[str, object]:
     """The full-data answer as a params mapping: ``law`` and every fitted family's params."""
     out: dict[str, object] = {"law": choice.chosen}
@@ -99,14 +113,10 @@ def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
         return choice, None
     t1 = time.perf_counter()
     answer = choice.fits[choice.chosen]
-    p = FAMILIES[answer.law].n_params
     dof, factor, note, weights, losses = None, None, None, None, None
     if resampling.residual:
-        fitted, resid, leverage = family_residuals(answer, x, y, log_l)
-        pool, rule = residual_pool(resid, leverage, settings, p)
-        dof = int(loss.size - p)
-        factor = small_sample_factor(dof, cfg.confidence_level)
-        losses = residual_losses(fitted, pool, positions, resampling, factor)
+        losses, dof, factor, rule = residual_draws(answer, x, y, log_l, positions, resampling,
+                                                   cfg)
         log_draws = np.log(losses)
         note = f"residuals of the {answer.law} fit: {rule}"
     else:

@@ -27,9 +27,6 @@ from flops_fit.fitting.bootstrap import (
     BootstrapReport,
     Resampling,
     plan_draws,
-    residual_losses,
-    residual_pool,
-    small_sample_factor,
 )
 from flops_fit.fitting.laws.beyond import LawError, measure_law_error
 from flops_fit.fitting.laws.choice import LawChoice, rollout_folds
@@ -46,6 +43,7 @@ from flops_fit.fitting.laws.study import (
     family_residuals,
     fit_laws,
     params_mapping,
+    residual_draws,
 )
 from flops_fit.fitting.surface.compute_model import ComputeModel
 from flops_fit.fitting.surface.fit import (
@@ -55,7 +53,6 @@ from flops_fit.fitting.surface.fit import (
     bootstrap_parametric,
     fit_parametric,
 )
-from flops_fit.fitting.surface.law import PARAM_NAMES
 from flops_fit.fitting.surface.objective import theta_to_params
 from flops_fit.fitting.surface.surface_warnings import (
     surface_bootstrap_warnings,
@@ -187,7 +184,7 @@ def _law_error(result: SurfaceFit, n, d, loss, budget, cfg: AnalysisConfig,
     answer = chinchilla_family_fit(result.fit) if choice is None else choice.fits[result.law]
     folds = (choice.folds if choice is not None and choice.folds else
              rollout_folds(budget, cfg.law_choice.held_out, cfg.budgets.min_runs))
-    fold_fits = (choice.fold_fits.get(result.law) if choice is not None and choice.folds
+    fold_fits = (choice.fold_fits(result.law) if choice is not None and choice.folds
                  else None)
     err = measure_law_error(answer, np.log(n), np.log(d), np.log(loss), budget, folds,
                             fold_fits, model, cfg.bootstrap.seed,
@@ -221,11 +218,8 @@ def _bootstrap(fit, n, d, loss, positions, resampling: Resampling, cfg: Analysis
         return boot, BootstrapReport(
             scheme=resampling.mode, draws=resampling.draws, failed_draws=0
         )
-    fitted, residuals, leverage = surface_residuals(fit, n, d, loss)
-    pool, rule = residual_pool(residuals, leverage, cfg.approach_3)
-    dof = int(loss.size - len(PARAM_NAMES))
-    factor = small_sample_factor(dof, cfg.confidence_level)
-    losses = residual_losses(fitted, pool, positions, resampling, factor)
+    losses, dof, factor, rule = residual_draws(chinchilla_family_fit(fit), np.log(n), np.log(d),
+                                               np.log(loss), positions, resampling, cfg)
     boot = bootstrap_parametric(
         fit, n, d, loss, None, cfg.bootstrap, cfg.approach_3, losses=losses
     )
