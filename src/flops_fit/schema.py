@@ -13,6 +13,12 @@ from typing import Any
 
 from flops_fit.planning.shapes import SHAPE_FIELDS
 
+#: The plan fields of a branch of a trunk (planning.design: trunks; flops_fit.planning.trunks):
+#: the trunk, the step where the branch's cooldown leaves it, the trunk's warm-up, and its
+#: longest branch in the plan. A run of its own has none of them (the plan's table shows them
+#: after PLAN_FIELDS when the plan has branches).
+TRUNK_PLAN_FIELDS: tuple[str, ...] = ("trunk_id", "branch_step", "warmup_steps", "trunk_steps")
+
 #: Fields every sweep_plan record carries (the planning pipeline writes them all).
 PLAN_FIELDS: tuple[str, ...] = (
     "experiment_id",
@@ -204,6 +210,10 @@ def validate_plan(plan: Any, source: str = "sweep_plan") -> list[dict[str, Any]]
                     f"{source}[{i}] ({eid}): field '{field}' must be a positive number, "
                     f"got {record[field]!r}"
                 )
+        if record.get("trunk_id") is not None:
+            problem = _branch_problem(record)
+            if problem:
+                raise SchemaError(f"{source}[{i}] ({eid}): {problem}; re-run planning")
         if eid in seen:
             raise SchemaError(f"{source}[{i}]: duplicate experiment_id {eid!r}")
         seen.add(eid)
@@ -213,6 +223,20 @@ def validate_plan(plan: Any, source: str = "sweep_plan") -> list[dict[str, Any]]
             f"{source} holds no runs: run the planning pipeline (kedro run --pipelines planning)"
         )
     return records
+
+
+def _branch_problem(record: Mapping[str, Any]) -> str | None:
+    """What is wrong with a branch's trunk fields, or None."""
+    values = {f: record.get(f) for f in ("branch_step", "warmup_steps", "trunk_steps")}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"a branch of trunk {record['trunk_id']!r} needs a positive integer {name}, " \
+                   f"got {value!r}"
+    steps = record["num_steps"]
+    if not values["warmup_steps"] <= values["branch_step"] < steps <= values["trunk_steps"]:
+        return (f"its warm-up {values['warmup_steps']}, branch step {values['branch_step']}, "
+                f"num_steps {steps} and trunk_steps {values['trunk_steps']} are out of order")
+    return None
 
 
 def _is_positive_number(value: Any) -> bool:

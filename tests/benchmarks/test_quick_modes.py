@@ -37,6 +37,14 @@ EXPECTED = {
         "saturating",
         "L_opt beyond the fit covered",
     ),
+    # trunks against runs of their own: both layouts' shares, every point, the ratios
+    "bench_trunks": (
+        "budgets 2x apart (5), every size in each:",
+        "study's own layout",
+        "branch vs cosine: mean",
+        "FLOPs trained: trunks",
+        "wall time: trunks",
+    ),
     # both tables of the steered-study benchmark, each noise level, the value goal's column
     "bench_steering": (
         "Steered studies vs a fixed IsoFLOP design",

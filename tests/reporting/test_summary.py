@@ -103,3 +103,31 @@ def test_the_summary_words_the_unit_of_d(study):
     # no scaling_laws: the run table's data_unit column says it
     del study["scaling_laws"]["data_unit"]
     assert summarise_study(study["analysis_runs"], None)["unit"]["plural"] == "examples"
+
+
+def test_runs_trained_as_trunks_say_so_with_the_flops_of_the_design(study):
+    from flops_fit.parameters.torch_backend import ScheduleParams
+    from flops_fit.planning.trunks import assign_trunks, design_flops
+
+    results = study["analysis_runs"].copy()
+    results["num_steps"] = (results["num_tokens"] // 1000).clip(lower=10).astype(int)
+    results["batch_size"] = 4
+    results["model_factory"] = "m:f"
+    results["model_kwargs"] = results["model_size"].map(lambda n: {"n": float(n)})
+    results["planned_flops"] = results["compute_budget"]
+    records = assign_trunks(results.to_dict("records"), ScheduleParams(kind="wsd"))
+    expected = design_flops(records)
+    results = pd.DataFrame.from_records(records)
+    results.loc[results.index[0], ["trunk_id", "branch_step"]] = None  # one run of its own
+    study["analysis_runs"] = results
+    md = render_markdown(summary_of(study))
+    design = summary_of(study)["inventory"]["design"]
+    assert design["trunks"] == expected["trunks"] - 1  # the first run is on its own now
+    assert design["trained_share"] < expected["trained_share"] + 1e-3
+    assert f"Trained as {design['trunks']} trunks with a cooldown branch per budget" in md
+    assert "Trained as" not in render_markdown(summary_of(make_points(study)))
+
+
+def make_points(study):
+    study["analysis_runs"] = study["analysis_runs"].drop(columns=["trunk_id", "branch_step"])
+    return study

@@ -26,6 +26,7 @@ class RunContext:
     model: Any = None  # the study's ModelPlugin (an import path and kwargs, resolved here)
     loss: str | None = None  # the loss's import path
     checkpoint_dir: Path | None = None  # a folder this run may use for a resumable checkpoint
+    trunk_dir: Path | None = None  # a branch: its trunk's checkpoint folder (flops_fit.nn.trunk)
     show_progress: bool = True
 
 

@@ -35,6 +35,7 @@ class TorchBackend:
     def prepare_study(self, plan: list[Mapping[str, Any]], training: TrainingConfig,
                       params: TorchConfig, training_data: Any, corpus_params: Any):
         """(data, model, loss) for every run, after the contract checks on a probe batch."""
+        from flops_fit.planning.trunks import check_branches
         from flops_fit.plugins.contracts import check_plan
         from flops_fit.plugins.study import build_study, plan_context_length
 
@@ -47,6 +48,7 @@ class TorchBackend:
                 f"the sweep plan was made for model factory {sorted(factories)} but "
                 f"params:training.model names {study.model.factory_path}; re-run planning")
         check_plan(study, plan)
+        check_branches(plan, params.schedule)
         return study.data, study.model, study.loss_path
 
     def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
@@ -67,6 +69,9 @@ class TorchBackend:
                 f"{steps * batch * per} differs from num_tokens = {units} (the plan's D, in "
                 f"{ctx.data.unit}); re-plan the sweep"
             )
+        trunk = None
+        if record.get("trunk_id") is not None:
+            trunk = self._trunk(record, config, ctx, eid)
         return train_run(
             ctx.model,
             model_kwargs(record),
@@ -82,5 +87,21 @@ class TorchBackend:
             checkpoint_dir=ctx.checkpoint_dir,
             show_progress=ctx.show_progress,
             name=eid,
+            trunk=trunk,
         )
+
+    @staticmethod
+    def _trunk(record: dict[str, Any], config: TorchConfig, ctx: RunContext, eid: str):
+        """A branch's trunk, after checking that the schedule still places its cooldown where
+        planning did."""
+        from flops_fit.nn.trunk import TrunkBranch
+        from flops_fit.planning.trunks import check_branches
+
+        check_branches([record], config.schedule)
+        if ctx.trunk_dir is None:
+            raise ValueError(f"{eid} is a branch of trunk {record['trunk_id']}, whose state "
+                             "passes between branches through checkpoints: set "
+                             "params:training.checkpoint_dir")
+        return TrunkBranch(ctx.trunk_dir, str(record["trunk_id"]), int(record["branch_step"]),
+                           int(record["warmup_steps"]), int(record["trunk_steps"]))
 

@@ -2,7 +2,8 @@
 
 `SequentialExecutor` runs in this process, in plan order. `DaskExecutor` submits every task to
 a `dask.distributed` cluster (a LocalCluster it starts, or the scheduler at an address) and
-yields records in completion order (`as_completed`). Both retry a failed run up to its
+yields records in completion order (`as_completed`). The branches of one trunk run one at a
+time, in order (`flops_fit.execution.tasks.chain_heads`); trunks spread over the workers. Both retry a failed run up to its
 `max_attempts` and yield exactly one record per task: a run whose worker died is retried by Dask
 (`retries`, and the scheduler's own rescheduling) and, failing that, yielded as `failed` with
 the reason, never silently dropped.
@@ -33,7 +34,7 @@ from flops_fit.execution.dask_failures import (
     scheduler_address,
 )
 from flops_fit.execution.run import failed_record, run_task
-from flops_fit.execution.tasks import RunTask
+from flops_fit.execution.tasks import RunTask, chain_heads, in_chain_order
 from flops_fit.execution.watchdog import DaskRunWatch
 from flops_fit.parameters.training import DaskParams, TrainingConfig
 
@@ -71,7 +72,7 @@ class SequentialExecutor:
     name = "sequential"
 
     def run(self, tasks: list[RunTask], job: RunJob) -> Iterator[dict[str, Any]]:
-        for task in tasks:
+        for task in in_chain_order(tasks):
             for attempt in range(1, task.max_attempts + 1):
                 record = run_task(
                     task,
@@ -229,8 +230,16 @@ class DaskExecutor:
             try:
                 # Longest runs first, so the sweep does not end with one worker busy and the
                 # rest idle.
-                by_cost = sorted(tasks, key=_planned_cost, reverse=True)
+                # A trunk's branches run one after another: only its first is submitted, and
+                # each next one when the one before has its record.
+                heads, chained = chain_heads(tasks)
+                by_cost = sorted(heads, key=lambda t: _planned_cost(t) + sum(
+                    _planned_cost(c) for c in chained.get(t.chain or "", [])), reverse=True)
                 pending = as_completed([submit(t, 1) for t in by_cost])
+
+                def follow(task: RunTask) -> None:
+                    if task.chain is not None and chained.get(task.chain):
+                        pending.add(submit(chained[task.chain].pop(0), 1))
                 while not pending.is_empty():
                     if interrupt.requested():
                         yield from _drain(client, pending, submitted)
@@ -248,6 +257,7 @@ class DaskExecutor:
                             if attempt < task.max_attempts:
                                 pending.add(submit(task, attempt + 1))
                             else:
+                                follow(task)
                                 yield record
                     if not pending.has_ready():
                         time.sleep(_POLL_SECONDS)
@@ -281,6 +291,7 @@ class DaskExecutor:
                             if attempt < task.max_attempts:
                                 pending.add(submit(task, attempt + 1))
                                 continue
+                        follow(task)
                         yield record
             except SchedulerLostError:
                 # No scheduler to talk to: close a client this executor made now, with a short

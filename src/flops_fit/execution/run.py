@@ -20,6 +20,7 @@ from flops_fit.execution.tasks import RunTask
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 4000
+TRUNKS_FOLDER = "trunks"  # under the checkpoint root: one folder per trunk (and replica)
 
 
 def format_error(exc: BaseException) -> str:
@@ -68,6 +69,8 @@ def run_task(
             backend = get_backend(backend_name)
             folder = Path(checkpoint_root) / task.partition_key if checkpoint_root else None
             ctx = RunContext(
+                trunk_dir=(Path(checkpoint_root) / TRUNKS_FOLDER / task.chain
+                           if checkpoint_root and task.chain else None),
                 seed=task.seed,
                 data=data,
                 model=model,

@@ -41,7 +41,11 @@ TRAINED_PLAN_FIELDS: tuple[str, ...] = (
     "batch_size",
     "num_steps",
     "max_epochs",
+    "warmup_steps",  # a branch's: its trunk's (a run of its own plans none)
 )
+#: ... and, compared even where one side lacks them (a run of its own has none), whether it is
+#: a branch and of which trunk: a branch's seed and first steps are its trunk's
+BRANCH_PLAN_FIELDS: tuple[str, ...] = ("trunk_id", "branch_step")
 
 #: per backend: its parameter section and the parts of it that change what is trained (how it
 #: runs — device, precision, threads, checkpoints, injected failures — does not)
@@ -161,6 +165,10 @@ def setting_changes(
         (f"sweep_plan {key}", stored[key], plan_record[key])
         for key in TRAINED_PLAN_FIELDS
         if key in stored and key in plan_record and not _same(stored[key], plan_record[key])
+    ] + [
+        (f"sweep_plan {key}", stored.get(key), plan_record.get(key))
+        for key in BRANCH_PLAN_FIELDS
+        if not _same(stored.get(key), plan_record.get(key))
     ]
     old = stored.get(SETTINGS_FIELD)
     if isinstance(old, Mapping):

@@ -9,6 +9,11 @@ Pending, for each planned (experiment_id, replica):
 - a failed record -> run again if `max_retries` > 0 (a failure earns at most `max_retries`
   new attempts per invocation, whether it happened in this invocation or an earlier one);
 - a record written by another backend -> run again with this one (logged).
+
+A branch of a trunk (`flops_fit.planning.trunks`) takes its trunk's seed, a stable hash of
+(global seed, trunk_id, replica), and belongs to the trunk's chain: the executors run the
+pending branches of one chain one at a time, in order of their branch points, since each goes
+on from the trunk state the one before saved.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flops_fit.execution.records import record_problem
@@ -55,6 +60,8 @@ class RunTask:
     reason: str = "new"  # why it is pending: new, failed, unreadable, partial, other backend,
     # changed settings
     settings: dict[str, Any] | None = field(default=None, repr=False)  # stored with the result
+    chain: str | None = None  # a branch: its trunk's partition key (one run of it at a time)
+    chain_order: int = 0  # where it leaves the trunk (its branch step)
 
 
 def expand_plan(plan: list[dict[str, Any]], seeds: int, global_seed: int) -> list[RunTask]:
@@ -62,17 +69,51 @@ def expand_plan(plan: list[dict[str, Any]], seeds: int, global_seed: int) -> lis
     tasks = []
     for record in plan:
         eid = str(record["experiment_id"])
+        trunk = record.get("trunk_id")
         for replica in range(seeds):
             tasks.append(
                 RunTask(
                     partition_key=partition_key(eid, replica),
                     experiment_id=eid,
                     replica=replica,
-                    seed=run_seed(global_seed, eid, replica),
+                    seed=run_seed(global_seed, str(trunk) if trunk else eid, replica),
                     record=dict(record),
+                    chain=partition_key(str(trunk), replica) if trunk else None,
+                    chain_order=int(record.get("branch_step") or 0),
                 )
             )
     return tasks
+
+
+def in_chain_order(tasks: list[RunTask]) -> list[RunTask]:
+    """The tasks in their order, except that a chain's tasks run together, in order of their
+    branch points, from where its first one stands."""
+    chains: dict[str, list[RunTask]] = {}
+    for task in tasks:
+        if task.chain is not None:
+            chains.setdefault(task.chain, []).append(task)
+    out: list[RunTask] = []
+    for task in tasks:
+        if task.chain is None:
+            out.append(task)
+        elif task.chain in chains:
+            out.extend(sorted(chains.pop(task.chain), key=lambda t: t.chain_order))
+    return out
+
+
+def chain_heads(tasks: list[RunTask]) -> tuple[list[RunTask], dict[str, list[RunTask]]]:
+    """(the tasks that may start now: every task outside a chain and each chain's first, the
+    rest of each chain in the order to run it)."""
+    heads: list[RunTask] = []
+    rest: dict[str, list[RunTask]] = {}
+    for task in in_chain_order(tasks):
+        if task.chain is None or task.chain not in rest:
+            heads.append(task)
+            if task.chain is not None:
+                rest[task.chain] = []
+        else:
+            rest[task.chain].append(task)
+    return heads, rest
 
 
 def load_partition(value: Any) -> Any:
@@ -125,18 +166,8 @@ def select_pending(
 
     def add(task: RunTask, reason: str, max_attempts: int) -> None:
         report.pending[reason] = report.pending.get(reason, 0) + 1
-        pending.append(
-            RunTask(
-                task.partition_key,
-                task.experiment_id,
-                task.replica,
-                task.seed,
-                task.record,
-                max_attempts=max_attempts,
-                reason=reason,
-                settings=None if settings is None else dict(settings),
-            )
-        )
+        pending.append(replace(task, max_attempts=max_attempts, reason=reason,
+                               settings=None if settings is None else dict(settings)))
 
     for task in tasks:
         if task.partition_key not in existing:
@@ -192,7 +223,9 @@ def _first_line(exc: BaseException) -> str:
 __all__ = [
     "PendingReport",
     "RunTask",
+    "chain_heads",
     "expand_plan",
+    "in_chain_order",
     "load_partition",
     "partition_key",
     "run_seed",

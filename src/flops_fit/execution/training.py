@@ -59,6 +59,12 @@ def prepare_training(
     section, backend_params = backend_section(config, backend_sections)
     backend_params = backend.validate_params(backend_params)
     executor = make_executor(config, client=client)
+    branches = sum(1 for r in records if r.get("trunk_id") is not None)
+    if branches and config.checkpoint_dir is None:
+        raise ValueError(
+            f"the sweep plan holds {branches} branch(es) of trunks (planning.design: trunks), "
+            "whose state passes from one branch to the next through checkpoints: set "
+            "params:training.checkpoint_dir")
 
     data = model = loss = None
     prepare = getattr(backend, "prepare_study", None)

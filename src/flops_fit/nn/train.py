@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from flops_fit.data.text import check_epochs
-from flops_fit.execution import interrupt
 from flops_fit.nn import checkpoint as ckpt
 from flops_fit.nn import curves, runtime
-from flops_fit.nn.optim import build_optimizer, set_lr
+from flops_fit.nn.loop import Trainer
+from flops_fit.nn.optim import build_optimizer
 from flops_fit.nn.schedule import lr_factor, warmup_steps_for
+from flops_fit.nn.trunk import LATEST, TrunkBranch, save_branch_point, trunk_key, trunk_state
 from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.plugins.data import DataSource
 from flops_fit.plugins.imports import resolve_callable
@@ -115,13 +116,18 @@ def train_run(
     show_progress: bool = False,
     name: str = "run",
     on_step: Callable[[int], None] | None = None,
+    warmup_steps: int | None = None,
+    trunk: TrunkBranch | None = None,
 ) -> dict[str, Any]:
     """Train one model for exactly `num_steps` optimiser steps and evaluate it.
 
     The model is `model_plugin.build(model_kwargs)`, the batches `data.train_batch(step, ...)`
     and the loss `loss(outputs, batch)` (an import path or a callable). `on_step(k)` is called
-    after step k (1-based) has been applied and, if due, checkpointed. Returns the metrics of
-    the run; raises on failure (including a non-finite loss).
+    after step k (1-based) has been applied and, if due, checkpointed. `warmup_steps`: the
+    warm-up (default: the schedule's share of this run). `trunk`: the run is a branch
+    (`flops_fit.nn.trunk`): its steps up to `trunk.branch_step` are its trunk's, taken from
+    the trunk's checkpoints or trained and saved there. Returns the metrics of the run; raises
+    on failure (including a non-finite loss).
     """
     cfg = config or TorchConfig()
     if num_steps < 1 or batch_size < 1:
@@ -132,6 +138,10 @@ def train_run(
     units_per_step = batch_size * int(data.units_per_example)
     num_units = num_steps * units_per_step
     epochs = check_epochs(num_units, data.train_units, max_epochs, name, data.unit)
+    if trunk is not None:
+        warmup_steps = trunk.warmup_steps
+    warmup = (warmup_steps if warmup_steps is not None else warmup_steps_for(
+        num_steps, cfg.schedule.warmup_fraction, cfg.schedule.max_warmup_steps))
 
     device = runtime.resolve_device(cfg.device)
     dtype = runtime.resolve_dtype(cfg.precision, device)
@@ -139,9 +149,11 @@ def train_run(
     heldout = data.heldout()  # fixed by the data alone: the same for every run of a study
     curve_set = curves.subset(
         heldout, curves.heldout_rows(len(heldout["inputs"]), cfg.curve.heldout_fraction))
-    curve_at = set(curves.curve_steps(
-        num_steps, cfg.curve.points, int(curve_set["targets"].numel()), num_units,
-        cfg.curve.max_cost))
+
+    def curve_steps(steps: int) -> set[int]:
+        return set(curves.curve_steps(steps, cfg.curve.points,
+                                      int(curve_set["targets"].numel()),
+                                      steps * units_per_step, cfg.curve.max_cost))
 
     # Model and optimiser: initialised on the CPU so a seed gives the same weights anywhere.
     torch.manual_seed(seed)
@@ -155,12 +167,9 @@ def train_run(
         weight_decay=cfg.optimizer.weight_decay,
         device_type=device.type,
     )
-    params = list(model.parameters())
-    forward = torch.compile(model) if cfg.compile else model
-    warmup = warmup_steps_for(
-        num_steps, cfg.schedule.warmup_fraction, cfg.schedule.max_warmup_steps
-    )
-
+    trainer = Trainer(model, optimizer, data, loss_fn, cfg, device, dtype,
+                      batch_size=batch_size, seed=seed, name=name, curve_set=curve_set,
+                      evaluate=evaluate)
     run_key = {
         "name": name,
         "model": {"factory": model_plugin.factory_path, "kwargs": model_kwargs,
@@ -170,116 +179,45 @@ def train_run(
         "seed": int(seed),
         **cfg.run_key(),
     }
+    if warmup_steps is not None:  # else the schedule's share of num_steps, which the key holds
+        run_key["warmup_steps"] = int(warmup)
+    if trunk is not None:
+        run_key["trunk"] = {"id": trunk.trunk_id, "branch_step": trunk.branch_step}
     ckpt_file = ckpt.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
-    start_step, ema, ema_steps = 0, 0.0, 0
-    curve: list[dict[str, float | int]] = []
     state = ckpt.load_checkpoint(ckpt_file, run_key, model) if ckpt_file is not None else None
+    key_of_trunk = trunk_key(run_key, trunk) if trunk is not None else None
+    if state is None and trunk is not None:
+        state = trunk_state(trunk, key_of_trunk, model)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["cpu_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        start_step, ema, ema_steps = state["step"], state["ema"], state["ema_steps"]
-        curve = [p for p in state.get("curve", []) if p["step"] <= start_step]
-        log.info("%s: resuming from checkpoint at step %d/%d", name, start_step, num_steps)
+        trainer.restore(state)
+        log.info("%s: resuming from %s at step %d/%d", name,
+                 "its checkpoint" if state["run_key"] == run_key else "its trunk",
+                 trainer.step, num_steps)
+    start_step = trainer.step
 
-    def save(step: int) -> None:
-        ckpt.save_checkpoint(
-            ckpt_file,
-            {
-                "run_key": run_key,
-                "step": step,
-                "ema": ema,
-                "ema_steps": ema_steps,
-                "curve": curve,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "cpu_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            },
-        )
-
-    every_s = (cfg.checkpoint_every_minutes or math.inf) * 60.0
-    every_steps = cfg.checkpoint_every_steps
-    beta = cfg.train_loss_ema
-    pending: list[torch.Tensor] = []  # losses not yet copied to the host (CUDA: batched)
-    flush_every = 1 if device.type == "cpu" else 25
-
-    def flush(step: int) -> None:
-        nonlocal ema, ema_steps
-        if not pending:
-            return
-        values = torch.stack(pending).float().cpu().tolist()
-        pending.clear()
-        for v in values:
-            if not math.isfinite(v):
-                raise FloatingPointError(f"{name}: training loss became {v} by step {step}")
-            ema = beta * ema + (1 - beta) * v
-            ema_steps += 1
-
-    def smoothed() -> float:
-        """The bias-corrected EMA of the training loss so far."""
-        return ema / (1 - beta**ema_steps) if ema_steps else float("nan")
+    def lr_at(step: int) -> float:
+        return lr_factor(step, num_steps, warmup, cfg.schedule)
 
     unit_label = {"tokens": "tok", "examples": "ex"}.get(data.unit, data.unit)
     bar = _progress_bar(num_units, start_step * units_per_step, name, show_progress, unit_label)
-    model.train()
-    interrupt.step_done(start_step, num_steps)
-    t_start = last_ckpt = time.perf_counter()
-    curve_seconds = 0.0
     try:
-        for step in range(start_step, num_steps):
-            set_lr(optimizer, lr_factor(step, num_steps, warmup, cfg.schedule))
-            batch = {k: v.to(device, non_blocking=True)
-                     for k, v in data.train_batch(step, batch_size, seed).items()}
-            with runtime.autocast(device, dtype):
-                outputs = forward(batch["inputs"])
-            loss = loss_fn(outputs, batch)
-            if loss.dim() and loss.numel() == 1:  # a (1,)-shaped loss: the contract check warned
-                loss = loss.reshape(())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optimizer.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.optimizer.grad_clip, foreach=True)
-            optimizer.step()
-            pending.append(loss.detach())
-            done = step + 1
-            if len(pending) >= flush_every or done == num_steps:
-                flush(done)
-                bar.set_postfix(loss=f"{smoothed():.3f}", refresh=False)
-            bar.update(units_per_step)
-            if done in curve_at:
-                t_curve = time.perf_counter()
-                flush(done)
-                point = evaluate(model, curve_set, loss_fn, cfg.eval.batch_size, device, dtype)
-                curve.append(curves.curve_point(
-                    done, units_per_step, point["loss"], smoothed()))
-                curve_seconds += time.perf_counter() - t_curve
-            if ckpt_file is not None and done < num_steps:
-                now = time.perf_counter()
-                if (every_steps and done % every_steps == 0) or now - last_ckpt >= every_s:
-                    flush(done)
-                    save(done)
-                    last_ckpt = now
-            interrupt.step_done(done, num_steps)
-            if on_step is not None:
-                on_step(done)
-            if interrupt.requested() and done < num_steps:
-                # SIGTERM / SIGINT: keep this step's work before the scheduler kills us
-                if ckpt_file is not None:
-                    flush(done)
-                    save(done)
-                raise interrupt.RunInterrupted(name, done, num_steps, ckpt_file is not None)
+        if trunk is not None and trainer.step < trunk.branch_step:
+            # the trunk's own steps: its checkpoints, its curve spacing
+            trainer.advance(trunk.branch_step, lr_at, total=num_steps,
+                            curve_at=curve_steps(trunk.trunk_steps),
+                            checkpoint=Path(trunk.directory) / LATEST, key=key_of_trunk,
+                            bar=bar, on_step=on_step)
+            save_branch_point(trainer, trunk, key_of_trunk)
+        after = trunk.branch_step if trunk is not None else 0
+        trainer.advance(num_steps, lr_at, total=num_steps,
+                        curve_at={s for s in curve_steps(num_steps) if s > after},
+                        checkpoint=ckpt_file, key=run_key, bar=bar, on_step=on_step)
     except FloatingPointError as exc:
         # a diverged run fails, and its failed record keeps the curve up to the divergence
-        exc.partial_metrics = {LOSS_CURVE_FIELD: curve}
+        exc.partial_metrics = {LOSS_CURVE_FIELD: trainer.curve}
         raise
     finally:
         bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    train_seconds = time.perf_counter() - t_start - curve_seconds
 
     t_eval = time.perf_counter()
     evaluation = evaluate(model, heldout, loss_fn, cfg.eval.batch_size, device, dtype)
@@ -287,17 +225,18 @@ def train_run(
     final_loss = evaluation.pop("loss")
     if not math.isfinite(final_loss):
         exc = FloatingPointError(f"{name}: held-out loss is {final_loss}")
-        exc.partial_metrics = {LOSS_CURVE_FIELD: curve}
+        exc.partial_metrics = {LOSS_CURVE_FIELD: trainer.curve}
         raise exc
 
     if ckpt_file is not None:
         if cfg.keep_checkpoints:
-            save(num_steps)
+            trainer.save(ckpt_file, run_key)
         else:
             ckpt.remove_checkpoint(ckpt_file)
 
-    train_loss = smoothed()
-    executed = (num_steps - start_step) * units_per_step
+    train_loss = trainer.smoothed()
+    trained = num_steps - start_step
+    train_seconds = trainer.train_seconds
     # bits are nats / ln 2: meaningful only for a loss that declares it counts nats
     in_nats = getattr(loss_fn, "unit", None) == "nats"
     return {
@@ -312,13 +251,16 @@ def train_run(
         "data_unit": data.unit,
         "tokens_seen": num_units,
         "actual_flops": float(num_units) * flops_per_unit,
+        # what this call trained (a resumed run or a branch: less than its D)
+        "trained_flops": float(trained * units_per_step) * flops_per_unit,
         "num_steps_run": num_steps,
         "resumed_from_step": start_step,
-        "units_per_second": executed / train_seconds if train_seconds > 0 else float("nan"),
+        "units_per_second": (trained * units_per_step / train_seconds if train_seconds > 0
+                             else float("nan")),
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
-        "curve_seconds": curve_seconds,
-        LOSS_CURVE_FIELD: curve,
+        "curve_seconds": trainer.curve_seconds,
+        LOSS_CURVE_FIELD: trainer.curve,
         "curve_heldout_units": int(curve_set["targets"].numel()),
         "corpus_epochs": epochs,
         "device": str(device),

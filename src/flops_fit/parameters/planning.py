@@ -6,6 +6,7 @@ Defaults equal `conf/base/parameters_planning.yml` (tests/parameters/test_defaul
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -95,6 +96,14 @@ class ModelSizes(Section):
             )
         return num
 
+    def grid(self) -> tuple[float, float]:
+        """(anchor, ratio) of the log grid of sizes the targets lie on: a trunk design snaps
+        every budget's and round's targets to it, so that sizes recur."""
+        if self.centre == "power_law":
+            return 1.0, self.span_factor ** (2.0 / (self.num - 1))
+        return self.fixed_range.min, (self.fixed_range.max / self.fixed_range.min) ** (
+            1.0 / (self.num - 1))
+
     def targets(self, budget: float) -> np.ndarray:
         """Log-spaced target sizes centred on the prior N_opt(C), or spanning the fixed range."""
         if self.centre == "power_law":
@@ -114,6 +123,9 @@ class PlanningConfig(Section):
     min_tokens_per_param: NonNegativeNumber = 0.5
     max_tokens_per_param: PositiveNumber | None = 5000.0
     max_epochs: PositiveNumber | None = 4.0
+    # points: every (N, D) its own run; trunks: one constant-rate run per size, a cooldown
+    # branch per budget (flops_fit.planning.trunks; needs torch_backend.schedule.kind: wsd)
+    design: Literal["points", "trunks"] = "points"
     timing_probe_steps: NonNegativeInt = 3  # timed steps per probed model; 0: use throughput
     throughput_flops_per_second: PositiveNumber = 3.5e10  # per worker, without a probe
 
@@ -125,6 +137,17 @@ class PlanningConfig(Section):
                 f"max_tokens_per_param ({self.max_tpp:g})"
             )
         return self
+
+    def targets(self, budget: float, targets: Sequence[float] | None = None) -> list[float]:
+        """The target sizes of a budget (default: `model_sizes`'), on the shared grid of sizes
+        under the trunk design."""
+        if targets is None:
+            targets = [float(t) for t in self.model_sizes.targets(budget)]
+        if self.design != "trunks":
+            return [float(t) for t in targets]
+        from flops_fit.planning.trunks import snap_targets
+
+        return snap_targets(targets, *self.model_sizes.grid())
 
     @property
     def max_tpp(self) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 from flops_fit.parameters.planning import MIN_SIZES_PER_BUDGET, PlanningConfig
 from flops_fit.planning.flops import compute_6nd
 from flops_fit.planning.shapes import ModelShape
+from flops_fit.planning.trunks import TrunkPlanError, assign_trunks, check_schedule, design_flops
 from flops_fit.schema import DEFAULT_LOSS_UNIT, PLAN_FIELDS
 
 log = logging.getLogger(__name__)
@@ -81,17 +82,17 @@ def plan_budget(cfg: PlanningConfig, budget: float, study: StudyModel,
                 targets: Sequence[float] | None = None, round_index: int = 0):
     """Plan one budget: (records, dropped) where dropped lists {target, reason}.
 
-    `targets`: the target sizes (default: `cfg.model_sizes`' for this budget); `round_index`:
-    the study round the runs belong to (0: the pilot, `flops_fit.study` plans the later ones)."""
+    `targets`: the target sizes (default: `cfg.model_sizes`' for this budget; snapped to the
+    shared grid of sizes under the trunk design); `round_index`: the study round the runs
+    belong to (0: the pilot, `flops_fit.study` plans the later ones). Trunks are assigned over
+    the whole plan (`flops_fit.planning.trunks.assign_trunks`), not here."""
     units_per_step = cfg.batch_size * study.units_per_example
     unit = study.unit
     records: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
     seen: set[str] = set()
     plugin = study.sizer.plugin
-    if targets is None:
-        targets = cfg.model_sizes.targets(budget)
-    for target in targets:
+    for target in cfg.targets(budget, targets):
         model = study.sizer.model_for(float(target))
         n = model.model_size
         if model.identity in seen:
@@ -155,11 +156,18 @@ def plan_budget(cfg: PlanningConfig, budget: float, study: StudyModel,
 
 
 def plan_sweep(cfg: PlanningConfig, corpus_train_tokens: int | None = None,
-               study: StudyModel | None = None):
+               study: StudyModel | None = None, schedule: Any = None):
     """Plan every budget; returns (records, dropped). Raises PlanningError for a thin budget.
 
     `study` describes the model and data (default: the built-in GPT on the byte corpus, whose
-    training set holds `corpus_train_tokens` tokens)."""
+    training set holds `corpus_train_tokens` tokens); `schedule` is the trainer's learning-rate
+    schedule (`params:torch_backend.schedule`), which places a branch's cooldown under
+    `planning.design: trunks`."""
+    if cfg.design == "trunks":
+        try:
+            check_schedule(schedule)
+        except TrunkPlanError as exc:
+            raise PlanningError(str(exc)) from None
     if study is None:
         study = StudyModel.builtin(cfg, corpus_train_tokens)
     train_units = study.train_units
@@ -189,6 +197,11 @@ def plan_sweep(cfg: PlanningConfig, corpus_train_tokens: int | None = None,
     ids = [r["experiment_id"] for r in all_records]
     if len(set(ids)) != len(ids):
         raise PlanningError("two planned runs share an experiment_id; budgets must be distinct")
+    if cfg.design == "trunks":
+        try:
+            all_records = assign_trunks(all_records, schedule)
+        except TrunkPlanError as exc:
+            raise PlanningError(str(exc)) from None
     return all_records, all_dropped
 
 
@@ -206,6 +219,7 @@ def summarise_plan(records: list[dict[str, Any]], dropped: list[dict[str, Any]],
     total = float(sum(r["planned_flops"] for r in records))
     first = records[0] if records else {}
     return {
+        **design_flops(records),
         "runs": len(records),
         "budgets": len(per_budget),
         "total_planned_flops": total,

@@ -4,8 +4,10 @@ A few of the planned models (spread over log N) each train a few real optimiser 
 the training loop itself (`flops_fit.nn.train.train_run`: the batch, forward, loss, backward,
 clipping, AdamW, bookkeeping), with a batch of the plan's size and the threads a training
 worker uses, and evaluate once; seconds per step and per evaluation are interpolated in log N
-for the others. A run costs its steps, one evaluation and a fixed overhead, and the sweep's
-wall time is the longest-first schedule of the runs over the training executor's workers.
+for the others. A run costs the steps it trains (a branch of a trunk: its share of the trunk and its cooldown,
+`flops_fit.planning.trunks.trained_steps`), one evaluation and a fixed overhead, and the sweep's
+wall time is the longest-first schedule of the runs over the training executor's workers (the
+branches of one trunk as one job: they run in order).
 """
 
 from __future__ import annotations
@@ -18,12 +20,23 @@ from typing import Any
 
 import numpy as np
 
+from flops_fit.planning.trunks import trained_steps
+
 log = logging.getLogger(__name__)
 
 MAX_PROBED_MODELS = 4
 #: what a run costs besides its steps and its evaluation: building the model and optimiser,
 #: the worker's task and the result record (measured on the mnist1d and GPT studies)
 RUN_OVERHEAD_SECONDS = 0.5
+
+
+def _jobs(plan: list[Mapping[str, Any]], runs: list[float]) -> list[float]:
+    """Seconds of each unit of work: a run of its own, or a trunk's branches together."""
+    jobs: dict[str, float] = {}
+    for i, (r, seconds) in enumerate(zip(plan, runs, strict=True)):
+        key = str(r["trunk_id"]) if r.get("trunk_id") is not None else f"#{i}"
+        jobs[key] = jobs.get(key, 0.0) + seconds
+    return list(jobs.values())
 
 
 def schedule_seconds(run_seconds: list[float], workers: int) -> float:
@@ -80,7 +93,8 @@ def estimate(plan: list[Mapping[str, Any]], probed: Mapping[int, Mapping[str, fl
              workers: int) -> dict[str, Any]:
     step = {n: p["step"] for n, p in probed.items()}
     evaluation = {n: p["eval"] for n, p in probed.items()}
-    runs = [interpolate_seconds(step, r["model_size"]) * int(r["num_steps"])
+    steps = trained_steps(plan)
+    runs = [interpolate_seconds(step, r["model_size"]) * steps[str(r["experiment_id"])]
             + interpolate_seconds(evaluation, r["model_size"]) + RUN_OVERHEAD_SECONDS
             for r in plan]
     return {
@@ -91,18 +105,20 @@ def estimate(plan: list[Mapping[str, Any]], probed: Mapping[int, Mapping[str, fl
         "run_seconds": {str(r["experiment_id"]): s for r, s in zip(plan, runs, strict=True)},
         "training_seconds_one_worker": float(sum(runs)),
         "workers": int(workers),
-        "estimated_wall_seconds": schedule_seconds(runs, workers),
+        "estimated_wall_seconds": schedule_seconds(_jobs(plan, runs), workers),
     }
 
 
 def estimate_from_throughput(plan: list[Mapping[str, Any]], flops_per_second: float,
                              workers: int) -> dict[str, Any]:
     """Without a probe (`planning.timing_probe_steps: 0`): a fixed FLOP/s per worker."""
-    runs = [float(r["planned_flops"]) / flops_per_second for r in plan]
+    steps = trained_steps(plan)
+    runs = [float(r["planned_flops"]) * steps[str(r["experiment_id"])] / int(r["num_steps"])
+            / flops_per_second for r in plan]
     return {
         "method": f"fixed throughput {flops_per_second:.3g} FLOP/s per worker",
         "run_seconds": {str(r["experiment_id"]): s for r, s in zip(plan, runs, strict=True)},
         "training_seconds_one_worker": float(sum(runs)),
         "workers": int(workers),
-        "estimated_wall_seconds": schedule_seconds(runs, workers),
+        "estimated_wall_seconds": schedule_seconds(_jobs(plan, runs), workers),
     }

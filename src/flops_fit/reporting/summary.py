@@ -310,12 +310,32 @@ def _inventory(runs: pd.DataFrame, laws, have_runs: bool) -> dict[str, Any]:
             "excluded": int(done["experiment_id"].isin(excluded).sum()),
             "best_loss": as_float(done["final_loss"].min()) if len(done) else None,
         })
+    design = _design(runs)
+    if design is not None:
+        inventory["design"] = design
     if {"num_replicas", "num_replicas_completed"} <= set(runs.columns) and len(runs):
         total = pd.to_numeric(runs["num_replicas"], errors="coerce").sum()
         done = pd.to_numeric(runs["num_replicas_completed"], errors="coerce").sum()
         inventory["replicas"] = {"total": int(total), "completed": int(done),
                                  "failed": int(total - done)}
     return inventory
+
+
+def _design(runs: pd.DataFrame) -> dict[str, Any] | None:
+    """How the runs were trained when some are branches of trunks: the trunks, and the FLOPs
+    of the design against the same runs trained one by one; None otherwise."""
+    need = ["trunk_id", "experiment_id", "num_steps", "branch_step"]
+    cost = next((c for c in ("planned_flops", "compute") if c in runs.columns), None)
+    if cost is None or not set(need) <= set(runs.columns) or not runs["trunk_id"].notna().any():
+        return None
+    from flops_fit.planning.trunks import design_flops
+
+    rows = runs[need].astype(object).where(runs[need].notna(), None)
+    rows["planned_flops"] = runs[cost].to_numpy()  # each run's C, trained one by one
+    try:
+        return design_flops(rows.to_dict("records"))
+    except (TypeError, ValueError):  # a hand-edited table: say nothing rather than guess
+        return None
 
 
 def _meta(meta, laws) -> dict[str, Any]:

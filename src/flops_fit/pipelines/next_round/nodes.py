@@ -61,7 +61,7 @@ def plan_next_round(
     design = None
     if stop is None:
         planning = PlanningConfig.from_params(planning_params)
-        planner = study_planner(sweep_plan, data_summary, training_data, planning_params,
+        planner = study_planner(plan, data_summary, training_data, planning_params,
                                 training_params, corpus_params, torch_backend_params, k)
         design = design_round(analysis_runs, scaling_laws, bootstrap_draws, cfg.target_budget,
                               budget, planner, planning.model_sizes.num,

@@ -15,7 +15,7 @@ from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.parameters.training import TrainingConfig
 from flops_fit.planning import wall_time
 from flops_fit.planning.sweep import StudyModel, budget_tag, plan_sweep, summarise_plan
-from flops_fit.schema import PLAN_FIELDS
+from flops_fit.schema import PLAN_FIELDS, TRUNK_PLAN_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ def plan_isoflop_sweep(
     training = TrainingConfig.from_params(training_params)
     model, study = study_model(cfg, data_summary, training_data, training, corpus_params,
                                torch_backend_params)
-    records, dropped = plan_sweep(cfg, model.train_units, model)
+    schedule = TorchConfig.from_params(torch_backend_params).schedule
+    records, dropped = plan_sweep(cfg, model.train_units, model, schedule)
     if study is not None and training.backend == "torch":
         from flops_fit.plugins.contracts import check_plan
 
@@ -121,7 +122,7 @@ def study_model(cfg: PlanningConfig, data_summary: dict[str, Any], training_data
     sizer = sizer_for(study.model, cfg.model_family)
     batch = check_data(study, cfg.batch_size)
     if targets is None:
-        targets = [t for b in cfg.compute_budgets.budgets() for t in cfg.model_sizes.targets(b)]
+        targets = [t for b in cfg.compute_budgets.budgets() for t in cfg.targets(b)]
     check_model_on_batch(study, sizer.model_for(float(min(targets))).kwargs, batch)
     probe = {k: v[:1] for k, v in batch.items()} if formula == "measured" else None
     flops = FlopsPerUnit(sizer, formula, probe, study.loss_fn() if probe else None,
@@ -135,11 +136,21 @@ def study_model(cfg: PlanningConfig, data_summary: dict[str, Any], training_data
 def study_planner(sweep_plan: list[dict[str, Any]], data_summary: dict[str, Any],
                   training_data: Any, planning_params: PlanningConfig,
                   training_params: TrainingConfig, corpus_params: CorpusConfig,
-                  torch_backend_params: TorchConfig, round_index: int | None) -> Callable[[float, Any], list[dict[str, Any]]]:
-    """(budget, target sizes) -> planned run records, exactly as planning plans the pilot's."""
+                  torch_backend_params: TorchConfig, round_index: int | None,
+                  as_branches: bool = True) -> Callable[[float, Any], list[dict[str, Any]]]:
+    """(budget, target sizes) -> planned run records, exactly as planning plans the pilot's.
+
+    Under `planning.design: trunks` the runs are branches of the study's trunks (a size the
+    study trained already extends its trunk); `as_branches=False` plans runs of their own at
+    exactly the target sizes (a validation run)."""
     from flops_fit.planning.sweep import plan_budget
+    from flops_fit.planning.trunks import assign_trunks
 
     cfg = PlanningConfig.from_params(planning_params)
+    schedule = TorchConfig.from_params(torch_backend_params).schedule
+    branches = cfg.design == "trunks" and as_branches
+    if cfg.design == "trunks" and not as_branches:
+        cfg = cfg.model_copy(update={"design": "points"})
     smallest = min(float(r["model_size"]) for r in sweep_plan)
     model, _ = study_model(cfg, data_summary, training_data,
                            TrainingConfig.from_params(training_params), corpus_params,
@@ -150,7 +161,7 @@ def study_planner(sweep_plan: list[dict[str, Any]], data_summary: dict[str, Any]
         for d in dropped:
             log.debug("Budget %.3g: target N=%.3g dropped (%s)", budget,
                       d["target_model_size"], d["reason"])
-        return records
+        return assign_trunks(records, schedule, sweep_plan) if branches else records
 
     return planner
 
@@ -199,7 +210,10 @@ def tabulate_sweep_plan(sweep_plan: list[dict[str, Any]]) -> pd.DataFrame:
     """The plan as a spreadsheet-friendly table with a stable column order."""
     from flops_fit.jsonsafe import flat_cells
 
-    return pd.DataFrame.from_records(flat_cells(sweep_plan), columns=list(PLAN_FIELDS))
+    columns = list(PLAN_FIELDS)
+    if any(r.get("trunk_id") is not None for r in sweep_plan):
+        columns += list(TRUNK_PLAN_FIELDS)
+    return pd.DataFrame.from_records(flat_cells(sweep_plan), columns=columns)
 
 
 def summarise_sweep_plan(
@@ -216,4 +230,9 @@ def summarise_sweep_plan(
         summary["estimated_wall_seconds"], training_time_estimate.get("workers", 1),
         training_time_estimate.get("method"), len(dropped_model_sizes),
     )
+    if summary["design"] == "trunks":
+        log.info("Trunks: %d model sizes trained once each, %.1f branches per trunk; %.3g FLOPs "
+                 "trained, %.0f%% of the %.3g FLOPs of the same runs one by one",
+                 summary["trunks"], summary["branches_per_trunk"], summary["trained_flops"],
+                 100 * summary["trained_share"], summary["one_by_one_flops"])
     return summary

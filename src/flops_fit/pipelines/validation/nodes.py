@@ -38,7 +38,8 @@ def plan_validation_runs(
     rounds.check_pilot(round_plans, rounds.pilot_fingerprint(sweep_plan))
     plan = rounds.study_plan(sweep_plan, round_plans)
     planner = study_planner(sweep_plan, data_summary, training_data, planning_params,
-                            training_params, corpus_params, torch_backend_params, None)
+                            training_params, corpus_params, torch_backend_params, None,
+                            as_branches=False)
     records, about = plan_validation(study_params, plan, scaling_laws, bootstrap_draws, planner)
     if not records:
         log.warning("No validation run: %s", about["not_planned"])

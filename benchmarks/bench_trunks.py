@@ -1,0 +1,171 @@
+"""Trunks and branches against runs of their own: FLOPs, wall time and losses, side by side.
+
+For the same planned (N, D) points, two designs train on this machine in one run:
+
+- `points`: every point its own run from step 0 under the cosine schedule (the default study);
+- `trunks`: one constant-rate trunk per model size, and every point a cooldown branch forked
+  from it (warm-up / stable / decay, 20% 1-sqrt cooldown; `planning.design: trunks`).
+
+It prints, per point, the held-out loss of both and their difference; in all, the FLOPs each
+design trains and the wall time each took (as a ratio: the trunk design against the points), and
+the planned FLOPs share of the trunk design on two layouts: budgets 2x apart with every size in
+5 budgets, and the default study's own (conf/base with design: trunks). The full mode also fits
+both designs' runs and compares N_opt at the largest budget with its interval.
+
+    python benchmarks/bench_trunks.py            # the GPT, 5 budgets 2x apart, 4 sizes (~15 min)
+    python benchmarks/bench_trunks.py --mnist1d  # the same on MNIST-1D
+    python benchmarks/bench_trunks.py --quick    # every code path in seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+
+from _gpu_runs import load_env  # noqa: E402
+
+#: 5 budgets 2x apart: the layout of the done-when (each size in every budget)
+LAYOUT_BUDGETS = (1.0e11, 2.0e11, 4.0e11, 8.0e11, 1.6e12)
+
+
+def _plan(params: dict, training_data, design: str, budgets, sizes: dict | None = None):
+    from flops_fit.pipelines.planning.nodes import plan_isoflop_sweep, summarise_data
+
+    planning = copy.deepcopy(params["planning"])
+    planning["design"] = design
+    planning["compute_budgets"] = {"values": list(budgets)}
+    if sizes is not None:
+        planning["model_sizes"] = {**planning["model_sizes"], **sizes}
+    torch_backend = _trainer(params, design)
+    summary = summarise_data(training_data, params["corpus"], params["training"], planning,
+                             torch_backend)
+    plan, _ = plan_isoflop_sweep(list(budgets), summary, training_data, planning,
+                                 params["training"], params["corpus"], torch_backend)
+    return plan
+
+
+def _trainer(params: dict, design: str) -> dict:
+    """The study's trainer; the trunk design's under warm-up / stable / decay."""
+    section = copy.deepcopy(params["torch_backend"])
+    section["checkpoint_every_minutes"] = None
+    if design == "trunks":
+        section["schedule"] = {**section.get("schedule", {}), "kind": "wsd"}
+    return section
+
+
+def _train(params: dict, training_data, plan, design: str, folder: Path, workers: int):
+    from flops_fit.execution import prepare_training
+
+    training = copy.deepcopy(params["training"])
+    training.update(show_progress=False, checkpoint_dir=str(folder / design), seed=0,
+                    executor="dask" if workers > 1 else "sequential")
+    training.setdefault("dask", {})["n_workers"] = workers
+    start = time.perf_counter()
+    records = prepare_training(plan, {}, training, {"torch": _trainer(params, design)},
+                               training_data, params["corpus"]).records()
+    seconds = time.perf_counter() - start
+    failed = [k for k, r in records.items() if r["status"] != "completed"]
+    if failed:
+        raise SystemExit(f"{design}: {len(failed)} run(s) failed, e.g. "
+                         f"{records[failed[0]]['error_message']}")
+    return records, seconds
+
+
+def _share(params, training_data, budgets, sizes=None) -> tuple[float, int]:
+    """The planned FLOPs share: arithmetic of the plan (no model is built or probed)."""
+    from flops_fit.planning.trunks import design_flops
+
+    arithmetic = {**params, "training": {**params["training"], "backend": "synthetic"}}
+    plan = _plan(arithmetic, training_data, "trunks", budgets, sizes)
+    return design_flops(plan)["trained_share"], len(plan)
+
+
+def _n_opt(records: dict, budget: float) -> tuple[float, float, float, str]:
+    from flops_fit.fitting.api import analyse
+
+    study = analyse(list(records.values()), {"bootstrap": {"draws": 200}}, compute_model="plan")
+    row = study.predict(budget).iloc[0]
+    return (float(row["model_size"]), float(row["model_size_lo"]),
+            float(row["model_size_hi"]), study.recommended)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist1d", action="store_true", help="the MNIST-1D study instead")
+    parser.add_argument("--workers", type=int, default=2, help="Dask workers (1: sequential)")
+    parser.add_argument("--quick", action="store_true", help="every code path in seconds")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    env = "mnist1d" if args.mnist1d else "local"
+    params, training_data = load_env(env)
+
+    print("== planned FLOPs of the trunk design, as a share of the same runs one by one")
+    layout = {"num": 4, "centre": "fixed_range", "fixed_range": {"min": 8.0e3, "max": 1.2e5}}
+    share, runs = _share(params, training_data, LAYOUT_BUDGETS, layout)
+    print(f"  budgets 2x apart ({len(LAYOUT_BUDGETS)}), every size in each: {share:.1%} "
+          f"of the FLOPs ({runs} runs)")
+    default_budgets = [float(b) for b in params["planning"]["compute_budgets"]["values"]]
+    share_default, runs = _share(params, training_data, default_budgets)
+    print(f"  the {env} study's own layout ({len(default_budgets)} budgets): "
+          f"{share_default:.1%} of the FLOPs ({runs} runs)")
+
+    budgets = LAYOUT_BUDGETS if not args.quick else (1.25e9, 2.5e9, 5.0e9)
+    sizes = layout if not args.quick else {"num": 3, "centre": "fixed_range",
+                                           "fixed_range": {"min": 1.0e3, "max": 6.0e3}}
+    if args.mnist1d and not args.quick:
+        budgets = tuple(b * 10 for b in budgets)
+    plan_points = _plan(params, training_data, "points", budgets, sizes)
+    plan_trunks = _plan(params, training_data, "trunks", budgets, sizes)
+    workers = 1 if args.quick else args.workers
+    if args.quick:  # a smaller held-out set: the quick mode runs the code, it measures nothing
+        params = copy.deepcopy(params)
+        params["torch_backend"].setdefault("eval", {})["heldout_tokens"] = 8192
+    with tempfile.TemporaryDirectory(prefix="bench-trunks-") as tmp:
+        points, t_points = _train(params, training_data, plan_points, "points", Path(tmp),
+                                  workers)
+        trunks, t_trunks = _train(params, training_data, plan_trunks, "trunks", Path(tmp),
+                                  workers)
+
+    print(f"\n== the same {len(plan_points)} points, {env}, {workers} worker(s)")
+    print(f"  {'point':<28} {'cosine':>8} {'branch':>8} {'diff':>7}")
+    diffs = []
+    for key, p in sorted(points.items(), key=lambda kv: (kv[1]["compute_budget"],
+                                                         kv[1]["model_size"])):
+        b = trunks[key]
+        diff = b["final_loss"] / p["final_loss"] - 1
+        diffs.append(diff)
+        print(f"  {key:<28} {p['final_loss']:8.4f} {b['final_loss']:8.4f} {diff:+7.2%}")
+    mean = sum(diffs) / len(diffs)
+    worst = max(diffs, key=abs)
+    print(f"  branch vs cosine: mean {mean:+.2%}, largest {worst:+.2%}")
+    flops_points = sum(r["trained_flops"] for r in points.values())
+    flops_trunks = sum(r["trained_flops"] for r in trunks.values())
+    print(f"  FLOPs trained: trunks {flops_trunks:.3g} vs points {flops_points:.3g} = "
+          f"{flops_trunks / flops_points:.1%}")
+    print(f"  wall time: trunks {t_trunks:.1f} s vs points {t_points:.1f} s = "
+          f"{t_trunks / t_points:.2f}x")
+
+    if not args.quick:
+        top = max(budgets)
+        print(f"\n== N_opt({top:.3g}) fitted from each design")
+        fits = {name: _n_opt(recs, top) for name, recs in (("points", points),
+                                                           ("trunks", trunks))}
+        for name, (n, lo, hi, approach) in fits.items():
+            print(f"  {name:<7} {n:10.4g}  [{lo:.4g}, {hi:.4g}]  ({approach})")
+        (n_p, lo_p, hi_p, _), (n_t, lo_t, hi_t, _) = fits["points"], fits["trunks"]
+        agree = lo_t <= n_p <= hi_t and lo_p <= n_t <= hi_p
+        print(f"  each inside the other's interval: {'yes' if agree else 'NO'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
