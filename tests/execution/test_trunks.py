@@ -129,3 +129,20 @@ def test_kill_9_mid_trunk_resumes_the_trunk_and_keeps_every_result(tmp_path):
                                                                   for r in plan}
     assert any((r["trunk_id"], r["resumed_from_step"]) not in points for r in new), [
         (r["trunk_id"], r["resumed_from_step"]) for r in new]
+
+
+def test_a_later_round_extends_the_trunks_a_validation_run_stands_alone(tmp_path):
+    from flops_fit.pipelines.planning.nodes import study_planner
+
+    training = _training(tmp_path)
+    plan = _plan(training)
+    summary = summarise_data(None, {}, training, PLANNING, {})
+    planner = study_planner(plan, summary, None, PLANNING, training, {}, WSD, 1)
+    size = plan[0]["target_model_size"]
+    later = planner(8.0e6, [size * 1.1])  # snapped back onto the pilot's size
+    pilot = next(r for r in plan if r["target_model_size"] == size)
+    assert later[0]["trunk_id"] == pilot["trunk_id"]
+    assert later[0]["warmup_steps"] == pilot["warmup_steps"]
+    alone = study_planner(plan, summary, None, PLANNING, training, {}, WSD, None,
+                          as_branches=False)(8.0e6, [size * 1.1])
+    assert alone[0].get("trunk_id") is None

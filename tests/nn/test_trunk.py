@@ -81,3 +81,11 @@ def test_a_trunk_checkpoint_of_another_trunk_is_not_resumed(tmp_path):
     out = _run(16, tmp_path / "b16", other)
     assert out["resumed_from_step"] == 0
     assert list((tmp_path / "trunk").glob("branch-000000006.pt.other-run-*"))
+
+
+def test_a_trunk_trained_on_other_data_is_not_resumed(tmp_path):
+    _run(8, tmp_path / "b8", _branch(tmp_path, 8))
+    base = _branch(tmp_path, 16)
+    other = TrunkBranch(base.directory, base.trunk_id, base.branch_step, WARMUP, max(LENGTHS),
+                        trained_on=(("data.heldout", '"another digest"'),))
+    assert _run(16, tmp_path / "b16", other)["resumed_from_step"] == 0

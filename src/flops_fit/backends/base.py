@@ -27,6 +27,7 @@ class RunContext:
     loss: str | None = None  # the loss's import path
     checkpoint_dir: Path | None = None  # a folder this run may use for a resumable checkpoint
     trunk_dir: Path | None = None  # a branch: its trunk's checkpoint folder (flops_fit.nn.trunk)
+    settings: dict[str, Any] | None = None  # what the run is trained under (execution.settings)
     show_progress: bool = True
 
 

@@ -15,6 +15,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import json  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -22,12 +23,17 @@ from flops_fit.backends.base import RunContext  # noqa: E402
 from flops_fit.parameters.torch_backend import TorchConfig  # noqa: E402
 from flops_fit.parameters.training import TrainingConfig  # noqa: E402
 
+#: training settings a trunk's steps depend on beyond its checkpoint's run key: its data and
+#: its loss (a trunk trained on other data must not be resumed by a branch)
+TRUNK_SETTINGS = ("training.data", "data.", "training.loss")
+
 
 class TorchBackend:
     """Train the planned model on exactly the planned units of D; report the held-out loss."""
 
     name = "torch"
     needs_data = True
+    trunks_in_checkpoints = True  # a branch starts from its trunk's checkpoint
 
     def validate_params(self, params: Any) -> TorchConfig:
         return TorchConfig.from_params(params)
@@ -102,6 +108,9 @@ class TorchBackend:
             raise ValueError(f"{eid} is a branch of trunk {record['trunk_id']}, whose state "
                              "passes between branches through checkpoints: set "
                              "params:training.checkpoint_dir")
+        trained_on = tuple(sorted(
+            (key, json.dumps(value, sort_keys=True, default=str))
+            for key, value in (ctx.settings or {}).items() if key.startswith(TRUNK_SETTINGS)))
         return TrunkBranch(ctx.trunk_dir, str(record["trunk_id"]), int(record["branch_step"]),
-                           int(record["warmup_steps"]), int(record["trunk_steps"]))
+                           int(record["warmup_steps"]), int(record["trunk_steps"]), trained_on)
 

@@ -71,6 +71,7 @@ def run_task(
             ctx = RunContext(
                 trunk_dir=(Path(checkpoint_root) / TRUNKS_FOLDER / task.chain
                            if checkpoint_root and task.chain else None),
+                settings=task.settings,
                 seed=task.seed,
                 data=data,
                 model=model,

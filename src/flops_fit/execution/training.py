@@ -60,7 +60,8 @@ def prepare_training(
     backend_params = backend.validate_params(backend_params)
     executor = make_executor(config, client=client)
     branches = sum(1 for r in records if r.get("trunk_id") is not None)
-    if branches and config.checkpoint_dir is None:
+    if branches and config.checkpoint_dir is None and getattr(backend, "trunks_in_checkpoints",
+                                                              False):
         raise ValueError(
             f"the sweep plan holds {branches} branch(es) of trunks (planning.design: trunks), "
             "whose state passes from one branch to the next through checkpoints: set "

@@ -26,7 +26,14 @@ from flops_fit.nn import curves, runtime
 from flops_fit.nn.loop import Trainer
 from flops_fit.nn.optim import build_optimizer
 from flops_fit.nn.schedule import lr_factor, warmup_steps_for
-from flops_fit.nn.trunk import LATEST, TrunkBranch, save_branch_point, trunk_key, trunk_state
+from flops_fit.nn.trunk import (
+    LATEST,
+    TrunkBranch,
+    branch_file,
+    save_branch_point,
+    trunk_key,
+    trunk_state,
+)
 from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.plugins.data import DataSource
 from flops_fit.plugins.imports import resolve_callable
@@ -201,13 +208,15 @@ def train_run(
     unit_label = {"tokens": "tok", "examples": "ex"}.get(data.unit, data.unit)
     bar = _progress_bar(num_units, start_step * units_per_step, name, show_progress, unit_label)
     try:
-        if trunk is not None and trainer.step < trunk.branch_step:
+        if trunk is not None and trainer.step <= trunk.branch_step:
             # the trunk's own steps: its checkpoints, its curve spacing
+            advanced = trainer.step < trunk.branch_step
             trainer.advance(trunk.branch_step, lr_at, total=num_steps,
                             curve_at=curve_steps(trunk.trunk_steps),
                             checkpoint=Path(trunk.directory) / LATEST, key=key_of_trunk,
                             bar=bar, on_step=on_step)
-            save_branch_point(trainer, trunk, key_of_trunk)
+            if advanced or not branch_file(trunk.directory, trunk.branch_step).exists():
+                save_branch_point(trainer, trunk, key_of_trunk)
         after = trunk.branch_step if trunk is not None else 0
         trainer.advance(num_steps, lr_at, total=num_steps,
                         curve_at={s for s in curve_steps(num_steps) if s > after},

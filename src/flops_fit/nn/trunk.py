@@ -38,6 +38,9 @@ class TrunkBranch:
     branch_step: int  # the branch's first cooldown step: the trunk is needed up to here
     warmup_steps: int  # the trunk's warm-up, shared by all its branches
     trunk_steps: int  # the trunk's longest branch in the plan (its curve is spaced on it)
+    # what the trunk was trained on beyond the run's own key: the data and the loss settings
+    # (flops_fit.execution.settings), so a trunk of other data is never resumed
+    trained_on: tuple[tuple[str, str], ...] = ()
 
 
 def branch_file(directory: Path, step: int) -> Path:
@@ -48,7 +51,8 @@ def trunk_key(run_key: dict[str, Any], trunk: TrunkBranch) -> dict[str, Any]:
     """What a trunk checkpoint must match: the run's key without what only the branch decides
     (its name, length and cooldown), plus the trunk and its warm-up."""
     key = {k: v for k, v in run_key.items() if k not in ("name", "num_steps", "schedule")}
-    return {**key, "trunk": trunk.trunk_id, "warmup_steps": int(trunk.warmup_steps)}
+    return {**key, "trunk": trunk.trunk_id, "warmup_steps": int(trunk.warmup_steps),
+            "trained_on": dict(trunk.trained_on)}
 
 
 def _branch_points(directory: Path) -> list[int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from flops_fit.nn.schedule import cooldown_steps_for, warmup_steps_for
+
+log = logging.getLogger(__name__)
 
 
 class TrunkPlanError(ValueError):
@@ -75,7 +78,8 @@ def assign_trunks(records: Sequence[Mapping[str, Any]], schedule: Any,
     """The plan records as branches of trunks (see the module doc).
 
     `existing`: runs already planned (a study's earlier rounds). A trunk they name keeps its
-    warm-up, so a new, longer branch extends that trunk instead of starting another."""
+    warm-up, so a new, longer branch extends that trunk instead of starting another; a new run
+    whose cooldown would start inside that warm-up stays a run of its own (logged)."""
     check_schedule(schedule)
     known: dict[str, dict[str, int]] = {}
     for r in existing:
@@ -95,11 +99,11 @@ def assign_trunks(records: Sequence[Mapping[str, Any]], schedule: Any,
                                                                           schedule))
         for r in branches:
             start = branch_step(int(r["num_steps"]), schedule.cooldown_fraction)
-            if start < warmup:
-                raise TrunkPlanError(
-                    f"{r['experiment_id']}: its cooldown would start at step {start}, inside "
-                    f"its trunk's warm-up of {warmup} steps; lower params:torch_backend."
-                    "schedule.warmup_fraction or cooldown_fraction, or drop the smallest budget")
+            if start < warmup:  # only against an earlier round's trunk: shorter than its warm-up
+                log.info("%s stays a run of its own: its cooldown would start at step %d, "
+                         "inside the warm-up of trunk %s (%d steps)", r["experiment_id"], start,
+                         tid, warmup)
+                continue
             r.update(trunk_id=tid, branch_step=start, warmup_steps=warmup, trunk_steps=longest)
     return out
 

@@ -156,12 +156,18 @@ def study_planner(sweep_plan: list[dict[str, Any]], data_summary: dict[str, Any]
                            TrainingConfig.from_params(training_params), corpus_params,
                            torch_backend_params, targets=[smallest])
 
+    planned: list[dict[str, Any]] = []  # this round's branches so far: one warm-up per trunk
+
     def planner(budget: float, targets) -> list[dict[str, Any]]:
         records, dropped = plan_budget(cfg, float(budget), model, list(targets), round_index or 0)
         for d in dropped:
             log.debug("Budget %.3g: target N=%.3g dropped (%s)", budget,
                       d["target_model_size"], d["reason"])
-        return assign_trunks(records, schedule, sweep_plan) if branches else records
+        if not branches:
+            return records
+        records = assign_trunks(records, schedule, [*sweep_plan, *planned])
+        planned.extend(records)
+        return records
 
     return planner
 
