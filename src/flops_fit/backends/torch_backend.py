@@ -60,6 +60,7 @@ class TorchBackend:
     def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
         from flops_fit.nn.train import train_run
         from flops_fit.planning.flops import run_flops
+        from flops_fit.planning.trunks import is_branch
         from flops_fit.plugins.study import model_kwargs
 
         config = TorchConfig.from_params(params)
@@ -76,7 +77,7 @@ class TorchBackend:
                 f"{ctx.data.unit}); re-plan the sweep"
             )
         trunk = None
-        if record.get("trunk_id") is not None:
+        if is_branch(record):
             trunk = self._trunk(record, config, ctx, eid)
         return train_run(
             ctx.model,

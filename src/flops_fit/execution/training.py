@@ -26,6 +26,7 @@ from flops_fit.execution.settings import (
 from flops_fit.execution.stream import RunStream
 from flops_fit.execution.tasks import expand_plan, select_pending
 from flops_fit.parameters.training import TrainingConfig
+from flops_fit.planning.trunks import is_branch
 from flops_fit.schema import validate_plan
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def prepare_training(
     section, backend_params = backend_section(config, backend_sections)
     backend_params = backend.validate_params(backend_params)
     executor = make_executor(config, client=client)
-    branches = sum(1 for r in records if r.get("trunk_id") is not None)
+    branches = sum(1 for r in records if is_branch(r))
     if branches and config.checkpoint_dir is None and getattr(backend, "trunks_in_checkpoints",
                                                               False):
         raise ValueError(

@@ -124,10 +124,10 @@ def is_branch(record: Mapping[str, Any]) -> bool:
 def check_branches(records: Iterable[Mapping[str, Any]], schedule: Any) -> None:
     """Before training branches: the schedule must still place each cooldown where planning
     did (a changed `cooldown_fraction` moves every branch point)."""
-    for r in records:
-        if not is_branch(r):
-            continue
+    branches = [r for r in records if is_branch(r)]
+    if branches:
         check_schedule(schedule)
+    for r in branches:
         start = branch_step(int(r["num_steps"]), schedule.cooldown_fraction)
         if start != int(r["branch_step"]):
             raise TrunkPlanError(

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from flops_fit.planning.trunks import trained_steps
+from flops_fit.planning.trunks import is_branch, trained_steps
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _jobs(plan: list[Mapping[str, Any]], runs: list[float]) -> list[float]:
     """Seconds of each unit of work: a run of its own, or a trunk's branches together."""
     jobs: dict[str, float] = {}
     for i, (r, seconds) in enumerate(zip(plan, runs, strict=True)):
-        key = str(r["trunk_id"]) if r.get("trunk_id") is not None else f"#{i}"
+        key = str(r["trunk_id"]) if is_branch(r) else f"#{i}"
         jobs[key] = jobs.get(key, 0.0) + seconds
     return list(jobs.values())
 

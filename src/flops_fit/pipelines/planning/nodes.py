@@ -15,6 +15,7 @@ from flops_fit.parameters.torch_backend import TorchConfig
 from flops_fit.parameters.training import TrainingConfig
 from flops_fit.planning import wall_time
 from flops_fit.planning.sweep import StudyModel, budget_tag, plan_sweep, summarise_plan
+from flops_fit.planning.trunks import is_branch
 from flops_fit.schema import PLAN_FIELDS, TRUNK_PLAN_FIELDS
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def tabulate_sweep_plan(sweep_plan: list[dict[str, Any]]) -> pd.DataFrame:
     from flops_fit.jsonsafe import flat_cells
 
     columns = list(PLAN_FIELDS)
-    if any(r.get("trunk_id") is not None for r in sweep_plan):
+    if any(is_branch(r) for r in sweep_plan):
         columns += list(TRUNK_PLAN_FIELDS)
     return pd.DataFrame.from_records(flat_cells(sweep_plan), columns=columns)
 
