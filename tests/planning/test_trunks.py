@@ -20,7 +20,8 @@ from flops_fit.planning.trunks import (
 )
 from flops_fit.schema import SchemaError, validate_plan
 
-WSD = ScheduleParams(kind="wsd", cooldown_fraction=0.2, warmup_fraction=0.1)
+WSD = ScheduleParams(kind="wsd", cooldown_fraction=0.2, warmup_fraction=0.1,
+                     trunk_warmup_fraction=0.05)
 
 
 def _record(tag: str, steps: int, width: int = 8) -> dict:
@@ -51,11 +52,24 @@ def test_branches_share_the_longest_ones_warmup_ended_by_the_shortest_branch_poi
     assert by_id["a"]["trunk_id"] == by_id["b"]["trunk_id"] != by_id["c"]["trunk_id"]
     assert by_id["a"]["warmup_steps"] == by_id["b"]["warmup_steps"] == 30  # 10% of 300
     assert by_id["c"]["warmup_steps"] == 5  # 10% of its only branch, 50
-    short = assign_trunks([_record("a", 3000), _record("b", 20)], WSD)
-    assert {r["warmup_steps"] for r in short} == {16}  # 300 would outlast b's branch point
+    short = assign_trunks([_record("a", 3000), _record("b", 200)], WSD)
+    assert {r["warmup_steps"] for r in short} == {160}  # 300 would outlast b's branch point
     assert by_id["a"]["branch_step"] == branch_step(300, 0.2) == 240
     assert by_id["a"]["trunk_steps"] == by_id["b"]["trunk_steps"] == 300
     assert validate_plan(records)
+
+
+def test_a_trunk_warms_up_over_a_share_of_its_steps_and_too_short_runs_stand_alone():
+    # the built-in GPT's d48 trunk: 5% (the shortest branch point, 70) was too short a warm-up
+    steps = [88, 177, 353, 706, 1413]
+    records = assign_trunks([_record(f"d{k}", n) for k, n in enumerate(steps)],
+                            ScheduleParams(kind="wsd"))
+    alone = [r for r in records if r.get("trunk_id") is None]
+    assert [r["num_steps"] for r in alone] == [88]  # would leave the trunk at step 70
+    assert {r["warmup_steps"] for r in records if r.get("trunk_id")} == {141}  # 10% of 1413
+    flops = design_flops(records)
+    assert flops["runs_of_their_own"] == 1 and flops["branches_per_trunk"] == 4
+    assert "trunk_warmup_fraction" not in ScheduleParams(kind="wsd").model_dump()
 
 
 def test_a_later_round_extends_the_trunk_with_its_warmup():

@@ -53,12 +53,16 @@ class ScheduleParams(Section):
     min_lr_ratio: Number = Field(0.1, ge=0, le=1)  # the last step's LR relative to the peak
     cooldown_fraction: Number = Field(0.2, gt=0, le=1)  # wsd: the cooldown's share of the run
     cooldown_shape: Literal["1-sqrt", "linear", "cosine"] = "1-sqrt"  # wsd: its shape
+    # planning.design trunks: a trunk warms up over at least this share of its steps
+    trunk_warmup_fraction: Number = Field(0.1, ge=0, lt=1)
 
     @model_serializer(mode="wrap")
     def _what_shapes_the_run(self, handler: Any) -> dict[str, Any]:
         """The cooldown keys only under `wsd`: under cosine they change nothing, so neither the
-        stored training settings nor a checkpoint's run key should hold them."""
+        stored training settings nor a checkpoint's run key should hold them. Never the trunk's
+        warm-up share: planning applies it, and each branch's `warmup_steps` carries it."""
         data = handler(self)
+        data.pop("trunk_warmup_fraction", None)
         if self.kind != "wsd":
             for key in ("cooldown_fraction", "cooldown_shape"):
                 data.pop(key, None)

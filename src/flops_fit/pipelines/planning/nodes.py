@@ -238,8 +238,9 @@ def summarise_sweep_plan(
         training_time_estimate.get("method"), len(dropped_model_sizes),
     )
     if summary["design"] == "trunks":
-        log.info("Trunks: %d model sizes trained once each, %.1f branches per trunk; %.3g FLOPs "
-                 "trained, %.0f%% of the %.3g FLOPs of the same runs one by one",
-                 summary["trunks"], summary["branches_per_trunk"], summary["trained_flops"],
+        log.info("Trunks: %d model sizes trained once each, %.1f branches per trunk, %d runs of "
+                 "their own; %.3g FLOPs trained, %.0f%% of the %.3g FLOPs of the same runs one by "
+                 "one", summary["trunks"], summary["branches_per_trunk"],
+                 summary["runs_of_their_own"], summary["trained_flops"],
                  100 * summary["trained_share"], summary["one_by_one_flops"])
     return summary
