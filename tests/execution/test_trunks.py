@@ -27,8 +27,9 @@ PLANNING = {"compute_budgets": {"values": BUDGETS}, "batch_size": 8, "max_epochs
             "flops_formula": "6nd", "design": "trunks", "min_tokens_per_param": 0.01,
             "model_sizes": {"num": 3, "centre": "fixed_range",
                             "fixed_range": {"min": 300.0, "max": 1500.0}}}
-WSD = {"schedule": {"kind": "wsd", "warmup_fraction": 0.1}, "checkpoint_every_minutes": None,
-       "curve": {"points": 4}}
+#: a later round's branch 2x longer than a trunk's longest still fits its warm-up (10% of it)
+WSD = {"schedule": {"kind": "wsd", "warmup_fraction": 0.1, "trunk_warmup_fraction": 0.05},
+       "checkpoint_every_minutes": None, "curve": {"points": 4}}
 
 
 def _training(tmp_path: Path, **extra) -> dict:

@@ -72,11 +72,13 @@ def test_a_trunk_warms_up_over_a_share_of_its_steps_and_too_short_runs_stand_alo
     assert "trunk_warmup_fraction" not in ScheduleParams(kind="wsd").model_dump()
 
 
-def test_a_later_round_extends_the_trunk_with_its_warmup():
+def test_a_later_round_extends_the_trunk_with_its_warmup_while_it_is_long_enough():
     first = assign_trunks([_record("a", 100)], WSD)
-    later = assign_trunks([_record("b", 800)], WSD, existing=first)
+    later = assign_trunks([_record("b", 200), _record("c", 800)], WSD, existing=first)
     assert later[0]["trunk_id"] == first[0]["trunk_id"]
-    assert later[0]["warmup_steps"] == first[0]["warmup_steps"] == 10  # not 10% of 800
+    assert later[0]["warmup_steps"] == first[0]["warmup_steps"] == 10  # not 10% of 200
+    assert later[0]["trunk_steps"] == 200
+    assert later[1].get("trunk_id") is None  # 800 steps need a warm-up of 40 (5%)
 
 
 def test_a_cosine_schedule_is_refused_a_run_shorter_than_a_known_warmup_stands_alone():

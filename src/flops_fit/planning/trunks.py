@@ -78,9 +78,10 @@ def assign_trunks(records: Sequence[Mapping[str, Any]], schedule: Any,
     """The plan records as branches of trunks (see the module doc).
 
     `existing`: runs already planned (a study's earlier rounds). A trunk they name keeps its
-    warm-up, so a new, longer branch extends that trunk instead of starting another. A run whose
-    cooldown would start inside its trunk's warm-up (`trunk_warmup`) stays a run of its own
-    (logged)."""
+    warm-up, so a new, longer branch extends that trunk instead of starting another, unless
+    that warm-up is too short for it (under `trunk_warmup_fraction` of its steps). A run whose
+    cooldown would start inside its trunk's warm-up (`trunk_warmup`), or that its trunk's
+    warm-up is too short for, stays a run of its own (logged)."""
     check_schedule(schedule)
     known: dict[str, dict[str, int]] = {}
     for r in existing:
@@ -93,20 +94,37 @@ def assign_trunks(records: Sequence[Mapping[str, Any]], schedule: Any,
     for r in out:
         groups.setdefault(trunk_id(r), []).append(r)
     for tid, branches in groups.items():
-        shortest = min(int(r["num_steps"]) for r in branches)
-        longest = max([int(r["num_steps"]) for r in branches]
-                      + [known.get(tid, {}).get("steps", 0)])
-        warmup = (known[tid]["warmup"] if tid in known else trunk_warmup(shortest, longest,
-                                                                          schedule))
+        lengths = [int(r["num_steps"]) for r in branches]
+        if tid in known:
+            warmup = known[tid]["warmup"]
+        else:
+            warmup = trunk_warmup(min(lengths), max(lengths), schedule)
+        members = []
         for r in branches:
-            start = branch_step(int(r["num_steps"]), schedule.cooldown_fraction)
-            if start < warmup:  # too short for the trunk's warm-up
+            steps = int(r["num_steps"])
+            start = branch_step(steps, schedule.cooldown_fraction)
+            if start < warmup:
                 log.info("%s stays a run of its own: its cooldown would start at step %d, "
                          "inside the warm-up of trunk %s (%d steps)", r["experiment_id"], start,
                          tid, warmup)
-                continue
+            elif warmup < _least_warmup(steps, schedule):  # an earlier round's trunk
+                log.info("%s stays a run of its own: %d steps need a warm-up of at least %d, "
+                         "trunk %s has %d", r["experiment_id"], steps,
+                         _least_warmup(steps, schedule), tid, warmup)
+            else:
+                members.append((r, start))
+        longest = max([int(r["num_steps"]) for r, _ in members]
+                      + [known.get(tid, {}).get("steps", 0)], default=0)
+        for r, start in members:
             r.update(trunk_id=tid, branch_step=start, warmup_steps=warmup, trunk_steps=longest)
     return out
+
+
+def _least_warmup(steps: int, schedule: Any) -> int:
+    """The shortest warm-up a trunk of `steps` may have: `trunk_warmup_fraction` of it, or the
+    run's own warm-up where that is shorter."""
+    own = warmup_steps_for(steps, schedule.warmup_fraction, schedule.max_warmup_steps)
+    return min(own, max(1, int(round(schedule.trunk_warmup_fraction * steps))))
 
 
 def trunk_warmup(shortest: int, longest: int, schedule: Any) -> int:
@@ -117,8 +135,8 @@ def trunk_warmup(shortest: int, longest: int, schedule: Any) -> int:
     matched it on three seeds. A branch whose cooldown would start inside the warm-up trains as
     a run of its own (`assign_trunks`)."""
     own = warmup_steps_for(longest, schedule.warmup_fraction, schedule.max_warmup_steps)
-    floor = min(own, max(1, int(round(schedule.trunk_warmup_fraction * longest))))
-    return max(floor, min(own, branch_step(shortest, schedule.cooldown_fraction)))
+    return max(_least_warmup(longest, schedule),
+               min(own, branch_step(shortest, schedule.cooldown_fraction)))
 
 
 def is_branch(record: Mapping[str, Any]) -> bool:
