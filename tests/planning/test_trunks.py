@@ -12,6 +12,7 @@ from flops_fit.parameters.torch_backend import ScheduleParams
 from flops_fit.planning.sweep import PlanningError, plan_sweep
 from flops_fit.planning.trunks import (
     TrunkPlanError,
+    added_flops,
     assign_trunks,
     branch_step,
     design_flops,
@@ -121,3 +122,15 @@ def test_the_trunk_design_plans_the_builtin_gpt_and_needs_wsd():
     assert design_flops(records)["trained_share"] < 0.75
     with pytest.raises(PlanningError, match="kind: wsd"):
         plan_sweep(cfg, corpus_train_tokens=10**9)
+
+
+def test_a_branch_added_to_a_trunk_costs_its_cooldown_and_the_trunk_beyond_its_furthest_point():
+    first = assign_trunks([_record("a", 1000), _record("b", 2000)], WSD)  # reaches step 1600
+    per_step = first[0]["planned_flops"] / 1000
+    inside, beyond = assign_trunks([_record("c", 1500), _record("d", 4000)], WSD,
+                                   existing=first)
+    assert added_flops([inside], first) == pytest.approx(per_step * 300)  # its cooldown
+    assert added_flops([beyond], first) == pytest.approx(per_step * (3200 - 1600 + 800))
+    alone = _record("e", 50, width=16)
+    assert added_flops([alone], first) == alone["planned_flops"]
+    assert added_flops(first) == pytest.approx(design_flops(first)["trained_flops"])

@@ -100,3 +100,26 @@ def test_a_round_buys_edges_when_they_remove_the_most_variance_per_flop(pilot_an
     design = _design(analysis, 3e20)
     chosen = [u for u in design.units if u.kind == "edges"]
     assert chosen and all(u.gain > 0 for u in chosen)
+
+
+def test_branches_of_a_trunk_trained_already_cost_their_cooldowns(pilot_analysis):
+    _, analysis = pilot_analysis
+    points = six_nd_planner()
+
+    def branches(budget, targets):  # every run a branch of one trunk that reaches far beyond
+        steps = int(budget / 1e15)  # 1e15 FLOPs a step (the planned FLOPs are the budget)
+        return [{**r, "num_steps": steps, "trunk_id": "T", "branch_step": steps - 200,
+                 "warmup_steps": 1, "trunk_steps": 10**9} for r in points(budget, targets)]
+
+    trunk = [{"experiment_id": "far", "trunk_id": "T", "num_steps": 10**9,
+              "branch_step": 10**9 - 1, "planned_flops": 1e24}]
+    allowance = 3e20
+    design = design_round(analysis.runs, analysis.scaling_laws, analysis.draws, TARGET,
+                          allowance, branches, 5, 6.0, set(analysis.runs["experiment_id"]),
+                          trunk)
+    assert design.trained <= allowance < design.cost  # more runs than their FLOPs from step 0
+    unique = {r["experiment_id"]: r for r in design.records}.values()  # units may share a run
+    assert design.trained == pytest.approx(sum(r["planned_flops"] * 200 / r["num_steps"]
+                                               for r in unique))
+    alone = _design(analysis, allowance)
+    assert alone.trained == pytest.approx(alone.cost) and alone.cost <= allowance

@@ -179,6 +179,23 @@ def trained_steps(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return out
 
 
+def added_flops(records: Sequence[Mapping[str, Any]],
+                existing: Iterable[Mapping[str, Any]] = ()) -> float:
+    """FLOPs that training `records` adds to a plan that holds `existing` already: a branch
+    costs its cooldown and its trunk's steps beyond the furthest branch point planned so far; a
+    run of its own costs all its planned FLOPs; a run planned already, nothing."""
+    existing = list(existing)
+    seen = {str(r["experiment_id"]) for r in existing}
+    records = [r for r in records if not (str(r["experiment_id"]) in seen
+                                          or seen.add(str(r["experiment_id"])))]
+    trunks = {str(r["trunk_id"]) for r in records if is_branch(r)}
+    if not trunks:
+        return float(sum(float(r["planned_flops"]) for r in records))
+    related = [r for r in existing if is_branch(r) and str(r["trunk_id"]) in trunks]
+    before = design_flops(related)["trained_flops"] if related else 0.0
+    return design_flops([*related, *records])["trained_flops"] - before
+
+
 def design_flops(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """FLOPs of training the plan as trunks with branches against the same points trained one
     by one (each its own run from step 0)."""

@@ -43,6 +43,7 @@ from flops_fit.fitting.outputs.draws import surface_draws
 from flops_fit.fitting.surface.compute_model import optimal_allocation
 from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.planning.flops import readable_budget
+from flops_fit.planning.trunks import added_flops
 from flops_fit.reporting.inputs import compute_model as compute_model_of_doc
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Unit:
     forced: bool = False
     group: str = ""  # units of one group exclude each other (variants of one new budget)
     gain: float = 0.0  # variance of log N_opt(C*) it removed when chosen
+    trained: float = 0.0  # FLOPs it adds to train, after the study's runs and the units before
 
     @property
     def cost(self) -> float:
@@ -75,8 +77,8 @@ class Unit:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "compute_budget": self.budget, "runs": len(self.records),
-                "planned_flops": self.cost, "expected_variance_removed": self.gain,
-                "why": self.why}
+                "planned_flops": self.cost, "trained_flops": self.trained,
+                "expected_variance_removed": self.gain, "why": self.why}
 
 
 @dataclass
@@ -98,6 +100,10 @@ class RoundDesign:
         return float(sum(u.cost for u in self.units))
 
     @property
+    def trained(self) -> float:
+        return float(sum(u.trained for u in self.units))
+
+    @property
     def expected_gain(self) -> float | None:
         """The share of log N_opt(C*)'s variance the round is expected to remove."""
         if not self.variance_before or self.variance_after is None:
@@ -115,6 +121,7 @@ class RoundDesign:
     def summary(self) -> dict[str, Any]:
         return {"units": [u.to_dict() for u in self.units], "candidate_units": self.candidates,
                 "allowance": self.allowance, "planned_flops": self.cost,
+                "trained_flops": self.trained,
                 "variance_before": self.variance_before, "variance_after": self.variance_after,
                 "expected_gain": self.expected_gain, "noise_sd": self.noise, "notes": self.notes}
 
@@ -245,8 +252,11 @@ def _removed(cov: np.ndarray, idx: np.ndarray, noise: float) -> tuple[float, np.
 
 def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame,
                  target: float, allowance: float, planner: Planner, sizes_per_budget: int,
-                 span: float, known_ids: set[str]) -> RoundDesign:
-    """Choose the next round's units within `allowance` FLOPs (see the module docstring)."""
+                 span: float, known_ids: set[str],
+                 plan: Sequence[Mapping[str, Any]] = ()) -> RoundDesign:
+    """Choose the next round's units within `allowance` FLOPs (see the module docstring).
+    `plan`: the study's runs so far; a unit's branches of their trunks cost what they add to
+    train (`planning.trunks.added_flops`), not their runs' FLOPs from step 0."""
     units = candidate_units(runs, doc, target, planner, sizes_per_budget, span, known_ids,
                             allowance)
     noise = noise_sd(doc)
@@ -258,13 +268,18 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
         return design
     chosen_groups: set[str] = set()
     remaining = float(allowance)
+    so_far = list(plan)
+
+    def cost(unit: Unit) -> float:
+        return added_flops(unit.records, so_far)
 
     def take(unit: Unit, removed: float = 0.0) -> None:
         nonlocal remaining
-        unit.gain = removed
+        unit.gain, unit.trained = removed, cost(unit)
         design.units.append(unit)
         chosen_groups.add(unit.group)
-        remaining -= unit.cost
+        so_far.extend(unit.records)
+        remaining -= unit.trained
 
     if z is None:
         design.notes.append("no surface draws to score runs by: re-centring first, then the "
@@ -272,7 +287,7 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
         order = sorted(units, key=lambda u: (not u.forced, u.kind != "extend", u.budget,
                                              -len(u.records)))
         for unit in order:
-            if unit.group not in chosen_groups and unit.cost <= remaining:
+            if unit.group not in chosen_groups and cost(unit) <= remaining:
                 take(unit)
         return design
     cov = np.cov(z, rowvar=False)
@@ -289,15 +304,16 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
         return removed
 
     for i, unit in enumerate(units):
-        if unit.forced and unit.cost <= remaining:
+        if unit.forced and cost(unit) <= remaining:
             take(unit, condition(i))
     while True:
         best, best_score = None, 0.0
         for i, unit in enumerate(units):
-            if unit.group in chosen_groups or unit.cost > remaining:
+            spend = cost(unit)
+            if unit.group in chosen_groups or spend > remaining:
                 continue
             removed, _ = _removed(cov, columns[i], noise)
-            score = removed / unit.cost
+            score = removed / max(spend, 1.0)
             if removed > 1e-6 * design.variance_before and score > best_score:
                 best, best_score = i, score
         if best is None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.parameters.study import StudyConfig
+from flops_fit.planning.trunks import added_flops
 from flops_fit.schema import STUDY_ROUND_COLUMNS
 from flops_fit.study.design import RoundDesign
 from flops_fit.study.target import Answer
@@ -49,7 +50,7 @@ def check_study(cfg: StudyConfig, pilot: Sequence[Mapping[str, Any]]) -> None:
     if not pilot:
         raise StudyConfigError("the pilot plan (sweep_plan) has no runs")
     largest = max(float(r["compute_budget"]) for r in pilot)
-    cost = float(sum(float(r["planned_flops"]) for r in pilot))
+    cost = spent_flops(pilot)
     if cfg.target_budget < largest:
         raise StudyConfigError(
             f"study.target_budget ({cfg.target_budget:.3g} FLOPs) is below the pilot's largest "
@@ -59,7 +60,7 @@ def check_study(cfg: StudyConfig, pilot: Sequence[Mapping[str, Any]]) -> None:
     if cfg.max_compute < cost:
         raise StudyConfigError(
             f"study.max_compute ({cfg.max_compute:.3g} FLOPs) is smaller than the pilot alone "
-            f"({cost:.3g} FLOPs planned in sweep_plan): raise it, or plan a cheaper pilot "
+            f"({cost:.3g} FLOPs to train sweep_plan): raise it, or plan a cheaper pilot "
             "(planning.compute_budgets, planning.model_sizes.num)")
 
 
@@ -84,9 +85,9 @@ def current_round(plan: Sequence[Mapping[str, Any]]) -> int:
 
 
 def spent_flops(plan: Sequence[Mapping[str, Any]], upto: int | None = None) -> float:
-    """Planned FLOPs of the study's runs (of rounds <= upto): what they cost to train."""
-    return float(sum(float(r["planned_flops"]) for r in plan
-                     if upto is None or int(r.get("round") or 0) <= upto))
+    """FLOPs that training the study's runs (of rounds <= upto) costs: their planned FLOPs, but
+    each trunk only once under `planning.design: trunks` (`planning.trunks.added_flops`)."""
+    return added_flops([r for r in plan if upto is None or int(r.get("round") or 0) <= upto])
 
 
 def check_fit_is_current(plan: Sequence[Mapping[str, Any]], fitted_ids: set[str]) -> None:
@@ -176,6 +177,7 @@ def round_document(k: int, answer: Answer, plan: Sequence[Mapping[str, Any]],
         "stop_reason": stop_reason,
         "allowance": plan_allowance,
         "planned_flops": float(sum(r["planned_flops"] for r in runs)),
+        "trained_flops": added_flops(runs, plan),  # each trunk once: what the round costs
         "design": design.summary() if design is not None else None,
         "expected_interval_ratio": design.expected_ratio(level) if design is not None else None,
         "runs": runs,
@@ -191,7 +193,7 @@ def rounds_table(plan: Sequence[Mapping[str, Any]], docs: Sequence[Mapping[str, 
     rows, so_far = [], 0.0
     for k in range(last + 1):
         runs = [r for r in plan if int(r.get("round") or 0) == k]
-        added = float(sum(float(r["planned_flops"]) for r in runs))
+        added = spent_flops(plan, k) - so_far
         so_far += added
         after = (by_round.get(k + 1) or {}).get("assessment") or {}
         rows.append({

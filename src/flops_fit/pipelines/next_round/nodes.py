@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def _seconds_per_flop(analysis_runs: pd.DataFrame) -> float | None:
-    """The study's measured training time per planned FLOP (None before any timed run)."""
+    """The study's measured training time per FLOP trained (a branch trains only its share of
+    its trunk: `trained_flops`; else the run's compute), None before any timed run."""
     if "wall_time_seconds" not in analysis_runs or "compute" not in analysis_runs:
         return None
     done = analysis_runs[analysis_runs["status"] == "completed"]
     seconds = pd.to_numeric(done["wall_time_seconds"], errors="coerce")
     flops = pd.to_numeric(done["compute"], errors="coerce")
+    if "trained_flops" in done:
+        flops = pd.to_numeric(done["trained_flops"], errors="coerce").fillna(flops)
     ok = seconds.notna() & flops.notna() & (flops > 0)
     return float(seconds[ok].sum() / flops[ok].sum()) if ok.any() and seconds[ok].sum() else None
 
@@ -66,13 +69,13 @@ def plan_next_round(
         design = design_round(analysis_runs, scaling_laws, bootstrap_draws, cfg.target_budget,
                               budget, planner, planning.model_sizes.num,
                               planning.model_sizes.span_factor,
-                              {str(r["experiment_id"]) for r in plan})
+                              {str(r["experiment_id"]) for r in plan}, plan)
         stop = rounds.stop_after_design(cfg, design, budget,
                                         rounds.max_compute_binds(cfg, plan))
     doc = rounds.round_document(k, answer, plan, design, stop, level, budget)
     doc["pilot"] = fingerprint
     per_flop = _seconds_per_flop(analysis_runs)
-    doc["estimated_training_seconds"] = (doc["planned_flops"] * per_flop
+    doc["estimated_training_seconds"] = (doc["trained_flops"] * per_flop
                                          if per_flop is not None else None)
     ratio = f"{answer.ratio:.2f}" if answer.ratio is not None else "none"
     if stop:
@@ -80,9 +83,9 @@ def plan_next_round(
                  cfg.target_budget, ratio, stop)
     else:
         seconds = doc["estimated_training_seconds"]
-        log.info("Round %d: %d runs, %.3g FLOPs (allowance %.3g%s); N_opt(%.3g) interval "
-                 "ratio %s now, about %.2f expected after it", k, len(doc["runs"]),
-                 doc["planned_flops"], budget,
+        log.info("Round %d: %d runs, %.3g FLOPs to train (allowance %.3g%s); N_opt(%.3g) "
+                 "interval ratio %s now, about %.2f expected after it", k, len(doc["runs"]),
+                 doc["trained_flops"], budget,
                  f", about {seconds:.0f} s of training one run at a time" if seconds else "",
                  cfg.target_budget, ratio, doc["expected_interval_ratio"] or float("nan"))
         for unit in design.units:
