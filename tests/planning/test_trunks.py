@@ -16,6 +16,7 @@ from flops_fit.planning.trunks import (
     assign_trunks,
     branch_step,
     design_flops,
+    reassign,
     snap_targets,
     trained_steps,
 )
@@ -67,7 +68,8 @@ def test_a_trunk_warms_up_over_a_share_of_its_steps_and_too_short_runs_stand_alo
                             ScheduleParams(kind="wsd"))
     alone = [r for r in records if r.get("trunk_id") is None]
     assert [r["num_steps"] for r in alone] == [88]  # would leave the trunk at step 70
-    assert {r["warmup_steps"] for r in records if r.get("trunk_id")} == {141}  # 10% of 1413
+    # 10% of 1413, then cut to the shortest branch point that can follow it (177 steps: 142)
+    assert {r["warmup_steps"] for r in records if r.get("trunk_id")} == {142}
     flops = design_flops(records)
     assert flops["runs_of_their_own"] == 1 and flops["branches_per_trunk"] == 4
     assert "trunk_warmup_fraction" not in ScheduleParams(kind="wsd").model_dump()
@@ -134,3 +136,14 @@ def test_a_branch_added_to_a_trunk_costs_its_cooldown_and_the_trunk_beyond_its_f
     alone = _record("e", 50, width=16)
     assert added_flops([alone], first) == alone["planned_flops"]
     assert added_flops(first) == pytest.approx(design_flops(first)["trained_flops"])
+
+
+def test_chosen_runs_are_branched_anew_without_the_candidates_planned_beside_them():
+    candidates = assign_trunks([_record("a", 300), _record("b", 4000)], WSD)
+    assert candidates[1]["warmup_steps"] == 240  # b's own cut at a's branch point
+    chosen = reassign([candidates[1], candidates[1]], WSD)
+    assert len(chosen) == 1 and chosen[0]["warmup_steps"] == 400  # b's own, 10% of 4000
+    assert chosen[0]["trunk_steps"] == 4000
+    first = assign_trunks([_record("c", 1000), _record("d", 2000)], WSD)
+    assert added_flops([first[0]], [first[1], first[1]]) == pytest.approx(
+        first[0]["planned_flops"] * 200 / 1000)  # a run twice in the plan counts once

@@ -118,6 +118,7 @@ def test_branches_of_a_trunk_trained_already_cost_their_cooldowns(pilot_analysis
                           allowance, branches, 5, 6.0, set(analysis.runs["experiment_id"]),
                           trunk)
     assert design.trained <= allowance < design.cost  # more runs than their FLOPs from step 0
+    assert all(u.trained > 0 for u in design.units)  # a unit of runs chosen already is not
     unique = {r["experiment_id"]: r for r in design.records}.values()  # units may share a run
     assert design.trained == pytest.approx(sum(r["planned_flops"] * 200 / r["num_steps"]
                                                for r in unique))

@@ -97,8 +97,11 @@ def assign_trunks(records: Sequence[Mapping[str, Any]], schedule: Any,
         lengths = [int(r["num_steps"]) for r in branches]
         if tid in known:
             warmup = known[tid]["warmup"]
-        else:
-            warmup = trunk_warmup(min(lengths), max(lengths), schedule)
+        else:  # cut by the shortest run that can leave the trunk after its least warm-up
+            least = _least_warmup(max(lengths), schedule)
+            shortest = min(n for n in lengths
+                           if branch_step(n, schedule.cooldown_fraction) >= least)
+            warmup = trunk_warmup(shortest, max(lengths), schedule)
         members = []
         for r in branches:
             steps = int(r["num_steps"])
@@ -118,6 +121,18 @@ def assign_trunks(records: Sequence[Mapping[str, Any]], schedule: Any,
         for r, start in members:
             r.update(trunk_id=tid, branch_step=start, warmup_steps=warmup, trunk_steps=longest)
     return out
+
+
+def reassign(records: Sequence[Mapping[str, Any]], schedule: Any,
+             existing: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """`records` as branches anew, against `existing` alone: a round's chosen runs, whose trunk
+    fields were set while candidates that were not chosen were planned beside them (a new
+    trunk's warm-up must come from the runs that will train on it)."""
+    from flops_fit.schema import TRUNK_PLAN_FIELDS
+
+    unique = {str(r["experiment_id"]): r for r in records}.values()
+    bare = [{k: v for k, v in r.items() if k not in TRUNK_PLAN_FIELDS} for r in unique]
+    return assign_trunks(bare, schedule, existing)
 
 
 def _least_warmup(steps: int, schedule: Any) -> int:
@@ -184,10 +199,10 @@ def added_flops(records: Sequence[Mapping[str, Any]],
     """FLOPs that training `records` adds to a plan that holds `existing` already: a branch
     costs its cooldown and its trunk's steps beyond the furthest branch point planned so far; a
     run of its own costs all its planned FLOPs; a run planned already, nothing."""
-    existing = list(existing)
+    existing = list({str(r["experiment_id"]): r for r in existing}.values())
     seen = {str(r["experiment_id"]) for r in existing}
-    records = [r for r in records if not (str(r["experiment_id"]) in seen
-                                          or seen.add(str(r["experiment_id"])))]
+    records = [r for r in {str(r["experiment_id"]): r for r in records}.values()
+               if str(r["experiment_id"]) not in seen]
     trunks = {str(r["trunk_id"]) for r in records if is_branch(r)}
     if not trunks:
         return float(sum(float(r["planned_flops"]) for r in records))

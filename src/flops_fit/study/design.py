@@ -14,7 +14,8 @@ Candidates come in units a fit can use (a budget needs three sizes for its parab
   ones that pin the surface's exponents (and N_opt's slope) per FLOP.
 
 Each candidate run is planned for real (the caller's `planner`: the exact model size and D),
-so its cost is its planned FLOPs. The value of a set of runs is the variance of log N_opt(C*)
+and costs what it adds to train: its planned FLOPs, or for a branch of a trunk the study has
+(`planning.trunks`) its cooldown and the trunk's steps beyond its furthest branch point so far. The value of a set of runs is the variance of log N_opt(C*)
 it is expected to remove: over the surface's bootstrap draws, the predicted log-losses of the
 candidates and log N_opt(C*) are treated as jointly Gaussian (their sample covariance), and a
 run observed with the study's noise (the per-budget parabolas' RMS log-residual) removes
@@ -287,7 +288,7 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
         order = sorted(units, key=lambda u: (not u.forced, u.kind != "extend", u.budget,
                                              -len(u.records)))
         for unit in order:
-            if unit.group not in chosen_groups and cost(unit) <= remaining:
+            if unit.group not in chosen_groups and 0 < cost(unit) <= remaining:
                 take(unit)
         return design
     cov = np.cov(z, rowvar=False)
@@ -304,16 +305,16 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
         return removed
 
     for i, unit in enumerate(units):
-        if unit.forced and cost(unit) <= remaining:
+        if unit.forced and 0 < cost(unit) <= remaining:
             take(unit, condition(i))
     while True:
         best, best_score = None, 0.0
         for i, unit in enumerate(units):
             spend = cost(unit)
-            if unit.group in chosen_groups or spend > remaining:
-                continue
+            if unit.group in chosen_groups or not 0 < spend <= remaining:
+                continue  # spend 0: every run of it is chosen already
             removed, _ = _removed(cov, columns[i], noise)
-            score = removed / max(spend, 1.0)
+            score = removed / spend
             if removed > 1e-6 * design.variance_before and score > best_score:
                 best, best_score = i, score
         if best is None:

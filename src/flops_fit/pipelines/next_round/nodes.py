@@ -35,6 +35,15 @@ def _seconds_per_flop(analysis_runs: pd.DataFrame) -> float | None:
     return float(seconds[ok].sum() / flops[ok].sum()) if ok.any() and seconds[ok].sum() else None
 
 
+def _rebranch(design: Any, schedule: Any, plan: list[dict[str, Any]]) -> None:
+    """The chosen runs' trunk fields from the chosen runs alone (`planning.trunks.reassign`)."""
+    from flops_fit.planning.trunks import reassign
+
+    final = {str(r["experiment_id"]): r for r in reassign(design.records, schedule, plan)}
+    for unit in design.units:
+        unit.records = [final[str(r["experiment_id"])] for r in unit.records]
+
+
 def plan_next_round(
     sweep_plan: list[dict[str, Any]],
     round_plans: list[dict[str, Any]],
@@ -70,6 +79,8 @@ def plan_next_round(
                               budget, planner, planning.model_sizes.num,
                               planning.model_sizes.span_factor,
                               {str(r["experiment_id"]) for r in plan}, plan)
+        if planning.design == "trunks" and design.units:
+            _rebranch(design, TorchConfig.from_params(torch_backend_params).schedule, plan)
         stop = rounds.stop_after_design(cfg, design, budget,
                                         rounds.max_compute_binds(cfg, plan))
     doc = rounds.round_document(k, answer, plan, design, stop, level, budget)
