@@ -97,11 +97,8 @@ def assign_trunks(records: Sequence[Mapping[str, Any]], schedule: Any,
         lengths = [int(r["num_steps"]) for r in branches]
         if tid in known:
             warmup = known[tid]["warmup"]
-        else:  # cut by the shortest run that can leave the trunk after its least warm-up
-            least = _least_warmup(max(lengths), schedule)
-            shortest = min(n for n in lengths
-                           if branch_step(n, schedule.cooldown_fraction) >= least)
-            warmup = trunk_warmup(shortest, max(lengths), schedule)
+        else:
+            warmup = trunk_warmup(min(lengths), max(lengths), schedule)
         members = []
         for r in branches:
             steps = int(r["num_steps"])
