@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from flops_fit.nn.schedule import cooldown_steps_for, warmup_steps_for
+from flops_fit.schema import TRUNK_PLAN_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,6 @@ def reassign(records: Sequence[Mapping[str, Any]], schedule: Any,
     """`records` as branches anew, against `existing` alone: a round's chosen runs, whose trunk
     fields were set while candidates that were not chosen were planned beside them (a new
     trunk's warm-up must come from the runs that will train on it)."""
-    from flops_fit.schema import TRUNK_PLAN_FIELDS
-
     unique = {str(r["experiment_id"]): r for r in records}.values()
     bare = [{k: v for k, v in r.items() if k not in TRUNK_PLAN_FIELDS} for r in unique]
     return assign_trunks(bare, schedule, existing)

@@ -157,18 +157,14 @@ def study_planner(sweep_plan: list[dict[str, Any]], data_summary: dict[str, Any]
                            TrainingConfig.from_params(training_params), corpus_params,
                            torch_backend_params, targets=[smallest])
 
-    planned: list[dict[str, Any]] = []  # this round's branches so far: one warm-up per trunk
-
     def planner(budget: float, targets) -> list[dict[str, Any]]:
         records, dropped = plan_budget(cfg, float(budget), model, list(targets), round_index or 0)
         for d in dropped:
             log.debug("Budget %.3g: target N=%.3g dropped (%s)", budget,
                       d["target_model_size"], d["reason"])
-        if not branches:
-            return records
-        records = assign_trunks(records, schedule, [*sweep_plan, *planned])
-        planned.extend(records)
-        return records
+        # a candidate's trunk fields price it; the chosen runs are branched anew together
+        # (planning.trunks.reassign), so a new trunk's warm-up comes from its own runs
+        return assign_trunks(records, schedule, sweep_plan) if branches else records
 
     return planner
 
