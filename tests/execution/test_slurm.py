@@ -113,8 +113,10 @@ def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
     seen: dict[str, str] = {}
     killed = None
     with log_path.open("w") as log_file:
+        # the cancelled job is replaced as soon as Dask counts its worker lost
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                                env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})
+                                env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1",
+                                     "DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "1s"})
         try:
             deadline = started + 240
             while proc.poll() is None and time.monotonic() < deadline:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -182,18 +183,11 @@ class DaskExecutor:
             if self.scheduler_address or self.config.dashboard_address:
                 log.info("Dask dashboard: %s", client.dashboard_link)
             try:
-                # With a time limit a worker may be restarted, and scattered data lost with it
-                # cannot be recovered: the data then travels with each task instead (it is
-                # pickled once per run, not once per worker).
-                data = (
-                    client.scatter(job.data, broadcast=True)
-                    if job.data is not None and not job.run_timeout_seconds
-                    else job.data
-                )
+                data = _data_task(client, job.data)
             except Exception as exc:
                 if client_lost(client) or is_comm_error(exc):
                     raise SchedulerLostError(
-                        address, f"scattering the data failed ({type(exc).__name__}: {exc})"
+                        address, f"sending the data failed ({type(exc).__name__}: {exc})"
                     ) from exc
                 raise
             submitted: dict[str, tuple[RunTask, int]] = {}
@@ -307,6 +301,23 @@ class DaskExecutor:
                     yield failed_record(
                         task, job.backend_name, "lost by the Dask executor", attempt
                     )
+
+
+def _hold(data: Any) -> Any:
+    return data
+
+
+def _data_task(client: Any, data: Any) -> Any:
+    """The study's data as the result of a task rather than scattered: when every worker that
+    held it is gone (Slurm jobs cancelled or preempted together, a worker restarted over its
+    time) the scheduler computes it again from the task, where scattered data would be lost for
+    good and every pending run with it. It reaches the scheduler once (hence Dask's warning
+    about a large graph, silenced for this one task) and the workers from one another."""
+    if data is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        return client.submit(_hold, data, key=f"study-data-{uuid.uuid4().hex[:8]}", pure=False)
 
 
 def _stop_run(client: Any, future: Any, worker: str) -> None:

@@ -14,7 +14,7 @@ How a run is stopped depends on where it runs:
   message to each worker's event loop, which answers while the task's thread is stuck) every
   few seconds, fails the run that is over its time, cancels its task and restarts its worker
   (`client.restart_workers`): the slot is freed at the price of a worker restart (a few seconds,
-  and the data scattered to it is fetched again from another worker).
+  and the study's data is fetched again from another worker, or computed again from its task).
 
 `params:training.stall_warning_seconds` logs one warning naming a run that has made no step for
 that long (the sequential executor: a watcher thread; Dask: the same polling).
