@@ -12,6 +12,11 @@ the planned FLOPs share of the trunk design on two layouts: budgets 2x apart wit
 5 budgets, and the default study's own (conf/base with design: trunks). The full mode also fits
 both designs' runs and compares N_opt at the largest budget with its interval.
 
+Last, the Dask executor's schedule of a two-decade trunk plan (`SCHEDULE`: trunks beside runs
+of their own): every run replayed as a sleep of its estimated seconds (`_replay_backend`), the
+wall time printed against the ideal, the sum of the sleeps over the workers (60 s of sleeps in
+all; 2 s in the quick mode).
+
     python benchmarks/bench_trunks.py            # the GPT, 5 budgets 2x apart, 4 sizes (~16 min)
     python benchmarks/bench_trunks.py --mnist1d  # MNIST-1D's MLP, 5 budgets 2x apart, 4 sizes
     python benchmarks/bench_trunks.py --quick    # every code path in seconds
@@ -41,6 +46,12 @@ LAYOUTS = {
     "mnist1d": ((2.5e10, 5.0e10, 1.0e11, 2.0e11, 4.0e11),
                 {"num": 4, "centre": "fixed_range", "fixed_range": {"min": 4.0e3, "max": 6.0e4}}),
 }
+
+
+#: a two-decade trunk plan of the study's own sizes, for the schedule section: trunks whose
+#: shorter runs train on their own, beside standalone runs, as a default-sized study has them
+SCHEDULE = {"local": (3.0e10, 1.0e11, 3.0e11, 1.0e12, 3.0e12),
+            "mnist1d": (4.0e9, 1.26e10, 4.0e10, 1.26e11, 4.0e11)}
 
 
 def _plan(params: dict, training_data, design: str, budgets, sizes: dict | None = None):
@@ -93,6 +104,42 @@ def _share(params, training_data, budgets, sizes=None) -> tuple[float, int]:
     arithmetic = {**params, "training": {**params["training"], "backend": "synthetic"}}
     plan = _plan(arithmetic, training_data, "trunks", budgets, sizes)
     return design_flops(plan)["trained_share"], len(plan)
+
+
+def _schedule(params: dict, training_data, budgets, workers: int, total: float) -> None:
+    """The Dask executor's schedule of a trunk plan, timed: every run replayed as a sleep of its
+    estimated seconds (`estimate_from_throughput`, scaled to `total` seconds in all) by
+    `_replay_backend`, on a LocalCluster of `workers`. Printed: the wall time against the
+    ideal, the sum of the sleeps over the workers, both measured here."""
+    import distributed
+    from _replay_backend import register
+
+    from flops_fit.execution import prepare_training
+    from flops_fit.planning.wall_time import estimate_from_throughput
+
+    arithmetic = {**params, "training": {**params["training"], "backend": "synthetic"}}
+    plan = _plan(arithmetic, training_data, "trunks", budgets)
+    seconds = estimate_from_throughput(plan, 1.0, workers)["run_seconds"]
+    scale = total / sum(seconds.values())
+    seconds = {k: v * scale for k, v in seconds.items()}
+    own = sum(1 for r in plan if not r.get("trunk_id"))
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        register()
+        client.run(register)
+        start = time.perf_counter()
+        records = prepare_training(plan, {}, {"backend": "replay", "executor": "dask",
+                                              "show_progress": False},
+                                   {"replay": {"seconds": seconds}}, client=client).records()
+        wall = time.perf_counter() - start
+    assert all(r["status"] == "completed" for r in records.values())
+    ideal = sum(seconds.values()) / workers
+    print(f"\n== the Dask executor's schedule: a trunk plan of {len(plan)} runs ({own} of their "
+          f"own), budgets {budgets[0]:.3g} - {budgets[-1]:.3g}, replayed as sleeps of their "
+          f"estimated seconds on {workers} workers")
+    print(f"  wall {wall:.1f} s against the ideal {ideal:.1f} s (sum / workers) = "
+          f"{wall / ideal:.3f}x")
 
 
 def _n_opt(records: dict, budget: float) -> tuple[dict[str, tuple[float, float, float]], str]:
@@ -162,6 +209,9 @@ def main(argv=None) -> int:
           f"{flops_trunks / flops_points:.1%}")
     print(f"  wall time: trunks {t_trunks:.1f} s vs points {t_points:.1f} s = "
           f"{t_trunks / t_points:.2f}x")
+
+    _schedule(params, training_data, SCHEDULE[env], max(2, args.workers),
+              2.0 if args.quick else 60.0)
 
     if not args.quick:
         top = max(budgets)

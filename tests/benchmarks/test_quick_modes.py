@@ -37,13 +37,16 @@ EXPECTED = {
         "saturating",
         "L_opt beyond the fit covered",
     ),
-    # trunks against runs of their own: both layouts' shares, every point, the ratios
+    # trunks against runs of their own: both layouts' shares, every point, the ratios, and the
+    # Dask executor's schedule of a trunk plan against the ideal
     "bench_trunks": (
         "budgets 2x apart (5), every size in each:",
         "study's own layout",
         "branch vs cosine: mean",
         "FLOPs trained: trunks",
         "wall time: trunks",
+        "the Dask executor's schedule",
+        "(sum / workers) =",
     ),
     # both tables of the steered-study benchmark, each noise level, the value goal's column
     "bench_steering": (

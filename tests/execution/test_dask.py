@@ -87,3 +87,20 @@ def test_a_dying_worker_loses_no_run(plan, client, test_backends):
     for r in others:
         assert r["status"] == "completed" or "worker running this run died" in r["error_message"]
     assert sum(r["status"] == "completed" for r in others) >= 3
+
+
+def test_a_trunks_next_branch_goes_ahead_of_the_queued_runs(plan, client, test_backends):
+    """A branch is submitted when the one before it has its record; at the back of the queue
+    it would wait for every run of its own, and the sweep would end with the trunk alone."""
+    plan = [dict(r) for r in plan[:11]]
+    steps = sorted(r["num_steps"] for r in plan[:2])
+    for r in plan[:2]:  # the first two: one trunk's two branches, run first
+        r.update(trunk_id="T-test", branch_step=int(0.8 * r["num_steps"]), warmup_steps=1,
+                 trunk_steps=steps[-1], planned_flops=1e30)
+    sleep = {r["experiment_id"]: 0.3 for r in plan}
+    params = {"backend": "sleepy", "executor": "dask", "show_progress": False}
+    order = [key for key, _ in prepare_training(
+        plan, {}, params, {"sleepy": {"sleep": sleep}}, client=client).items()]
+    assert len(order) == 11
+    first, second = (r["experiment_id"] for r in sorted(plan[:2], key=lambda r: r["num_steps"]))
+    assert order.index(first) < order.index(second) < len(order) - 3, order

@@ -193,7 +193,11 @@ class DaskExecutor:
             submitted: dict[str, tuple[RunTask, int]] = {}
             live: dict[str, Any] = {}  # future key -> future, to cancel a run over its time
 
-            def submit(task: RunTask, attempt: int):
+            def submit(task: RunTask, attempt: int, ahead: bool = True):
+                # Every run submitted after the first batch (a trunk's next branch, a retry, a
+                # run resumed after its worker stopped) goes ahead of the runs still queued: a
+                # trunk's next branch at the back of the queue would wait for every run of its
+                # own, and the sweep would end with the trunk's longest branches alone.
                 key = f"train-{task.partition_key}-a{attempt}-{uuid.uuid4().hex[:8]}"
                 future = client.submit(
                     run_task,
@@ -211,6 +215,7 @@ class DaskExecutor:
                     True,  # a run stopped by a signal comes back as an "interrupted" record
                     key=key,
                     pure=False,
+                    priority=1 if ahead else 0,
                     retries=self.config.retries,
                 )
                 submitted[future.key] = (task, attempt)
@@ -229,7 +234,7 @@ class DaskExecutor:
                 heads, chained = chain_heads(tasks)
                 by_cost = sorted(heads, key=lambda t: _planned_cost(t) + sum(
                     _planned_cost(c) for c in chained.get(t.chain or "", [])), reverse=True)
-                pending = as_completed([submit(t, 1) for t in by_cost])
+                pending = as_completed([submit(t, 1, ahead=False) for t in by_cost])
 
                 def follow(task: RunTask) -> None:
                     if task.chain is not None and chained.get(task.chain):
