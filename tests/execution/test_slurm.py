@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,17 @@ def _queue_empties(job_name: str) -> bool:
     return False
 
 
+@contextmanager
+def _stopped_on_exit(proc: subprocess.Popen):
+    """`proc` killed and reaped on the way out if it still runs, whatever the test saw."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
     job_name, data, cmd = _mock_study_on_slurm(tmp_path)
     runs_dir = data / "03_primary" / "runs"
@@ -117,7 +129,7 @@ def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
                                 env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1",
                                      "DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "1s"})
-        try:
+        with _stopped_on_exit(proc):
             deadline = started + 240
             while proc.poll() is None and time.monotonic() < deadline:
                 jobs = _squeue(job_name)
@@ -130,10 +142,6 @@ def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
                     killed_at = (time.monotonic() - started, done)
                 time.sleep(0.3)
             rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     elapsed = time.monotonic() - started
     output = log_path.read_text()
     assert rc == 0, output[-6000:]
@@ -176,7 +184,7 @@ def test_sigterm_on_slurm_saves_the_runs_and_cancels_the_jobs(tmp_path):
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
                                 env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})
-        try:
+        with _stopped_on_exit(proc):
             deadline = time.monotonic() + 240
             while proc.poll() is None and time.monotonic() < deadline:
                 seen.update(_squeue(job_name))
@@ -188,10 +196,6 @@ def test_sigterm_on_slurm_saves_the_runs_and_cancels_the_jobs(tmp_path):
             assert _squeue(job_name), f"no job of the sweep is queued: {seen}"
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(timeout=90)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     output = log_path.read_text()
     assert rc == 128 + signal.SIGTERM, output[-6000:]
     lines = [line for line in output.splitlines() if "interrupted:" in line]

@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.execution.test_slurm import _queue_empties, _slurm_or_skip, _squeue
+from tests.execution.test_slurm import _queue_empties, _slurm_or_skip, _squeue, _stopped_on_exit
 from tests.execution.test_trunks import WSD, _plan, _training
 
 pytestmark = pytest.mark.slurm
@@ -62,7 +62,7 @@ def test_trunks_on_slurm_resume_from_their_checkpoints_after_the_jobs_are_cancel
             # the cancelled jobs are replaced as soon as Dask counts their workers lost
             env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1",
                  "DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "1s"})
-        try:
+        with _stopped_on_exit(proc):
             deadline = time.monotonic() + 240
             while proc.poll() is None and time.monotonic() < deadline:
                 jobs = _squeue(job_name)
@@ -74,10 +74,6 @@ def test_trunks_on_slurm_resume_from_their_checkpoints_after_the_jobs_are_cancel
                     before = {p.name: p.read_bytes() for p in runs.glob("*.json")}
                 time.sleep(0.1)
             rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     output = log_path.read_text()
     assert rc == 0, output[-6000:]
     assert cancelled, f"never saw both jobs running mid-trunk: {seen}\n{output[-4000:]}"
