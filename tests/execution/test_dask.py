@@ -97,7 +97,9 @@ def test_a_trunks_next_branch_goes_ahead_of_the_queued_runs(plan, client, test_b
     for r in plan[:2]:  # the first two: one trunk's two branches, run first
         r.update(trunk_id="T-test", branch_step=int(0.8 * r["num_steps"]), warmup_steps=1,
                  trunk_steps=steps[-1], planned_flops=1e30)
-    sleep = {r["experiment_id"]: 0.3 for r in plan}
+    # short branches among long runs: at the back of the queue the second branch would come
+    # last; ahead of it, it follows within a run or two of the first
+    sleep = {r["experiment_id"]: 0.05 if r.get("trunk_id") else 0.6 for r in plan}
     params = {"backend": "sleepy", "executor": "dask", "show_progress": False}
     order = [key for key, _ in prepare_training(
         plan, {}, params, {"sleepy": {"sleep": sleep}}, client=client).items()]

@@ -47,11 +47,13 @@ def test_trunks_on_slurm_resume_from_their_checkpoints_after_the_jobs_are_cancel
     trunk_dirs = tmp_path / "ck" / "trunks"
     log_path = tmp_path / "sweep.log"
 
-    def mid_trunk() -> bool:  # a trunk saved mid-way after the last stored result
+    def mid_trunk() -> bool:  # a trunk training now, saved mid-way since the last result
         done = list(runs.glob("*.json")) if runs.is_dir() else []
         latest = list(trunk_dirs.glob("*/latest.pt")) if trunk_dirs.is_dir() else []
+        now = time.time()
         return bool(done) and any(
-            p.stat().st_mtime > max(d.stat().st_mtime for d in done) for p in latest)
+            p.stat().st_mtime > max(d.stat().st_mtime for d in done)
+            and now - p.stat().st_mtime < 0.5 for p in latest)
 
     seen: dict[str, str] = {}
     cancelled: list[str] = []
@@ -69,7 +71,7 @@ def test_trunks_on_slurm_resume_from_their_checkpoints_after_the_jobs_are_cancel
                 seen.update(jobs)
                 running = sorted(j for j, s in jobs.items() if s == "RUNNING")
                 if not cancelled and len(running) == 2 and mid_trunk():
-                    cancelled = running  # both workers, each in the middle of a trunk
+                    cancelled = running  # both workers, one of them in the middle of a trunk
                     subprocess.run(["scancel", *cancelled], check=True, timeout=20)
                     before = {p.name: p.read_bytes() for p in runs.glob("*.json")}
                 time.sleep(0.1)

@@ -3,10 +3,11 @@
 `SequentialExecutor` runs in this process, in plan order. `DaskExecutor` submits every task to
 a `dask.distributed` cluster (a LocalCluster it starts, or the scheduler at an address) and
 yields records in completion order (`as_completed`). The branches of one trunk run one at a
-time, in order (`flops_fit.execution.tasks.chain_heads`); trunks spread over the workers. Both retry a failed run up to its
-`max_attempts` and yield exactly one record per task: a run whose worker died is retried by Dask
-(`retries`, and the scheduler's own rescheduling) and, failing that, yielded as `failed` with
-the reason, never silently dropped.
+time, in order (`flops_fit.execution.tasks.chain_heads`), each next one ahead of the runs still
+queued; trunks spread over the workers. The study's data reaches the workers as the result of a
+task (`flops_fit.execution.dask_data`). Both retry a failed run up to its `max_attempts` and yield exactly one
+record per task: a run whose worker died is retried by Dask (`retries`, and the scheduler's own
+rescheduling) and, failing that, yielded as `failed` with the reason, never silently dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from typing import Any
 from flops_fit.execution import interrupt
 from flops_fit.execution.clusters import cluster_kind
 from flops_fit.execution.clusters import connect as connect_cluster
+from flops_fit.execution.dask_data import data_task
 from flops_fit.execution.dask_failures import (
     ExecutionError,
     NoWorkerWatch,
@@ -48,7 +49,7 @@ class RunJob:
 
     backend_name: str
     backend_params: dict[str, Any]
-    data: Any = None  # the study's DataSource (sent to each Dask worker once)
+    data: Any = None  # the study's DataSource (on Dask: execution/dask_data.py)
     checkpoint_root: str | None = None
     show_progress: bool = False
     model: Any = None  # the study's ModelPlugin: an import path and kwargs (picklable)
@@ -182,14 +183,7 @@ class DaskExecutor:
             self._catch_sigterm_on_workers(client)
             if self.scheduler_address or self.config.dashboard_address:
                 log.info("Dask dashboard: %s", client.dashboard_link)
-            try:
-                data = _data_task(client, job.data)
-            except Exception as exc:
-                if client_lost(client) or is_comm_error(exc):
-                    raise SchedulerLostError(
-                        address, f"sending the data failed ({type(exc).__name__}: {exc})"
-                    ) from exc
-                raise
+            data = data_task(client, job.data, self.config.wait_for_workers_seconds, address)
             submitted: dict[str, tuple[RunTask, int]] = {}
             live: dict[str, Any] = {}  # future key -> future, to cancel a run over its time
 
@@ -306,23 +300,6 @@ class DaskExecutor:
                     yield failed_record(
                         task, job.backend_name, "lost by the Dask executor", attempt
                     )
-
-
-def _hold(data: Any) -> Any:
-    return data
-
-
-def _data_task(client: Any, data: Any) -> Any:
-    """The study's data as the result of a task rather than scattered: when every worker that
-    held it is gone (Slurm jobs cancelled or preempted together, a worker restarted over its
-    time) the scheduler computes it again from the task, where scattered data would be lost for
-    good and every pending run with it. It reaches the scheduler once (hence Dask's warning
-    about a large graph, silenced for this one task) and the workers from one another."""
-    if data is None:
-        return None
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sending large graph")
-        return client.submit(_hold, data, key=f"study-data-{uuid.uuid4().hex[:8]}", pure=False)
 
 
 def _stop_run(client: Any, future: Any, worker: str) -> None:
