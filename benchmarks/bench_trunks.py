@@ -97,12 +97,17 @@ def _train(params: dict, training_data, plan, design: str, folder: Path, workers
     return records, seconds
 
 
+def _trunk_plan(params: dict, training_data, budgets, sizes: dict | None = None):
+    """A trunk plan as arithmetic only (no model is built or probed)."""
+    arithmetic = {**params, "training": {**params["training"], "backend": "synthetic"}}
+    return _plan(arithmetic, training_data, "trunks", budgets, sizes)
+
+
 def _share(params, training_data, budgets, sizes=None) -> tuple[float, int]:
-    """The planned FLOPs share: arithmetic of the plan (no model is built or probed)."""
+    """The planned FLOPs share of the trunk design."""
     from flops_fit.planning.trunks import design_flops
 
-    arithmetic = {**params, "training": {**params["training"], "backend": "synthetic"}}
-    plan = _plan(arithmetic, training_data, "trunks", budgets, sizes)
+    plan = _trunk_plan(params, training_data, budgets, sizes)
     return design_flops(plan)["trained_share"], len(plan)
 
 
@@ -115,14 +120,14 @@ def _schedule(params: dict, training_data, budgets, workers: int, total: float) 
     from _replay_backend import register
 
     from flops_fit.execution import prepare_training
+    from flops_fit.planning.trunks import design_flops
     from flops_fit.planning.wall_time import estimate_from_throughput
 
-    arithmetic = {**params, "training": {**params["training"], "backend": "synthetic"}}
-    plan = _plan(arithmetic, training_data, "trunks", budgets)
+    plan = _trunk_plan(params, training_data, budgets)
     seconds = estimate_from_throughput(plan, 1.0, workers)["run_seconds"]
     scale = total / sum(seconds.values())
     seconds = {k: v * scale for k, v in seconds.items()}
-    own = sum(1 for r in plan if not r.get("trunk_id"))
+    own = design_flops(plan)["runs_of_their_own"]
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
@@ -133,7 +138,10 @@ def _schedule(params: dict, training_data, budgets, workers: int, total: float) 
                                               "show_progress": False},
                                    {"replay": {"seconds": seconds}}, client=client).records()
         wall = time.perf_counter() - start
-    assert all(r["status"] == "completed" for r in records.values())
+    failed = [k for k, r in records.items() if r["status"] != "completed"]
+    if failed:
+        raise SystemExit(f"schedule: {len(failed)} replayed run(s) failed, e.g. "
+                         f"{records[failed[0]]['error_message']}")
     ideal = sum(seconds.values()) / workers
     print(f"\n== the Dask executor's schedule: a trunk plan of {len(plan)} runs ({own} of their "
           f"own), budgets {budgets[0]:.3g} - {budgets[-1]:.3g}, replayed as sleeps of their "

@@ -106,6 +106,13 @@ def _queue_empties(job_name: str) -> bool:
     return False
 
 
+def _replacing_env() -> dict[str, str]:
+    """The environment of a sweep whose Slurm jobs are cancelled: a cancelled job is replaced as
+    soon as Dask counts its worker lost (after 1 s, not its default 15 s)."""
+    return {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1",
+            "DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "1s"}
+
+
 @contextmanager
 def _stopped_on_exit(proc: subprocess.Popen):
     """`proc` killed and reaped on the way out if it still runs, whatever the test saw."""
@@ -125,10 +132,8 @@ def test_mock_study_on_slurm_survives_a_cancelled_job(tmp_path):
     seen: dict[str, str] = {}
     killed = None
     with log_path.open("w") as log_file:
-        # the cancelled job is replaced as soon as Dask counts its worker lost
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                                env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1",
-                                     "DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "1s"})
+                                env=_replacing_env())
         with _stopped_on_exit(proc):
             deadline = started + 240
             while proc.poll() is None and time.monotonic() < deadline:

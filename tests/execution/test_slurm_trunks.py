@@ -8,7 +8,6 @@ Needs a reachable Slurm, like `test_slurm` (`.ci/slurm-up`); skipped without one
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,19 +16,16 @@ import uuid
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.execution.test_slurm import _queue_empties, _slurm_or_skip, _squeue, _stopped_on_exit
-from tests.execution.test_trunks import WSD, _plan, _training
+from tests.execution.test_slurm import (
+    _queue_empties,
+    _replacing_env,
+    _slurm_or_skip,
+    _squeue,
+    _stopped_on_exit,
+)
+from tests.execution.test_trunks import _SWEEP, WSD, _plan, _saved_mid_trunk, _training
 
 pytestmark = pytest.mark.slurm
-
-_SWEEP = """
-import json, sys
-from flops_fit.datasets.run_store import RunPartitionsDataset
-from flops_fit.execution import prepare_training
-plan, training, torch_backend, runs = json.loads(sys.argv[1])
-store = RunPartitionsDataset(path=runs)
-store.save(prepare_training(plan, store.load(), training, {"torch": torch_backend}))
-"""
 
 
 def test_trunks_on_slurm_resume_from_their_checkpoints_after_the_jobs_are_cancelled(tmp_path):
@@ -47,30 +43,21 @@ def test_trunks_on_slurm_resume_from_their_checkpoints_after_the_jobs_are_cancel
     trunk_dirs = tmp_path / "ck" / "trunks"
     log_path = tmp_path / "sweep.log"
 
-    def mid_trunk() -> bool:  # a trunk training now, saved mid-way since the last result
-        done = list(runs.glob("*.json")) if runs.is_dir() else []
-        latest = list(trunk_dirs.glob("*/latest.pt")) if trunk_dirs.is_dir() else []
-        now = time.time()
-        return bool(done) and any(
-            p.stat().st_mtime > max(d.stat().st_mtime for d in done)
-            and now - p.stat().st_mtime < 0.5 for p in latest)
-
     seen: dict[str, str] = {}
     cancelled: list[str] = []
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-c", _SWEEP, json.dumps([plan, training, torch_backend, str(runs)])],
             cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-            # the cancelled jobs are replaced as soon as Dask counts their workers lost
-            env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1",
-                 "DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "1s"})
+            env=_replacing_env())
         with _stopped_on_exit(proc):
             deadline = time.monotonic() + 240
             while proc.poll() is None and time.monotonic() < deadline:
                 jobs = _squeue(job_name)
                 seen.update(jobs)
                 running = sorted(j for j, s in jobs.items() if s == "RUNNING")
-                if not cancelled and len(running) == 2 and mid_trunk():
+                if not cancelled and len(running) == 2 and _saved_mid_trunk(
+                        runs, trunk_dirs, within=0.5):
                     cancelled = running  # both workers, one of them in the middle of a trunk
                     subprocess.run(["scancel", *cancelled], check=True, timeout=20)
                     before = {p.name: p.read_bytes() for p in runs.glob("*.json")}

@@ -87,6 +87,17 @@ RunPartitionsDataset(path=runs).save(stream)
 """
 
 
+def _saved_mid_trunk(runs: Path, trunk_dirs: Path, within: float | None = None) -> bool:
+    """A trunk saved `latest.pt` after the last stored result (within the last `within`
+    seconds: it is training now): past its first branch point, between two branch points."""
+    done = list(runs.glob("*.json")) if runs.is_dir() else []
+    latest = list(trunk_dirs.glob("*/latest.pt")) if trunk_dirs.is_dir() else []
+    now = time.time()
+    return bool(done) and any(
+        p.stat().st_mtime > max(d.stat().st_mtime for d in done)
+        and (within is None or now - p.stat().st_mtime < within) for p in latest)
+
+
 def test_kill_9_mid_trunk_resumes_the_trunk_and_keeps_every_result(tmp_path):
     training = _training(tmp_path, data="slow", data_kwargs={"delay": 0.004})
     plan = _plan(training)
@@ -99,14 +110,9 @@ def test_kill_9_mid_trunk_resumes_the_trunk_and_keeps_every_result(tmp_path):
                             env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})
     deadline = time.monotonic() + 120
 
-    def mid_trunk() -> bool:  # a trunk past its first branch point, between two branch points
-        done = list(runs.glob("*.json")) if runs.is_dir() else []
-        latest = [p for p in trunk_dirs.glob("*/latest.pt")] if trunk_dirs.is_dir() else []
-        return bool(done) and any(
-            p.stat().st_mtime > max(d.stat().st_mtime for d in done) for p in latest)
-
     try:
-        while proc.poll() is None and not mid_trunk() and time.monotonic() < deadline:
+        while (proc.poll() is None and not _saved_mid_trunk(runs, trunk_dirs)
+               and time.monotonic() < deadline):
             time.sleep(0.01)
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
     finally:

@@ -5,9 +5,10 @@ a `dask.distributed` cluster (a LocalCluster it starts, or the scheduler at an a
 yields records in completion order (`as_completed`). The branches of one trunk run one at a
 time, in order (`flops_fit.execution.tasks.chain_heads`), each next one ahead of the runs still
 queued; trunks spread over the workers. The study's data reaches the workers as the result of a
-task (`flops_fit.execution.dask_data`). Both retry a failed run up to its `max_attempts` and yield exactly one
-record per task: a run whose worker died is retried by Dask (`retries`, and the scheduler's own
-rescheduling) and, failing that, yielded as `failed` with the reason, never silently dropped.
+task (`flops_fit.execution.dask_data`). Both retry a failed run up to its `max_attempts` and
+yield exactly one record per task: a run whose worker died is retried by Dask (`retries`, and
+the scheduler's own rescheduling) and, failing that, yielded as `failed` with the reason, never
+silently dropped.
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ Candidates come in units a fit can use (a budget needs three sizes for its parab
 Each candidate run is planned for real (the caller's `planner`: the exact model size and D),
 and costs what it adds to train: its planned FLOPs, or for a branch of a trunk the study has
 (`planning.trunks`) its cooldown and the trunk's steps beyond its furthest branch point so
-far. The value of a set of runs is the variance of log N_opt(C*) it is expected to remove: over the surface's bootstrap draws, the predicted log-losses of the
-candidates and log N_opt(C*) are treated as jointly Gaussian (their sample covariance), and a
-run observed with the study's noise (the per-budget parabolas' RMS log-residual) removes
+far. The value of a set of runs is the variance of log N_opt(C*) it is expected to remove:
+over the surface's bootstrap draws, the predicted log-losses of the candidates and
+log N_opt(C*) are treated as jointly Gaussian (their sample covariance), and a run observed
+with the study's noise (the per-budget parabolas' RMS log-residual) removes
 Cov(theta, y)^2 / (Var y + noise^2), a block of runs the matrix version (a Kalman update).
 Runs are chosen greedily by value per FLOP, conditioning on each unit chosen, until the
 round's allowance is spent: a run where the draws disagree about the loss, in a way that tells
