@@ -17,7 +17,9 @@
    `../shared/reference`). Fitted on the budgets below a split, `law: auto` predicts L_opt at
    every larger budget with 3+ runs; the measured optimum there is that budget's parabola vertex
    (its lowest run where the vertex is not valid). Printed: the coverage over every (split,
-   budget), and the same without the law's error (`law_error: false`) beside it.
+   budget), the same without the law's error (`law_error: false`) beside it, and over the
+   splits of four budgets or more (where rollout can measure the law's error; the pairs that
+   calibrate `analysis.law_error_floor`).
 
     .venv/bin/python benchmarks/bench_laws.py             # 30 studies per cell, ~10 min
     .venv/bin/python benchmarks/bench_laws.py --every 1   # time all 4,500 recipe starts (+4 min)
@@ -51,6 +53,7 @@ from reference_fit import fit_parametric_reference  # noqa: E402
 
 from flops_fit import analyse  # noqa: E402
 from flops_fit.fitting.isoflop.estimators import approach2_point, budget_groups  # noqa: E402
+from flops_fit.fitting.laws.choice import MIN_FIT_BUDGETS  # noqa: E402
 from flops_fit.fitting.laws.families import LAW_NAMES  # noqa: E402
 from flops_fit.fitting.runs.prepare import prepare_runs  # noqa: E402
 from flops_fit.parameters.analysis import AnalysisConfig  # noqa: E402
@@ -169,6 +172,7 @@ def real(draws: int, quick: bool) -> list[str]:
         groups = [g for g in budget_groups(prepared) if g.loss.size >= cfg.budgets.min_runs]
         splits = range(3, len(groups)) if not quick else [len(groups) - 1]
         hits: dict[bool, list[bool]] = {True: [], False: []}
+        measured: list[bool] = []  # splits of four budgets or more: rollout could measure
         for k in splits:
             edge = np.sqrt(groups[k - 1].budget * groups[k].budget)
             below = runs[runs["compute_budget"] < edge]
@@ -180,11 +184,14 @@ def real(draws: int, quick: bool) -> list[str]:
                 table = result.predict([g.budget for g in later], approach="approach_3")
                 for g, row in zip(later, table.itertuples(), strict=True):
                     hits[with_error].append(row.loss_lo <= _vertex_loss(g) <= row.loss_hi)
+                    if with_error and k > MIN_FIT_BUDGETS:
+                        measured.append(hits[True][-1])
         cov, bare = (float(np.mean(hits[k])) for k in (True, False))
         print(f"== {name}: {len(groups)} budgets with {cfg.budgets.min_runs}+ runs; L_opt beyond "
               f"the fit covered in "
               f"{cov:.0%} of {len(hits[True])} (split, budget) pairs ({bare:.0%} without the "
-              "law's error)")
+              f"law's error); from {MIN_FIT_BUDGETS + 1} budgets on {sum(measured)} of "
+              f"{len(measured)}")
         if not np.isfinite(cov):
             problems.append(f"{name}: no coverage")
     return problems

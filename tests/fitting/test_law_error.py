@@ -66,13 +66,30 @@ def test_widening_is_zero_below_the_centre_and_grows_beyond_it():
     np.testing.assert_array_equal(again[2], l2)  # seeded
 
 
-def test_without_three_budgets_to_hold_out_the_error_is_not_measured_and_a_warning_says_so():
+def test_without_budgets_to_hold_out_the_loss_carries_the_floor_and_a_warning_says_so():
     runs = study("chinchilla", budgets=(1e18, 1e19, 1e20), sizes=7, noise=0.01, seed=2)
     params = {"bootstrap": {"draws": 50}, "budgets": {"min_runs": 8}}  # no budget has 8 runs
     result = analyse(runs, params, compute_model="6nd")
-    assert result.surface.law_error is None
+    err = result.surface.law_error
+    assert err is not None and err.folds == [] and err.loss_per_ln_c == 0.0
+    assert err.floor == 0.0025 and err.loss_used_per_ln_c == 0.0025  # conf/base's floor
     assert any("law's own error beyond the fit is not measured" in w
-               for w in result.surface.warnings)
+               and "analysis.law_error_floor's 0.25%" in w for w in result.surface.warnings)
+    bare = analyse(runs, {**params, "law_error_floor": 0.0}, compute_model="6nd")
+    assert bare.surface.law_error is None
+    assert any("carry the parameters' noise only" in w for w in bare.surface.warnings)
+
+
+def test_the_floor_widens_the_loss_only_where_rollout_measured_less():
+    below = LawError("chinchilla", c_centre=1e19, loss_per_ln_c=0.001, n_opt_per_ln_c=0.05,
+                     seed=3, floor=0.0025)
+    above = LawError("chinchilla", c_centre=1e19, loss_per_ln_c=0.004, n_opt_per_ln_c=0.05,
+                     seed=3, floor=0.0025)
+    compute = np.array([1e19, 1e21])
+    np.testing.assert_allclose(below.sigma(compute)[0], [0, 0.0025 * np.log(100)])
+    np.testing.assert_allclose(above.sigma(compute)[0], [0, 0.004 * np.log(100)])
+    np.testing.assert_allclose(below.sigma(compute)[1], above.sigma(compute)[1])  # N_opt: none
+    assert below.to_dict()["loss_error_floor_per_ln_c"] == 0.0025
 
 
 def test_no_fold_starts_from_a_fit_that_saw_its_held_out_budget(monkeypatch):
@@ -100,4 +117,6 @@ def test_no_fold_starts_from_a_fit_that_saw_its_held_out_budget(monkeypatch):
         sources = [m for other, m, _, fit in calls
                    if other == name and np.array_equal(fit.theta, start)]
         assert sources and max(sources) < n, (name, n, sources)
-    assert set(choice.below["saturating"]) == {1e19, 1e20, 1e21}  # the lead fold's fit too
+    # three budgets below the smallest fold: the study without its largest budget holds out
+    # only 1e20, a fold of this one, so no lead fold is fitted
+    assert set(choice.below["saturating"]) == {1e20, 1e21}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flops_fit import analyse
-from flops_fit.fitting.laws.choice import choose, choose_law, rollout_folds
+from flops_fit.fitting.laws.choice import choose, choose_law, lead_fold, rollout_folds
 from flops_fit.fitting.laws.families import FAMILIES, LAW_NAMES, log_loss_and_jacobian
 from flops_fit.fitting.laws.solver import fit_family
 from flops_fit.fitting.outputs.draws import surface_draws
@@ -93,12 +93,16 @@ def test_tie_rule_prefers_fewer_parameters_only_within_the_tie():
     assert choose(np.array([np.nan, np.nan]), [5, 4], tie=0.1) == -1
 
 
-def test_rollout_holds_out_the_largest_budgets_and_keeps_two_to_fit():
-    budgets = np.repeat([1.0, 2.0, 3.0, 4.0], 3)
+def test_rollout_holds_out_the_largest_budgets_and_keeps_three_to_fit():
+    budgets = np.repeat([1.0, 2.0, 3.0, 4.0, 5.0], 3)
     folds = rollout_folds(budgets, 5)
-    assert [f.budget for f in folds] == [3.0, 4.0]
-    assert folds[0].train.sum() == 6 and folds[1].train.sum() == 9
-    assert rollout_folds(np.repeat([1.0, 2.0], 3), 2) == []
+    assert [f.budget for f in folds] == [4.0, 5.0]
+    assert folds[0].train.sum() == 9 and folds[1].train.sum() == 12
+    assert [f.budget for f in rollout_folds(budgets[:12], 2)] == [4.0]
+    assert rollout_folds(np.repeat([1.0, 2.0, 3.0], 3), 2) == []
+    six = np.repeat([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3)
+    assert lead_fold(six, rollout_folds(six, 2)).budget == 4.0  # the 5-budget subset's fold
+    assert lead_fold(budgets, folds) is None  # the 4-budget subset holds out 4.0 only
 
 
 @pytest.mark.parametrize("law", ["saturating", "kaplan"])

@@ -137,6 +137,9 @@ class AnalysisConfig(Section):
     # above the centre of the budgets, Approach 3's intervals also carry its law's error, by
     # rollout over law_choice.held_out budgets (fitting/laws/beyond.py); false: parameters only
     law_error: bool = True
+    # with law_error: the least error of the loss per unit of ln C beyond the centre, measured
+    # or not (fitting/laws/beyond.py; calibrated on public ladders by benchmarks/bench_laws.py)
+    law_error_floor: Number = Field(0.0025, ge=0, lt=0.1)
     bootstrap: BootstrapParams = BootstrapParams()
     confidence_level: Number = Field(0.95, gt=0, lt=1)
     target_budgets: tuple[PositiveNumber, ...] = Field((3.0e12, 1.0e13, 3.0e13), min_length=1)

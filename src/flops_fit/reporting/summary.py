@@ -166,16 +166,24 @@ def _law_error_text(err: Any) -> str | None:
         return None
     folds = err.get("folds") or []
     loss, n_opt = as_float(err.get("loss_error_per_ln_c")), as_float(err.get("n_opt_error_per_ln_c"))
+    floor = as_float(err.get("loss_error_floor_per_ln_c")) or 0.0
     if loss is None or n_opt is None:
         return None
     centre = as_float(err["centre_budget"])
-    if loss == 0 and n_opt == 0:
+    where = f"Above the centre of the fitted budgets ({centre:.3g} FLOPs) its"
+    if not folds:
+        return (f"{where} loss intervals also carry {100 * floor:.2f}% of the loss per unit of "
+                "ln C (analysis.law_error_floor): too few budgets to measure the law's own "
+                "error by rollout.")
+    if loss == 0 and n_opt == 0 and floor == 0:
         return (f"Rollout over {len(folds)} held-out budget(s) found no error of the law beyond "
                 "the noise of its parameters, so its intervals are the bootstrap's alone.")
-    return (f"Above the centre of the fitted budgets ({centre:.3g} FLOPs) its intervals also "
-            f"carry the law's own error, measured by rollout over {len(folds)} held-out "
-            f"budget(s): {100 * loss:.2f}% in L and {100 * n_opt:.1f}% in N_opt per unit of "
-            "ln C (each factor e of compute).")
+    floor_text = (f" (the floor analysis.law_error_floor; rollout measured {100 * loss:.2f}%)"
+                  if floor > loss else "")
+    return (f"{where} intervals also carry the law's own error, measured by rollout over "
+            f"{len(folds)} held-out budget(s): {100 * max(loss, floor):.2f}% in L"
+            f"{floor_text} and {100 * n_opt:.1f}% in N_opt per unit of ln C (each factor e of "
+            "compute).")
 
 
 def _law_summary(laws, approach: str) -> dict[str, Any]:

@@ -20,6 +20,13 @@ the error is measured from the centre and not from the largest budget fitted (on
 whose budgets are nearly continuous that last distance is tiny, and dividing by it would turn
 in-range noise into a steep growth). s is the error per unit of ln C.
 
+Rollout sees only the study's own budgets, and a drift that begins beyond them escapes it: on
+public scaling ladders (Epoch's Chinchilla runs, Llama 3's IsoFLOP runs) the folds inside each
+split missed by under 1% while the law fitted there missed larger budgets' L_opt by 0.2 - 0.5%
+of the loss per unit of ln C. So the loss's error per unit of ln C is never taken below
+`analysis.law_error_floor` (calibrated on those ladders: `benchmarks/bench_laws.py`), measured
+or not; N_opt's has no floor (no public ladder measures its drift).
+
 A prediction at a budget C above the study's own centre carries sigma = s ln(C / C_centre) in
 ln L and in ln N_opt: each bootstrap draw's ln L and ln N_opt move by a standard normal deviate
 (one per draw, so a draw's curve stays smooth; seeded by `bootstrap.seed`) times sigma, D_opt
@@ -69,14 +76,19 @@ class LawError:
     loss_per_ln_c: float
     n_opt_per_ln_c: float
     seed: int
+    floor: float = 0.0  # the least loss error per unit of ln C, measured or not
     folds: list[FoldError] = field(default_factory=list)
+
+    @property
+    def loss_used_per_ln_c(self) -> float:
+        return max(self.loss_per_ln_c, self.floor)
 
     def sigma(self, compute: Any) -> tuple[np.ndarray, np.ndarray]:
         """The law's error (sd of ln L, sd of ln N_opt) at budgets C: 0 up to c_centre."""
         with np.errstate(divide="ignore", invalid="ignore"):
             dist = np.maximum(0.0, np.log(np.asarray(compute, dtype=float) / self.c_centre))
         dist = np.where(np.isfinite(dist), dist, 0.0)
-        return self.loss_per_ln_c * dist, self.n_opt_per_ln_c * dist
+        return self.loss_used_per_ln_c * dist, self.n_opt_per_ln_c * dist
 
     def widen(self, compute: np.ndarray, n_draws: np.ndarray, l_draws: np.ndarray,
               model: ComputeModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,6 +108,7 @@ class LawError:
             "centre_budget": self.c_centre,
             "loss_error_per_ln_c": self.loss_per_ln_c,
             "n_opt_error_per_ln_c": self.n_opt_per_ln_c,
+            "loss_error_floor_per_ln_c": self.floor,
             "folds": [asdict(f) for f in self.folds],
         }
 
@@ -155,23 +168,24 @@ def _per_ln_c(misses, noise_sds, distances) -> float:
 
 def measure_law_error(answer: FamilyFit, x, y, log_l, budget, folds: list[Fold],
                       fold_fits: list[FamilyFit | None] | None, model: ComputeModel, seed: int,
-                      *, delta: float, objective: str) -> LawError | None:
-    """The answering family's error beyond the fit from `folds` (None without a fold that
-    could be fitted). Without `fold_fits` (the choice's, one per fold) the folds are fitted
-    here (`choice.fit_folds`)."""
+                      *, delta: float, objective: str, floor: float = 0.0) -> LawError | None:
+    """The answering family's error beyond the fit from `folds`, the loss's never below
+    `floor`. Without a fold that could be fitted: None if `floor` is 0, else the floor alone.
+    Without `fold_fits` (the choice's, one per fold) the folds are fitted here
+    (`choice.fit_folds`)."""
     budget = np.asarray(budget, dtype=float)
-    if fold_fits is None:
+    if fold_fits is None and folds:
         _, fold_fits = fit_folds(answer.law, x, y, log_l, folds, delta=delta,
                                  objective=objective)
     errors = []
-    for fold, fit in zip(folds, fold_fits, strict=True):
+    for fold, fit in zip(folds, fold_fits or [], strict=True):
         if fit is None:
             continue
         with np.errstate(all="ignore"):
             err = _fold_error(answer, fold, fit, x, y, log_l, budget, model)
         if err is not None:
             errors.append(err)
-    if not errors:
+    if not errors and floor <= 0:
         return None
     dist = [e.distance for e in errors]
     return LawError(
@@ -182,5 +196,6 @@ def measure_law_error(answer: FamilyFit, x, y, log_l, budget, folds: list[Fold],
         n_opt_per_ln_c=_per_ln_c([e.n_opt_miss for e in errors],
                                  [e.n_opt_noise_sd for e in errors], dist),
         seed=seed,
+        floor=float(floor),
         folds=errors,
     )

@@ -46,16 +46,24 @@ def _eligible(budget: np.ndarray, min_runs: int) -> np.ndarray:
     return levels[counts >= min_runs]
 
 
+#: budgets a fold fits at the least: each IsoFLOP budget is one slice through L(N, D), and on
+#: two slices a five-parameter law's N and D terms trade against each other, so a fold fitted
+#: to two budgets scores a family by how it fills that freedom, not by how it predicts (on
+#: Epoch's runs, fits to two budgets chose the saturating family, which then missed every
+#: larger budget's L_opt by up to 16%)
+MIN_FIT_BUDGETS = 3
+
+
 def rollout_folds(budget: np.ndarray, held_out: int, min_runs: int = 1) -> list[Fold]:
     """One fold per held-out budget: the largest `held_out` of the budgets with at least
-    `min_runs` runs (a budget of one or two runs judges a law by its noise), with at least two
-    such budgets always left below to fit; none with fewer than three such budgets. A fold
-    fits every run below its budget."""
+    `min_runs` runs (a budget of one or two runs judges a law by its noise), with at least
+    `MIN_FIT_BUDGETS` such budgets always left below to fit; none with fewer budgets than
+    that plus one. A fold fits every run below its budget."""
     budget = np.asarray(budget, dtype=float)
     eligible = _eligible(budget, min_runs)
-    if eligible.size < 3:
+    if eligible.size <= MIN_FIT_BUDGETS:
         return []
-    h = max(1, min(int(held_out), eligible.size - 2))
+    h = max(1, min(int(held_out), eligible.size - MIN_FIT_BUDGETS))
     return [Fold(float(c), budget < c, budget == c) for c in eligible[-h:]]
 
 
@@ -63,13 +71,13 @@ def lead_fold(budget: np.ndarray, folds: list[Fold], min_runs: int = 1) -> Fold 
     """The eligible budget just below the smallest held-out one, as a fold that is fitted but
     not scored: the chain of fold fits starts there, so that a check fitted on the budgets
     below the largest (the extrapolation check) finds every fit it needs already made. None
-    when fewer than two eligible budgets would be left below it."""
+    when fewer than `MIN_FIT_BUDGETS` eligible budgets would be left below it."""
     if not folds:
         return None
     budget = np.asarray(budget, dtype=float)
     eligible = _eligible(budget, min_runs)
     below = eligible[eligible < folds[0].budget]
-    if below.size < 3:
+    if below.size <= MIN_FIT_BUDGETS:
         return None
     c = float(below[-1])
     return Fold(c, budget < c, budget == c)
@@ -197,9 +205,10 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
                                                     **kw) for name in names}
         if law != "auto":
             return LawChoice("pinned", law, f"pinned by analysis.law = {law}", fits)
-        return LawChoice("auto", DEFAULT_LAW, f"fewer than three budgets with {min_runs}+ runs "
-                         "(analysis.budgets.min_runs): no budget can be held out, so "
-                         "Chinchilla's form answers", fits)
+        return LawChoice("auto", DEFAULT_LAW, f"fewer than {MIN_FIT_BUDGETS + 1} budgets with "
+                         f"{min_runs}+ runs (analysis.budgets.min_runs): no budget can be held "
+                         f"out with {MIN_FIT_BUDGETS} below it to fit, so Chinchilla's form "
+                         "answers", fits)
     # a check on a subset (given `below`) is itself checked no further: no lead fold
     lead = lead_fold(budget, folds, min_runs) if below is None else None
     chain = ([lead] if lead is not None else []) + folds

@@ -29,7 +29,7 @@ from flops_fit.fitting.bootstrap import (
     plan_draws,
 )
 from flops_fit.fitting.laws.beyond import LawError, measure_law_error
-from flops_fit.fitting.laws.choice import LawChoice, rollout_folds
+from flops_fit.fitting.laws.choice import MIN_FIT_BUDGETS, LawChoice, rollout_folds
 from flops_fit.fitting.laws.families import (
     DEFAULT_LAW,
     EXPONENT_FLOOR,
@@ -188,18 +188,23 @@ def _law_error(result: SurfaceFit, n, d, loss, budget, cfg: AnalysisConfig,
                  else None)
     err = measure_law_error(answer, np.log(n), np.log(d), np.log(loss), budget, folds,
                             fold_fits, model, cfg.bootstrap.seed,
-                            delta=cfg.approach_3.huber_delta, objective=cfg.approach_3.objective)
-    if err is None:
-        why = (f"no budget with {cfg.budgets.min_runs}+ runs could be held out (three such "
-               "budgets are needed)" if not folds else
+                            delta=cfg.approach_3.huber_delta, objective=cfg.approach_3.objective,
+                            floor=cfg.law_error_floor)
+    if err is None or not err.folds:
+        why = (f"no budget with {cfg.budgets.min_runs}+ runs could be held out "
+               f"({MIN_FIT_BUDGETS + 1} such budgets are needed)" if not folds else
                f"the {result.law} law could not be fitted to the budgets below a held-out one")
+        carry = ("the parameters' noise only" if err is None else
+                 f"the parameters' noise and analysis.law_error_floor's "
+                 f"{100 * err.floor:.2f}% of the loss per unit of ln C")
         result.warnings.append(
             f"{why}: the law's own error beyond the fit is not measured, so intervals above "
-            "the centre of the budgets carry the parameters' noise only")
+            f"the centre of the budgets carry {carry}")
     else:
-        log.info("Approach 3's %s law beyond the fit: error %.2f%% in L and %.1f%% in N_opt "
-                 "per unit of ln C (rollout over %d budget(s))", err.law,
-                 100 * err.loss_per_ln_c, 100 * err.n_opt_per_ln_c, len(err.folds))
+        log.info("Approach 3's %s law beyond the fit: error %.2f%% in L (at least the floor's "
+                 "%.2f%%) and %.1f%% in N_opt per unit of ln C (rollout over %d budget(s))",
+                 err.law, 100 * err.loss_per_ln_c, 100 * err.floor, 100 * err.n_opt_per_ln_c,
+                 len(err.folds))
     return err
 
 
