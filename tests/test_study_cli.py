@@ -17,12 +17,12 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT
 
-#: a small steered study on the synthetic surface; each run takes 0.2 s so a kill lands in one
+#: a small steered study on the synthetic surface; each run takes 0.1 s so a kill lands in one
 PARAMS = {
     "planning": {"compute_budgets": {"values": [1e18, 1e19, 1e20]},
                  "model_sizes": {"num": 4, "span_factor": 6.0,
                                  "power_law": {"coefficient": 0.2}}},
-    "training": {"show_progress": False, "synthetic": {"sleep_seconds": 0.2}},
+    "training": {"show_progress": False, "synthetic": {"sleep_seconds": 0.1}},
     "analysis": {"bootstrap": {"draws": 50}, "target_budgets": [1e22]},
     "study": {"target_budget": 1e22, "precision": 1.01, "max_compute": 1e23, "max_rounds": 2,
               "min_expected_gain": 0.0, "validation": {"enabled": False}},

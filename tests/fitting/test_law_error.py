@@ -74,6 +74,7 @@ def test_without_budgets_to_hold_out_the_loss_carries_the_floor_and_a_warning_sa
     assert err is not None and err.folds == [] and err.loss_per_ln_c == 0.0
     assert err.floor == 0.0025 and err.loss_used_per_ln_c == 0.0025  # conf/base's floor
     assert any("law's own error beyond the fit is not measured" in w
+               and "N_opt's and D_opt's intervals" in w
                and "analysis.law_error_floor's 0.25%" in w for w in result.surface.warnings)
     bare = analyse(runs, {**params, "law_error_floor": 0.0}, compute_model="6nd")
     assert bare.surface.law_error is None

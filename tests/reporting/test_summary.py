@@ -131,3 +131,20 @@ def test_runs_trained_as_trunks_say_so_with_the_flops_of_the_design(study):
 def make_points(study):
     study["analysis_runs"] = study["analysis_runs"].drop(columns=["trunk_id", "branch_step"])
     return study
+
+
+def test_the_laws_error_sentence_names_the_floor_where_it_is_what_widens():
+    from flops_fit.reporting.summary import _law_error_text
+
+    fold = {"budget": 1e21, "distance": 2.0, "loss_miss": 0.001, "loss_noise_sd": 0.002,
+            "n_opt_miss": 0.1, "n_opt_noise_sd": 0.05}
+    err = {"law": "chinchilla", "centre_budget": 1e19, "loss_error_per_ln_c": 0.001,
+           "n_opt_error_per_ln_c": 0.03, "loss_error_floor_per_ln_c": 0.0025, "folds": [fold]}
+    text = _law_error_text(err)
+    assert "0.25% in L (analysis.law_error_floor; rollout measured 0.10%)" in text
+    assert "3.0% in N_opt" in text
+    assert "0.40% in L and" in _law_error_text({**err, "loss_error_per_ln_c": 0.004})
+    assert "found no error" in _law_error_text({**err, "loss_error_per_ln_c": 0.0,
+                                                "n_opt_error_per_ln_c": 0.0,
+                                                "loss_error_floor_per_ln_c": 0.0})
+    assert _law_error_text({**err, "folds": []}) is None  # the warning says it instead

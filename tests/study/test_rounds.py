@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
+from flops_fit import analyse
 from flops_fit.parameters.base import ParameterError
 from flops_fit.parameters.study import StudyConfig
 from flops_fit.schema import STUDY_ROUND_COLUMNS
@@ -117,3 +119,21 @@ def test_the_rounds_table_puts_each_assessment_on_the_round_it_follows(pilot_ana
     assert table["flops_so_far"].tolist() == pytest.approx([3.3e19, 1.33e20])
     assert table["n_opt"].tolist() == pytest.approx([answer.n_opt] * 2)
     assert table["stop_reason"].tolist() == [None, "precise enough"]
+
+
+@pytest.mark.parametrize("case", ["mnist1d_measured_results.csv", "default_gpt_full_results.csv"])
+def test_the_answer_at_a_budget_is_the_one_predictions_csv_gives(case):
+    """From the stored documents, as a study round reads them: the family that answers (MNIST-1D:
+    saturating, not Chinchilla's form), its draws widened by the law's error beyond the fit."""
+    from tests.fitting.test_api import CASES, STUDIES, analysis_params
+
+    env, _ = CASES[case]
+    params = {**analysis_params(env), "target_budgets": [4e12]}
+    analysis = analyse(pd.read_csv(STUDIES / case), params, compute_model="auto")
+    assert analysis.surface.law_error is not None and analysis.surface.law_error.floor > 0
+    answer = answer_at(analysis.scaling_laws, analysis.draws, 4e12, "approach_3")
+    row = analysis.predictions.query("approach == 'approach_3'").iloc[0]
+    got = [answer.n_opt, *answer.n_opt_interval, answer.loss, *answer.loss_interval]
+    want = [row[c] for c in ("model_size", "model_size_lo", "model_size_hi", "loss", "loss_lo",
+                             "loss_hi")]
+    assert got == pytest.approx(want, rel=1e-9)

@@ -84,3 +84,18 @@ def test_a_validation_run_that_cannot_be_planned_is_reported_not_raised(pilot_an
     scored = score_validation(records, pd.DataFrame(), analysis.scaling_laws, analysis.draws,
                               about)
     assert scored["passed"] is None and scored["verdict"].startswith("no validation run")
+
+
+def test_beyond_the_fit_the_predicted_loss_carries_the_laws_error(pilot_analysis):
+    """The validation run sits beyond the fitted budgets: its interval is widened as
+    predictions.csv's are (here by analysis.law_error_floor at least)."""
+    _, analysis = pilot_analysis
+    records, about = _validate(analysis, None)
+    results = pd.DataFrame(simulate(records, noise=0.0))
+    widened = score_validation(records, results, analysis.scaling_laws, analysis.draws, about)
+    doc = {**analysis.scaling_laws,
+           "approach_3": {**analysis.scaling_laws["approach_3"], "law_error": None}}
+    bare = score_validation(records, results, doc, analysis.draws, about)
+    (lo, hi), (blo, bhi) = (s["runs"][0]["parameter_interval"] for s in (widened, bare))
+    assert lo < blo and hi > bhi
+    assert widened["runs"][0]["predicted_loss"] == bare["runs"][0]["predicted_loss"]

@@ -161,29 +161,25 @@ def _law_entry(a3: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _law_error_text(err: Any) -> str | None:
-    """One sentence on the law's own error beyond the fit (None when it was not measured)."""
+    """One sentence on the law's own error beyond the fit (None when rollout did not measure
+    it: Approach 3's warnings then say so, and what the intervals carry instead)."""
     if not isinstance(err, Mapping) or as_float(err.get("centre_budget")) is None:
         return None
     folds = err.get("folds") or []
     loss, n_opt = as_float(err.get("loss_error_per_ln_c")), as_float(err.get("n_opt_error_per_ln_c"))
     floor = as_float(err.get("loss_error_floor_per_ln_c")) or 0.0
-    if loss is None or n_opt is None:
+    if not folds or loss is None or n_opt is None:
         return None
-    centre = as_float(err["centre_budget"])
-    where = f"Above the centre of the fitted budgets ({centre:.3g} FLOPs) its"
-    if not folds:
-        return (f"{where} loss intervals also carry {100 * floor:.2f}% of the loss per unit of "
-                "ln C (analysis.law_error_floor): too few budgets to measure the law's own "
-                "error by rollout.")
-    if loss == 0 and n_opt == 0 and floor == 0:
+    if loss == 0 and n_opt == 0 and floor <= 0:
         return (f"Rollout over {len(folds)} held-out budget(s) found no error of the law beyond "
                 "the noise of its parameters, so its intervals are the bootstrap's alone.")
-    floor_text = (f" (the floor analysis.law_error_floor; rollout measured {100 * loss:.2f}%)"
-                  if floor > loss else "")
-    return (f"{where} intervals also carry the law's own error, measured by rollout over "
-            f"{len(folds)} held-out budget(s): {100 * max(loss, floor):.2f}% in L"
-            f"{floor_text} and {100 * n_opt:.1f}% in N_opt per unit of ln C (each factor e of "
-            "compute).")
+    centre = as_float(err["centre_budget"])
+    loss_text = (f"{100 * floor:.2f}% in L (analysis.law_error_floor; rollout measured "
+                 f"{100 * loss:.2f}%)" if floor > loss else f"{100 * loss:.2f}% in L")
+    return (f"Above the centre of the fitted budgets ({centre:.3g} FLOPs) its intervals also "
+            f"carry the law's own error per unit of ln C (each factor e of compute), by rollout "
+            f"over {len(folds)} held-out budget(s): {loss_text} and {100 * n_opt:.1f}% in "
+            "N_opt.")
 
 
 def _law_summary(laws, approach: str) -> dict[str, Any]:
@@ -257,7 +253,7 @@ def _predictions(preds: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _extrapolation_check(laws) -> dict[str, Any]:
     check = inp.section(laws, "extrapolation_check")
-    rows = []
+    rows, notes = [], []
     for approach in APPROACHES:
         item = check.get(approach)
         if not isinstance(item, Mapping):
@@ -266,7 +262,10 @@ def _extrapolation_check(laws) -> dict[str, Any]:
                      **{k: as_float(item.get(k)) for k in (
                          "predicted_loss", "actual_loss", "loss_rel_error", "predicted_n_opt",
                          "actual_n_opt", "n_opt_rel_error")}})
-    return {"held_out_budget": as_float(check.get("held_out_budget")), "rows": rows}
+        if item.get("note") and as_float(item.get("loss_rel_error")) is not None:
+            notes.append(f"{inp.APPROACH_NAMES[approach]} {item['note']}")
+    return {"held_out_budget": as_float(check.get("held_out_budget")), "rows": rows,
+            "notes": notes}
 
 
 def _warnings(laws) -> list[str]:

@@ -1,8 +1,9 @@
 """The study's answer at its target budget C*: N_opt(C*) with its interval, per approach.
 
 Read from the analysis's files (the scaling_laws document and the bootstrap draws table), so a
-round can be assessed from any stored study. The interval is the same percentile interval of the
-same draws as predictions.csv's (`fitting.bootstrap.interval`).
+round can be assessed from any stored study. The answer is predictions.csv's: Approach 3's from
+the family that answers (the section's `law`), its draws moved by the law's own error beyond the
+fit (`fitting.laws.beyond`), and the same percentile interval (`fitting.bootstrap.interval`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.bootstrap import interval
+from flops_fit.fitting.laws.beyond import LawError
 from flops_fit.fitting.outputs.draws import law_draws, surface_draws
 from flops_fit.fitting.surface.compute_model import optimal_allocation
-from flops_fit.fitting.surface.law import PARAM_NAMES, parametric_loss
+from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.reporting.inputs import compute_model as compute_model_of_doc
 from flops_fit.reporting.inputs import surface
 
@@ -57,6 +59,12 @@ class Answer:
         }
 
 
+def law_error_of(doc: Mapping[str, Any]) -> LawError | None:
+    """Approach 3's law error beyond the fit, as the analysis widened its intervals with it."""
+    seed = int(((doc.get("meta") or {}).get("bootstrap") or {}).get("seed") or 0)
+    return LawError.from_dict((surface(doc) or {}).get("law_error"), seed)
+
+
 def _finite(x: Any) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
@@ -76,16 +84,18 @@ def answer_at(doc: Mapping[str, Any], draws: pd.DataFrame, compute: float,
         section = surface(doc)
         if section is None:
             return none
-        params = {k: float(section[k]) for k in PARAM_NAMES}
-        model = compute_model_of_doc(doc)
-        n, d = optimal_allocation(c, params, model)
-        n_point, loss_point = float(n), float(parametric_loss(n, d, params))
+        model = compute_model_of_doc(doc)  # the section names the family that answers
+        n, d = optimal_allocation(c, section, model)
+        n_point, loss_point = float(n), float(parametric_loss(n, d, section))
         sampled = surface_draws(draws)
         if sampled is not None:
+            budget = np.asarray([c])
             with np.errstate(all="ignore"):
-                ns, ds = optimal_allocation(np.asarray([c]), sampled, model)
-                n_samples = ns[:, 0]
-                loss_samples = np.asarray(parametric_loss(ns, ds, sampled))[:, 0]
+                ns, ds = optimal_allocation(budget, sampled, model)
+                ls = np.asarray(parametric_loss(ns, ds, sampled))
+            if (error := law_error_of(doc)) is not None:
+                ns, ds, ls = error.widen(budget, ns, ls, model)
+            n_samples, loss_samples = ns[:, 0], ls[:, 0]
     else:
         section = doc.get(approach) or {}
         laws = {k: section.get(k) or {} for k in ("n_opt", "l_opt")}

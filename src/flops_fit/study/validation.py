@@ -28,7 +28,7 @@ from flops_fit.planning.flops import readable_budget
 from flops_fit.reporting.inputs import surface as surface_point
 from flops_fit.study.design import Planner, noise_sd
 from flops_fit.study.rounds import spent_flops
-from flops_fit.study.target import Answer, answer_at
+from flops_fit.study.target import Answer, answer_at, law_error_of
 
 ROLES: dict[str, float] = {"optimum": 1.0, "half": 0.5, "double": 2.0}  # role -> N / N_opt
 
@@ -93,6 +93,8 @@ def _predictive(doc: Mapping[str, Any], draws: pd.DataFrame, answer: Answer,
         if sampled is not None:
             with np.errstate(all="ignore"):
                 samples = np.asarray(parametric_loss(n, d, sampled), dtype=float)
+            if (error := law_error_of(doc)) is not None:  # beyond the fit, as predictions'
+                samples = error.widen_loss(np.asarray([answer.compute]), samples[:, None])[:, 0]
     if samples is None:
         return point, (None, None), (None, None)
     z = np.random.default_rng(seed).standard_normal(samples.shape)

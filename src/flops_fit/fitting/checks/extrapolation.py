@@ -8,7 +8,7 @@ own optimum.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -100,22 +100,27 @@ def _num(x) -> float | None:
 
 
 def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig, surface: SurfaceFit | None,
-                held_out: float) -> dict[str, Any]:
+                held_out: float) -> tuple[dict[str, Any], str]:
     """Approach 3 refitted on `runs` (the budgets below `held_out`) alone, as a params mapping:
     Chinchilla's form, or the pinned family, or (law: auto) the family chosen on these runs'
-    own budgets. The law families start from the study's own fits of these runs and of the
-    budgets below (its rollout folds: none saw the held-out budget), else from their grids."""
+    own budgets; and a note when that family is not the one that answers the study. The law
+    families start from the study's own fits of these runs and of the budgets below (its
+    rollout folds: none saw the held-out budget), else from their grids."""
     n, d, loss = (runs[c].to_numpy(float) for c in ("model_size", "num_tokens", "final_loss"))
     fit = fit_parametric(n, d, loss, cfg.approach_3)
     if cfg.law == DEFAULT_LAW:
-        return {"law": DEFAULT_LAW, **fit.params}
+        return {"law": DEFAULT_LAW, **fit.params}, ""
     below = surface.choice.below if surface is not None and surface.choice is not None else {}
     starts = {name: fits[held_out].theta for name, fits in below.items()
               if held_out in fits and fits[held_out].ok}
     choice, _ = fit_laws(fit, n, d, loss, runs["budget"].to_numpy(float),
                          np.arange(loss.size), None, cfg, starts=starts or None,
                          below=below or None)
-    return {**fit.params, **params_mapping(choice)}
+    study_law = surface.law if surface is not None else choice.chosen
+    note = ("" if choice.chosen == study_law else
+            f"checks the {choice.chosen} law, not the study's {study_law}: on the budgets below "
+            f"the held-out one, {choice.reason}")
+    return {**fit.params, **params_mapping(choice)}, note
 
 
 def extrapolation_check(
@@ -187,12 +192,11 @@ def extrapolation_check(
         rest_ids = [g.budget_id for g in rest]
         used_rest = runs[runs["used_in_fit"] & runs["budget_id"].isin(rest_ids).fillna(False)]
         try:
-            params = _surface_on(used_rest, cfg, surface, held.budget)
+            params, note = _surface_on(used_rest, cfg, surface, held.budget)
             n_pred, d_pred = optimal_allocation(held.budget, params, model)
             l_pred = float(parametric_loss(n_pred, d_pred, params))
-            out.approaches["approach_3"] = ExtrapolationEntry.compare(
-                l_pred, float(n_pred), best_actual, best_from, len(rest)
-            )
+            out.approaches["approach_3"] = replace(ExtrapolationEntry.compare(
+                l_pred, float(n_pred), best_actual, best_from, len(rest)), note=note)
         except ParametricFitError as exc:
             out.approaches["approach_3"] = ExtrapolationEntry.empty(
                 f"Approach 3 could not be fitted: {exc}"

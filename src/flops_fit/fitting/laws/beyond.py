@@ -31,8 +31,8 @@ A prediction at a budget C above the study's own centre carries sigma = s ln(C /
 ln L and in ln N_opt: each bootstrap draw's ln L and ln N_opt move by a standard normal deviate
 (one per draw, so a draw's curve stays smooth; seeded by `bootstrap.seed`) times sigma, D_opt
 follows N_opt under the compute model, and the percentile interval is taken as before. Below
-the centre nothing changes; a well-specified law's error comes out near 0, and so does the
-widening.
+the centre nothing changes; a well-specified law's measured error comes out near 0, so its
+widening is the loss's floor alone.
 """
 
 from __future__ import annotations
@@ -90,17 +90,28 @@ class LawError:
         dist = np.where(np.isfinite(dist), dist, 0.0)
         return self.loss_used_per_ln_c * dist, self.n_opt_per_ln_c * dist
 
+    def _deviates(self, draws: int) -> np.ndarray:
+        """(2, B): a draw's deviate for N_opt and for the loss, the same at every budget."""
+        return np.random.default_rng([self.seed, _STREAM]).standard_normal((2, draws))
+
     def widen(self, compute: np.ndarray, n_draws: np.ndarray, l_draws: np.ndarray,
               model: ComputeModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Draws (B, m) of N_opt, D_opt and the loss at budgets C (m,), each draw moved by
         the law's error (see the module)."""
-        sig_l, sig_n = self.sigma(compute)
-        z = np.random.default_rng([self.seed, _STREAM]).standard_normal((2, n_draws.shape[0]))
+        _, sig_n = self.sigma(compute)
+        z = self._deviates(n_draws.shape[0])
         with np.errstate(all="ignore"):
             n = n_draws * np.exp(z[0][:, None] * sig_n[None, :])
             d = model.units(np.broadcast_to(compute, n.shape), n)
-            loss = l_draws * np.exp(z[1][:, None] * sig_l[None, :])
-        return n, d, loss
+        return n, d, self.widen_loss(compute, l_draws)
+
+    def widen_loss(self, compute: np.ndarray, l_draws: np.ndarray) -> np.ndarray:
+        """Loss draws (B, m) at budgets C (m,) moved by the law's error, as `widen` moves them
+        (a validation run's loss at its own N and D)."""
+        sig_l, _ = self.sigma(compute)
+        z = self._deviates(l_draws.shape[0])
+        with np.errstate(all="ignore"):
+            return l_draws * np.exp(z[1][:, None] * sig_l[None, :])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,8 +120,22 @@ class LawError:
             "loss_error_per_ln_c": self.loss_per_ln_c,
             "n_opt_error_per_ln_c": self.n_opt_per_ln_c,
             "loss_error_floor_per_ln_c": self.floor,
+            "seed": self.seed,
             "folds": [asdict(f) for f in self.folds],
         }
+
+    @classmethod
+    def from_dict(cls, doc: Any, seed: int = 0) -> LawError | None:
+        """The LawError of a scaling_laws document's `approach_3.law_error` (None for null or a
+        document without one); `seed` where the document predates its own."""
+        if not isinstance(doc, dict) or doc.get("centre_budget") is None:
+            return None
+        return cls(law=str(doc.get("law")), c_centre=float(doc["centre_budget"]),
+                   loss_per_ln_c=float(doc.get("loss_error_per_ln_c") or 0.0),
+                   n_opt_per_ln_c=float(doc.get("n_opt_error_per_ln_c") or 0.0),
+                   seed=int(doc.get("seed", seed)),
+                   floor=float(doc.get("loss_error_floor_per_ln_c") or 0.0),
+                   folds=[FoldError(**f) for f in doc.get("folds") or []])
 
 
 def _covariance(name: str, theta: np.ndarray, x, y, log_l) -> tuple[np.ndarray, float]:

@@ -77,7 +77,8 @@ class SurfaceFit:
     bootstrap: BootstrapReport | None = None
     #: the law families fitted and the one that answers (None: Chinchilla's form, pinned)
     choice: LawChoice | None = None
-    #: the answering law's own error away from its data (None: not measured)
+    #: the answering law's own error away from its data (None: off, or not measured and no
+    #: floor; without folds: the loss's floor alone)
     law_error: LawError | None = None
 
     @property
@@ -194,16 +195,18 @@ def _law_error(result: SurfaceFit, n, d, loss, budget, cfg: AnalysisConfig,
         why = (f"no budget with {cfg.budgets.min_runs}+ runs could be held out "
                f"({MIN_FIT_BUDGETS + 1} such budgets are needed)" if not folds else
                f"the {result.law} law could not be fitted to the budgets below a held-out one")
-        carry = ("the parameters' noise only" if err is None else
-                 f"the parameters' noise and analysis.law_error_floor's "
-                 f"{100 * err.floor:.2f}% of the loss per unit of ln C")
+        carry = ("intervals above the centre of the budgets carry the parameters' noise only"
+                 if err is None else
+                 "N_opt's and D_opt's intervals above the centre of the budgets carry the "
+                 "parameters' noise only, the loss's also analysis.law_error_floor's "
+                 f"{100 * err.floor:.2f}% per unit of ln C")
         result.warnings.append(
-            f"{why}: the law's own error beyond the fit is not measured, so intervals above "
-            f"the centre of the budgets carry {carry}")
+            f"{why}: the law's own error beyond the fit is not measured, so {carry}")
     else:
-        log.info("Approach 3's %s law beyond the fit: error %.2f%% in L (at least the floor's "
-                 "%.2f%%) and %.1f%% in N_opt per unit of ln C (rollout over %d budget(s))",
-                 err.law, 100 * err.loss_per_ln_c, 100 * err.floor, 100 * err.n_opt_per_ln_c,
+        log.info("Approach 3's %s law beyond the fit: error %.2f%% in L (rollout measured "
+                 "%.2f%%, the floor is %.2f%%) and %.1f%% in N_opt per unit of ln C (rollout "
+                 "over %d budget(s))", err.law, 100 * err.loss_used_per_ln_c,
+                 100 * err.loss_per_ln_c, 100 * err.floor, 100 * err.n_opt_per_ln_c,
                  len(err.folds))
     return err
 
