@@ -121,3 +121,34 @@ def test_no_fold_starts_from_a_fit_that_saw_its_held_out_budget(monkeypatch):
     # three budgets below the smallest fold: the study without its largest budget holds out
     # only 1e20, a fold of this one, so no lead fold is fitted
     assert set(choice.below["saturating"]) == {1e20, 1e21}
+
+
+def test_a_documents_law_error_reads_back_as_the_analysis_widened_with_it():
+    err = LawError("kaplan", c_centre=1e19, loss_per_ln_c=0.001, n_opt_per_ln_c=0.05, seed=7,
+                   floor=0.0025)
+    doc = err.to_dict()
+    back = LawError.from_dict(doc)
+    assert (back.law, back.c_centre, back.loss_used_per_ln_c, back.n_opt_per_ln_c, back.seed) \
+        == ("kaplan", 1e19, 0.0025, 0.05, 7)
+    compute, n = np.array([1e21]), np.full((50, 1), 1e9)
+    loss = np.full((50, 1), 2.0)
+    model = ComputeModel.six_nd()
+    np.testing.assert_array_equal(back.widen(compute, n, loss, model)[2],
+                                  err.widen(compute, n, loss, model)[2])
+    # a document written before the seed and the floor travelled in it: the caller's seed
+    old = {k: v for k, v in doc.items() if k not in ("seed", "loss_error_floor_per_ln_c")}
+    assert LawError.from_dict(old, seed=3).seed == 3 and LawError.from_dict(old).floor == 0.0
+    assert LawError.from_dict({**doc, "seed": None}, seed=4).seed == 4
+    assert LawError.from_dict(None) is None and LawError.from_dict({"law": "x"}) is None
+    assert LawError.from_dict({**doc, "folds": [{"odd": 1}]}).folds == []
+
+
+@pytest.mark.parametrize(("key", "value"), [("centre_budget", 0.0), ("centre_budget", "x"),
+                                            ("n_opt_error_per_ln_c", -0.1),
+                                            ("loss_error_floor_per_ln_c", float("nan")),
+                                            ("seed", -1), ("seed", 1.5), ("seed", "abc")])
+def test_a_law_error_that_cannot_be_the_analysiss_is_one_error_naming_its_key(key, value):
+    doc = LawError("chinchilla", c_centre=1e19, loss_per_ln_c=0.0, n_opt_per_ln_c=0.0,
+                   seed=0).to_dict()
+    with pytest.raises(ValueError, match=rf"approach_3\.law_error\.{key} is"):
+        LawError.from_dict({**doc, key: value})

@@ -124,3 +124,22 @@ def test_branches_of_a_trunk_trained_already_cost_their_cooldowns(pilot_analysis
                                                for r in unique))
     alone = _design(analysis, allowance)
     assert alone.trained == pytest.approx(alone.cost) and alone.cost <= allowance
+
+
+def test_the_laws_own_error_stays_in_the_forecast_whatever_the_round_buys(pilot_analysis):
+    """The answer's interval carries the law's error beyond the fit; runs at the study's
+    budgets do not remove it, so it is in the variance before and after alike."""
+    _, analysis = pilot_analysis
+    doc = analysis.scaling_laws
+    error = dict(doc["approach_3"]["law_error"] or {})
+    error.update({"centre_budget": 1e19, "n_opt_error_per_ln_c": 0.1, "law": "chinchilla"})
+    with_error = {**doc, "approach_3": {**doc["approach_3"], "law_error": error}}
+    without = {**doc, "approach_3": {**doc["approach_3"], "law_error": None}}
+    plain, widened = (design_round(analysis.runs, d, analysis.draws, TARGET, 1e21,
+                                   six_nd_planner(), 5, 6.0, set(analysis.runs["experiment_id"]))
+                      for d in (without, with_error))
+    law_var = (0.1 * np.log(TARGET / 1e19)) ** 2
+    assert widened.variance_before == pytest.approx(plain.variance_before + law_var)
+    assert widened.variance_after == pytest.approx(plain.variance_after + law_var)
+    assert widened.expected_gain < plain.expected_gain
+    assert any("law's own error beyond the fit" in n for n in widened.notes)

@@ -262,7 +262,7 @@ def _extrapolation_check(laws) -> dict[str, Any]:
                      **{k: as_float(item.get(k)) for k in (
                          "predicted_loss", "actual_loss", "loss_rel_error", "predicted_n_opt",
                          "actual_n_opt", "n_opt_rel_error")}})
-        if item.get("note") and as_float(item.get("loss_rel_error")) is not None:
+        if item.get("note") and as_float(item.get("predicted_n_opt")) is not None:
             notes.append(f"{inp.APPROACH_NAMES[approach]} {item['note']}")
     return {"held_out_budget": as_float(check.get("held_out_budget")), "rows": rows,
             "notes": notes}

@@ -27,6 +27,11 @@ which N_opt(C*) is right, is worth the most; a run whose loss every draw already
 worth nothing, whatever it costs. Re-centring units are taken first (a biased parabola vertex
 is not a variance the draws can see).
 
+The answer's interval also carries the law's own error beyond the fit (`fitting.laws.beyond`);
+more runs at the study's budgets do not remove it, so its variance at C* is added to both the
+variance before and the one expected after (and the expected gain is a share of the answer's
+variance, not only of the parameters').
+
 Without surface draws (Approach 3 not fitted, no bootstrap) nothing can be scored: re-centring
 units, then the nearest new budgets, fill the allowance.
 """
@@ -47,6 +52,7 @@ from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.planning.flops import readable_budget
 from flops_fit.planning.trunks import added_flops
 from flops_fit.reporting.inputs import compute_model as compute_model_of_doc
+from flops_fit.study.target import law_error_of
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +94,7 @@ class RoundDesign:
     units: list[Unit]
     candidates: int  # candidate units considered
     allowance: float
-    variance_before: float | None  # of log N_opt(C*) over the surface draws
+    variance_before: float | None  # of log N_opt(C*): the surface draws' and the law error's
     variance_after: float | None  # expected, once the chosen runs are observed
     noise: float | None
     notes: list[str] = field(default_factory=list)
@@ -293,7 +299,13 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
                 take(unit)
         return design
     cov = np.cov(z, rowvar=False)
-    design.variance_before = float(cov[0, 0])
+    law_error = law_error_of(doc)
+    law_var = float(law_error.sigma([float(target)])[1][0] ** 2) if law_error else 0.0
+    if law_var > 0:
+        design.notes.append(
+            f"the law's own error beyond the fit (sd {np.sqrt(law_var):.3g} in ln N_opt at "
+            f"{float(target):.3g} FLOPs) stays whatever runs are added at these budgets")
+    design.variance_before = float(cov[0, 0]) + law_var
     columns, start = [], 1
     for unit in units:
         columns.append(np.arange(start, start + len(unit.records)))
@@ -321,5 +333,5 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
         if best is None:
             break
         take(units[best], condition(best))
-    design.variance_after = float(max(cov[0, 0], 0.0))
+    design.variance_after = float(max(cov[0, 0], 0.0)) + law_var
     return design

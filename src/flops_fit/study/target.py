@@ -61,8 +61,9 @@ class Answer:
 
 def law_error_of(doc: Mapping[str, Any]) -> LawError | None:
     """Approach 3's law error beyond the fit, as the analysis widened its intervals with it."""
-    seed = int(((doc.get("meta") or {}).get("bootstrap") or {}).get("seed") or 0)
-    return LawError.from_dict((surface(doc) or {}).get("law_error"), seed)
+    meta = doc.get("meta") if isinstance(doc.get("meta"), Mapping) else {}
+    boot = meta.get("bootstrap") if isinstance(meta.get("bootstrap"), Mapping) else {}
+    return LawError.from_dict((surface(doc) or {}).get("law_error"), boot.get("seed") or 0)
 
 
 def _finite(x: Any) -> float | None:

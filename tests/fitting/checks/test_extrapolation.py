@@ -59,3 +59,22 @@ def test_check_of_the_small_study(small_study):
     for entry in check.approaches.values():
         assert entry.budgets_fitted == 4
     assert abs(check.approaches["approach_3"].n_opt_rel_error) < 0.5
+
+
+def test_a_check_that_tests_another_family_than_the_studys_says_so_in_the_report():
+    """MNIST-1D's pilot: the saturating law answers on four budgets; the check has three, too
+    few to choose, so Chinchilla's form answers it, and its note, the recommendation and the
+    report say which family was checked."""
+    import pandas as pd
+
+    from flops_fit import analyse
+    from flops_fit.reporting.summary import _extrapolation_check
+    from tests.fitting.test_api import STUDIES, analysis_params
+
+    params = {**analysis_params("mnist1d"), "bootstrap": {"draws": 50}}
+    result = analyse(pd.read_csv(STUDIES / "mnist1d_measured_results.csv"), params,
+                     compute_model="auto")
+    assert result.surface.law == "saturating"
+    note = result.scaling_laws["extrapolation_check"]["approach_3"]["note"]
+    assert note.startswith("checks the chinchilla law, not the study's saturating law;")
+    assert _extrapolation_check(result.scaling_laws)["notes"] == [f"Approach 3 {note}"]

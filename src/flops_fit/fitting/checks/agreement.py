@@ -76,9 +76,10 @@ def study_warnings(
         entry = check.approaches.get(approach)
         err = entry.n_opt_rel_error if entry is not None else None
         if err is not None and abs(err) > EXTRAPOLATION_MISS:
+            note = f" (the check {entry.note})" if entry.note else ""
             warnings.append(
                 f"{approach} misses the held-out budget {ho:.3g}'s N_opt by "
-                f"{100 * err:+.0f}%: treat its extrapolations with care"
+                f"{100 * err:+.0f}%{note}: treat its extrapolations with care"
             )
     top = max(target_budgets)
     if top > FAR_TARGET * (budgets[-1] if budgets else 1):

@@ -118,8 +118,8 @@ def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig, surface: SurfaceFit | N
                          below=below or None)
     study_law = surface.law if surface is not None else choice.chosen
     note = ("" if choice.chosen == study_law else
-            f"checks the {choice.chosen} law, not the study's {study_law}: on the budgets below "
-            f"the held-out one, {choice.reason}")
+            f"checks the {choice.chosen} law, not the study's {study_law} law; on the budgets "
+            f"below the held-out one, {choice.reason}.")
     return {**fit.params, **params_mapping(choice)}, note
 
 

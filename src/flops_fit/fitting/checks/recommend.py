@@ -53,9 +53,10 @@ def _problems(doc: Mapping[str, Any], approach: str) -> list[str]:
     check = (doc.get("extrapolation_check") or {}).get(approach) or {}
     err = check.get("n_opt_rel_error")
     if err is not None and abs(err) > EXTRAPOLATION_MISS:
+        note = f" (that check {check['note']})" if check.get("note") else ""
         problems.append(
             f"it missed the held-out budget's N_opt by {100 * err:+.0f}% in the extrapolation "
-            "check"
+            f"check{note}"
         )
     return problems
 

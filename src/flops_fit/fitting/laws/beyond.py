@@ -37,7 +37,8 @@ widening is the loss's floor alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -127,15 +128,42 @@ class LawError:
     @classmethod
     def from_dict(cls, doc: Any, seed: int = 0) -> LawError | None:
         """The LawError of a scaling_laws document's `approach_3.law_error` (None for null or a
-        document without one); `seed` where the document predates its own."""
-        if not isinstance(doc, dict) or doc.get("centre_budget") is None:
+        document without one); `seed` where the document predates its own. A value that cannot
+        be the analysis's raises ValueError naming the key."""
+        if not isinstance(doc, Mapping) or doc.get("centre_budget") is None:
             return None
-        return cls(law=str(doc.get("law")), c_centre=float(doc["centre_budget"]),
-                   loss_per_ln_c=float(doc.get("loss_error_per_ln_c") or 0.0),
-                   n_opt_per_ln_c=float(doc.get("n_opt_error_per_ln_c") or 0.0),
-                   seed=int(doc.get("seed", seed)),
-                   floor=float(doc.get("loss_error_floor_per_ln_c") or 0.0),
-                   folds=[FoldError(**f) for f in doc.get("folds") or []])
+        where = "scaling_laws approach_3.law_error"
+
+        def number(key: str, default: float = 0.0, positive: bool = False) -> float:
+            raw = doc.get(key)
+            try:
+                value = default if raw is None else float(raw)
+            except (TypeError, ValueError):
+                value = float("nan")
+            if not np.isfinite(value) or value < 0 or (positive and value == 0):
+                raise ValueError(f"{where}.{key} is {raw!r}: expected a finite number "
+                                 f"{'above' if positive else 'of at least'} 0")
+            return value
+
+        raw_seed = doc.get("seed")
+        if raw_seed is None:
+            raw_seed = seed
+        try:
+            seed_ok = (not isinstance(raw_seed, bool) and float(raw_seed).is_integer()
+                       and float(raw_seed) >= 0)
+        except (TypeError, ValueError):
+            seed_ok = False
+        if not seed_ok:
+            raise ValueError(f"{where}.seed is {raw_seed!r}: expected an integer of at least 0")
+        names = {f.name for f in fields(FoldError)}
+        folds = [FoldError(**f) for f in doc.get("folds") or []
+                 if isinstance(f, Mapping) and set(f) == names]  # read back, never used to widen
+        return cls(law=str(doc.get("law") or "unknown"),
+                   c_centre=number("centre_budget", positive=True),
+                   loss_per_ln_c=number("loss_error_per_ln_c"),
+                   n_opt_per_ln_c=number("n_opt_error_per_ln_c"),
+                   seed=int(float(raw_seed)), floor=number("loss_error_floor_per_ln_c"),
+                   folds=folds)
 
 
 def _covariance(name: str, theta: np.ndarray, x, y, log_l) -> tuple[np.ndarray, float]:

@@ -5,8 +5,10 @@ n_opt, d_opt, l_opt) and Approach 3's surface (`approach_3_<E|A|B|alpha|beta>`, 
 form; under `analysis.law` other than chinchilla also `approach_3_law`, the family that answered
 in the draw, and every other family's parameters, `approach_3_<family>.<name>`). A draw that
 failed is NaN. Approach 1 has no draws. The intervals of scaling_laws.json and predictions.csv
-are percentiles of these columns; a later round of a steered study (`flops_fit.study`) reads them
-to see where the fit is unsure, and a user can recompute any interval from them.
+are percentiles of these columns; above the centre of the budgets Approach 3's predictions also
+move each draw by the law's own error (`scaling_laws.approach_3.law_error`, whose seed and rates
+`fitting.laws.beyond.LawError.from_dict` reads back), as a steered study's rounds
+(`flops_fit.study`) do when they read these columns to see where the fit is unsure.
 """
 
 from __future__ import annotations
