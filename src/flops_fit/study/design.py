@@ -27,11 +27,13 @@ which N_opt(C*) is right, is worth the most; a run whose loss every draw already
 worth nothing, whatever it costs. Re-centring units are taken first (a biased parabola vertex
 is not a variance the draws can see).
 
-The answer's interval also carries the law's own error beyond the fit (`fitting.laws.beyond`):
-sd s ln(C* / C_centre) in ln N_opt(C*), C_centre the centre of the fitted runs' budgets. Runs do
-not change s (the forecast keeps the measured rate), but runs at larger budgets move the centre
-toward C*: that share of the variance is counted before and after a round, and a unit's value
-includes what it removes of it (so the expected gain is a share of the answer's variance).
+Approach 3's answer also carries the law's own error beyond the fit (`fitting.laws.beyond`),
+s ln(C* / C_centre) in ln N_opt(C*). Its variance is added to both the variance before and the
+one expected after, as measured: the forecast credits no run with shrinking it. Runs above the
+run-weighted centre C_centre would shorten that lever arm, but the cheapest way to do so is a
+cheap run just above the centre, which moves the average without extrapolating any less; and
+new budgets change s itself at the next analysis. So the expected gain is a share of the
+answer's variance, and a study whose variance is mostly the law's stops on min_expected_gain.
 
 Without surface draws (Approach 3 not fitted, no bootstrap) nothing can be scored: re-centring
 units, then the nearest new budgets, fill the allowance.
@@ -53,7 +55,6 @@ from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.planning.flops import readable_budget
 from flops_fit.planning.trunks import added_flops
 from flops_fit.reporting.inputs import compute_model as compute_model_of_doc
-from flops_fit.reporting.inputs import surface
 from flops_fit.study.target import law_error_of
 
 log = logging.getLogger(__name__)
@@ -301,13 +302,13 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
                 take(unit)
         return design
     cov = np.cov(z, rowvar=False)
-    law = _LawCentre(doc, target)
-    if law.variance() > 0:
+    law_var = _law_variance(doc, target)
+    if law_var > 0:
         design.notes.append(
-            f"the law's own error beyond the fit is sd {np.sqrt(law.variance()):.3g} in "
-            f"ln N_opt at {float(target):.3g} FLOPs: runs do not remove it, runs at larger "
-            "budgets shorten the extrapolation it grows with")
-    design.variance_before = float(cov[0, 0]) + law.variance()
+            f"the law's own error beyond the fit (sd {np.sqrt(law_var):.3g} in ln N_opt at "
+            f"{float(target):.3g} FLOPs) is in the answer's interval; the forecast keeps it as "
+            "measured, whatever runs the round adds")
+    design.variance_before = float(cov[0, 0]) + law_var
     columns, start = [], 1
     for unit in units:
         columns.append(np.arange(start, start + len(unit.records)))
@@ -317,9 +318,7 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
         nonlocal cov
         removed, gain = _removed(cov, columns[i], noise)
         cov = cov - gain @ cov[columns[i], :]
-        before = law.variance()
-        law.add(units[i].records)
-        return removed + before - law.variance()
+        return removed
 
     for i, unit in enumerate(units):
         if unit.forced and 0 < cost(unit) <= remaining:
@@ -331,43 +330,20 @@ def design_round(runs: pd.DataFrame, doc: Mapping[str, Any], draws: pd.DataFrame
             if unit.group in chosen_groups or not 0 < spend <= remaining:
                 continue  # spend 0: every run of it is chosen already
             removed, _ = _removed(cov, columns[i], noise)
-            removed += law.variance() - law.variance(unit.records)
             score = removed / spend
             if removed > 1e-6 * design.variance_before and score > best_score:
                 best, best_score = i, score
         if best is None:
             break
         take(units[best], condition(best))
-    design.variance_after = float(max(cov[0, 0], 0.0)) + law.variance()
+    design.variance_after = float(max(cov[0, 0], 0.0)) + law_var
     return design
 
 
-class _LawCentre:
-    """The variance the law's own error beyond the fit adds to ln N_opt(C*): (s ln(C* /
-    C_centre))^2, C_centre the centre (mean ln C) of the fitted runs (`fitting.laws.beyond`).
-    Runs added at a budget move that centre, so runs toward C* shorten the extrapolation;
-    the rate s is taken as the analysis measured it."""
-
-    def __init__(self, doc: Mapping[str, Any], target: float):
-        error = law_error_of(doc)
-        self.rate = error.n_opt_per_ln_c if error is not None else 0.0
-        self.log_target = float(np.log(target))
-        a3, meta = surface(doc) or {}, doc.get("meta") or {}
-        self.runs = float(a3.get("n_runs") or meta.get("n_runs_used") or 1)
-        self.log_sum = self.runs * float(np.log(error.c_centre)) if error is not None else 0.0
-
-    def _log_budgets(self, records: Sequence[Mapping[str, Any]]) -> list[float]:
-        return [float(np.log(float(r["compute_budget"]))) for r in records]
-
-    def variance(self, records: Sequence[Mapping[str, Any]] = ()) -> float:
-        """With `records` added to the fitted runs."""
-        if self.rate <= 0:
-            return 0.0
-        logs = self._log_budgets(records)
-        centre = (self.log_sum + sum(logs)) / (self.runs + len(logs))
-        return float((self.rate * max(0.0, self.log_target - centre)) ** 2)
-
-    def add(self, records: Sequence[Mapping[str, Any]]) -> None:
-        logs = self._log_budgets(records)
-        self.log_sum += sum(logs)
-        self.runs += len(logs)
+def _law_variance(doc: Mapping[str, Any], target: float) -> float:
+    """The variance the law's own error adds to ln N_opt(C*) in the answer's interval: only
+    Approach 3's answer carries it (`study.target.answer_at`)."""
+    if (doc.get("recommended_approach") or {}).get("approach") != "approach_3":
+        return 0.0
+    error = law_error_of(doc)
+    return float(error.sigma([float(target)])[1][0] ** 2) if error is not None else 0.0
