@@ -137,3 +137,9 @@ def test_the_answer_at_a_budget_is_the_one_predictions_csv_gives(case):
     want = [row[c] for c in ("model_size", "model_size_lo", "model_size_hi", "loss", "loss_lo",
                              "loss_hi")]
     assert got == pytest.approx(want, rel=1e-9)
+    # a table whose rows were reordered (sorted, filtered and joined by a user) reads the same:
+    # each draw keeps its own deviate of the law's error
+    shuffled = analysis.draws.sample(frac=1.0, random_state=0)
+    again = answer_at(analysis.scaling_laws, shuffled, 4e12, "approach_3")
+    assert again.n_opt_interval == answer.n_opt_interval
+    assert again.loss_interval == answer.loss_interval

@@ -73,10 +73,13 @@ def law_draws(table: pd.DataFrame, law: str) -> tuple[np.ndarray, np.ndarray] | 
 
 
 def surface_draws(table: pd.DataFrame) -> dict[str, np.ndarray] | None:
-    """Approach 3's parameter draws {E, A, B, alpha, beta: (B,)}, or None."""
+    """Approach 3's parameter draws {E, A, B, alpha, beta: (B,)}, or None; in the order of the
+    `draw` column, which the law error's deviates follow (`fitting.laws.beyond`)."""
     names = {k: f"approach_3_{k}" for k in SURFACE_PARAMS}
     if len(table) == 0 or any(n not in table for n in names.values()):
         return None
+    if "draw" in table:
+        table = table.sort_values("draw", kind="stable")
     draws = {k: table[n].to_numpy(float) for k, n in names.items()}
     if not np.isfinite(draws["alpha"]).any():
         return None
