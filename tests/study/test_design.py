@@ -126,18 +126,25 @@ def test_branches_of_a_trunk_trained_already_cost_their_cooldowns(pilot_analysis
     assert alone.trained == pytest.approx(alone.cost) and alone.cost <= allowance
 
 
+def _with_law_error(doc, error=True, approach="approach_3"):
+    """`doc` whose Approach 3 carries an N_opt law error of 0.1 per ln C from 1e19 (or none)."""
+    law_error = {**(doc["approach_3"]["law_error"] or {}), "centre_budget": 1e19,
+                 "n_opt_error_per_ln_c": 0.1, "law": "chinchilla"} if error else None
+    return {**doc, "approach_3": {**doc["approach_3"], "law_error": law_error},
+            "recommended_approach": {"approach": approach}}
+
+
+def _round(analysis, doc):
+    return design_round(analysis.runs, doc, analysis.draws, TARGET, 1e21, six_nd_planner(), 5,
+                        6.0, set(analysis.runs["experiment_id"]))
+
+
 def test_the_laws_own_error_stays_in_the_forecast_whatever_the_round_buys(pilot_analysis):
     """The answer's interval carries the law's error beyond the fit; runs at the study's
     budgets do not remove it, so it is in the variance before and after alike."""
     _, analysis = pilot_analysis
-    doc = analysis.scaling_laws
-    error = dict(doc["approach_3"]["law_error"] or {})
-    error.update({"centre_budget": 1e19, "n_opt_error_per_ln_c": 0.1, "law": "chinchilla"})
-    with_error = {**doc, "approach_3": {**doc["approach_3"], "law_error": error}}
-    without = {**doc, "approach_3": {**doc["approach_3"], "law_error": None}}
-    plain, widened = (design_round(analysis.runs, d, analysis.draws, TARGET, 1e21,
-                                   six_nd_planner(), 5, 6.0, set(analysis.runs["experiment_id"]))
-                      for d in (without, with_error))
+    plain, widened = (_round(analysis, _with_law_error(analysis.scaling_laws, error))
+                      for error in (False, True))
     law_var = (0.1 * np.log(TARGET / 1e19)) ** 2
     assert widened.variance_before == pytest.approx(plain.variance_before + law_var)
     assert widened.variance_after == pytest.approx(plain.variance_after + law_var)
@@ -148,15 +155,9 @@ def test_the_laws_own_error_stays_in_the_forecast_whatever_the_round_buys(pilot_
 def test_the_laws_error_counts_only_when_approach_3_answers(pilot_analysis):
     """Approaches 1-2's answers carry no law error: the forecast adds none to theirs."""
     _, analysis = pilot_analysis
-    doc = analysis.scaling_laws
-    error = dict(doc["approach_3"]["law_error"] or {})
-    error.update({"centre_budget": 1e19, "n_opt_error_per_ln_c": 0.1, "law": "chinchilla"})
-    a3 = {**doc, "approach_3": {**doc["approach_3"], "law_error": error},
-          "recommended_approach": {"approach": "approach_3"}}
-    a2 = {**a3, "recommended_approach": {"approach": "approach_2"}}
-    with_law, without = (design_round(analysis.runs, d, analysis.draws, TARGET, 1e21,
-                                      six_nd_planner(), 5, 6.0,
-                                      set(analysis.runs["experiment_id"])) for d in (a3, a2))
+    with_law, without = (_round(analysis, _with_law_error(analysis.scaling_laws,
+                                                          approach=approach))
+                         for approach in ("approach_3", "approach_2"))
     assert with_law.variance_before == pytest.approx(
         without.variance_before + (0.1 * np.log(TARGET / 1e19)) ** 2)
     assert not any("law's own error" in n for n in without.notes)

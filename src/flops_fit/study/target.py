@@ -18,8 +18,7 @@ import pandas as pd
 from flops_fit.fitting.bootstrap import interval
 from flops_fit.fitting.laws.beyond import LawError
 from flops_fit.fitting.outputs.draws import law_draws, surface_draws
-from flops_fit.fitting.surface.compute_model import optimal_allocation
-from flops_fit.fitting.surface.law import parametric_loss
+from flops_fit.fitting.outputs.predictions import surface_values
 from flops_fit.reporting.inputs import compute_model as compute_model_of_doc
 from flops_fit.reporting.inputs import surface
 
@@ -85,18 +84,11 @@ def answer_at(doc: Mapping[str, Any], draws: pd.DataFrame, compute: float,
         section = surface(doc)
         if section is None:
             return none
-        model = compute_model_of_doc(doc)  # the section names the family that answers
-        n, d = optimal_allocation(c, section, model)
-        n_point, loss_point = float(n), float(parametric_loss(n, d, section))
-        sampled = surface_draws(draws)
-        if sampled is not None:
-            budget = np.asarray([c])
-            with np.errstate(all="ignore"):
-                ns, ds = optimal_allocation(budget, sampled, model)
-                ls = np.asarray(parametric_loss(ns, ds, sampled))
-            if (error := law_error_of(doc)) is not None:
-                ns, ds, ls = error.widen(budget, ns, ls, model)
-            n_samples, loss_samples = ns[:, 0], ls[:, 0]
+        point, sampled = surface_values(section, surface_draws(draws), law_error_of(doc),
+                                        np.asarray([c]), compute_model_of_doc(doc))
+        n_point, loss_point = float(point["model_size"][0]), float(point["loss"][0])
+        if sampled["model_size"] is not None:
+            n_samples, loss_samples = sampled["model_size"][:, 0], sampled["loss"][:, 0]
     else:
         section = doc.get(approach) or {}
         laws = {k: section.get(k) or {} for k in ("n_opt", "l_opt")}

@@ -38,7 +38,7 @@ widening is the loss's floor alone.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -127,43 +127,33 @@ class LawError:
 
     @classmethod
     def from_dict(cls, doc: Any, seed: int = 0) -> LawError | None:
-        """The LawError of a scaling_laws document's `approach_3.law_error` (None for null or a
-        document without one); `seed` where the document predates its own. A value that cannot
-        be the analysis's raises ValueError naming the key."""
+        """What a scaling_laws document's `approach_3.law_error` widens with (None for null or
+        a document without one): its rates, centre and seed (`seed` where the document
+        predates its own); the folds stay in the document. A value that cannot be the
+        analysis's raises ValueError naming the key."""
         if not isinstance(doc, Mapping) or doc.get("centre_budget") is None:
             return None
-        where = "scaling_laws approach_3.law_error"
 
-        def number(key: str, default: float = 0.0, positive: bool = False) -> float:
+        def number(key: str, default: float = 0.0, positive: bool = False,
+                   integer: bool = False) -> float:
             raw = doc.get(key)
             try:
-                value = default if raw is None else float(raw)
+                value = float(default if raw is None else raw)
             except (TypeError, ValueError):
                 value = float("nan")
-            if not np.isfinite(value) or value < 0 or (positive and value == 0):
-                raise ValueError(f"{where}.{key} is {raw!r}: expected a finite number "
-                                 f"{'above' if positive else 'of at least'} 0")
+            if (not np.isfinite(value) or value < 0 or (positive and value == 0)
+                    or (integer and not value.is_integer())):
+                kind = "an integer" if integer else "a finite number"
+                raise ValueError(f"scaling_laws approach_3.law_error.{key} is {raw!r}: expected "
+                                 f"{kind} {'above' if positive else 'of at least'} 0")
             return value
 
-        raw_seed = doc.get("seed")
-        if raw_seed is None:
-            raw_seed = seed
-        try:
-            seed_ok = (not isinstance(raw_seed, bool) and float(raw_seed).is_integer()
-                       and float(raw_seed) >= 0)
-        except (TypeError, ValueError):
-            seed_ok = False
-        if not seed_ok:
-            raise ValueError(f"{where}.seed is {raw_seed!r}: expected an integer of at least 0")
-        names = {f.name for f in fields(FoldError)}
-        folds = [FoldError(**f) for f in doc.get("folds") or []
-                 if isinstance(f, Mapping) and set(f) == names]  # read back, never used to widen
         return cls(law=str(doc.get("law") or "unknown"),
                    c_centre=number("centre_budget", positive=True),
                    loss_per_ln_c=number("loss_error_per_ln_c"),
                    n_opt_per_ln_c=number("n_opt_error_per_ln_c"),
-                   seed=int(float(raw_seed)), floor=number("loss_error_floor_per_ln_c"),
-                   folds=folds)
+                   seed=int(number("seed", default=seed, integer=True)),
+                   floor=number("loss_error_floor_per_ln_c"))
 
 
 def _covariance(name: str, theta: np.ndarray, x, y, log_l) -> tuple[np.ndarray, float]:

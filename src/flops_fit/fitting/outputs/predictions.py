@@ -10,12 +10,15 @@ draws also carry the law's own error (`laws.beyond`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.bootstrap import intervals_columns
 from flops_fit.fitting.isoflop.approaches import IsoflopFit
+from flops_fit.fitting.laws.beyond import LawError
 from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.fitting.surface.study import SurfaceFit
@@ -46,21 +49,25 @@ def _isoflop_values(fit: IsoflopFit, compute: np.ndarray):
     return point, samples
 
 
-def _surface_values(surface: SurfaceFit, compute: np.ndarray, model: ComputeModel):
-    """Point values and draws (B, m) of N, D, loss on the Approach 3 surface at budgets C."""
-    fit = surface.params
-    if fit is None:
+def surface_values(params: Mapping[str, Any] | None, draws: Mapping[str, Any] | None,
+                   law_error: LawError | None, compute: np.ndarray, model: ComputeModel):
+    """Point values and draws (B, m) of N, D, loss on the Approach 3 surface at budgets C:
+    `params` the answering family's (its `law` key names it), `draws` the bootstrap's, moved
+    by `law_error` beyond the fit. The one computation behind predictions.csv and a steered
+    study's answer (`study.target`, from the stored documents)."""
+    compute = np.asarray(compute, dtype=float)
+    if params is None:
         nan = np.full(compute.shape, np.nan)
         return dict.fromkeys(_VALUES, nan), dict.fromkeys(_VALUES)
-    n, d = optimal_allocation(compute, fit, model)
-    point = {"model_size": n, "num_tokens": d, "loss": parametric_loss(n, d, fit)}
-    if surface.draws is None:
+    n, d = optimal_allocation(compute, params, model)
+    point = {"model_size": n, "num_tokens": d, "loss": parametric_loss(n, d, params)}
+    if draws is None:
         return point, dict.fromkeys(_VALUES)
     with np.errstate(all="ignore"):
-        ns, ds = optimal_allocation(compute, surface.draws, model)
-        ls = parametric_loss(ns, ds, surface.draws)
-    if surface.law_error is not None:  # beyond the fit, the law's own error as well
-        ns, ds, ls = surface.law_error.widen(compute, ns, ls, model)
+        ns, ds = optimal_allocation(compute, draws, model)
+        ls = parametric_loss(ns, ds, draws)
+    if law_error is not None:  # beyond the fit, the law's own error as well
+        ns, ds, ls = law_error.widen(compute, ns, ls, model)
     return point, {"model_size": ns, "num_tokens": ds, "loss": ls}
 
 
@@ -89,7 +96,8 @@ def _table(
 
 def _approach_table(isoflop, surface, model, approach, compute, level, tokens_per_param):
     if approach == "approach_3":
-        point, samples = _surface_values(surface, compute, model)
+        point, samples = surface_values(surface.params, surface.draws, surface.law_error,
+                                        compute, model)
     else:
         point, samples = _isoflop_values(isoflop[approach], compute)
     return _table(approach, compute, point, samples, level, tokens_per_param)
