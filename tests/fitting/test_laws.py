@@ -194,3 +194,38 @@ def test_a_pinned_family_answers_and_chinchillas_form_is_still_reported():
     n_true, _ = family_allocation("kaplan", 1e21, TRUTHS["kaplan"], SIX_ND)
     row = result.predictions.query("approach == 'approach_3'").iloc[0]
     assert row.model_size_lo < float(n_true) < row.model_size_hi
+
+
+def test_a_fit_whose_term_in_n_or_d_vanished_is_told_apart_from_a_small_term():
+    """ln A at -40 leaves a law without its term in N (so no family allocation); F's term, the
+    interaction, may vanish: what is left is Chinchilla's form, whose allocation holds."""
+    from flops_fit.fitting.laws.families import vanished
+
+    names = FAMILIES["interaction"].theta_names  # ln A, ln B, ln E, ln F, alpha, beta
+    truth = FAMILY_TRUTHS["interaction"]
+    theta = np.array([np.log(truth["A"]), np.log(truth["B"]), np.log(truth["E"]),
+                      np.log(truth["F"]), truth["alpha"], truth["beta"]])
+    rows = np.repeat(theta[None, :], 5, axis=0)
+    rows[1, names.index("ln A")] = -40.0
+    rows[2, names.index("ln B")] = -40.0
+    rows[3, names.index("ln F")] = -40.0
+    rows[4, names.index("ln A")] = -2.0  # small (1e-3 of the loss), still there
+    x, y = np.log([1e7, 1e9]), np.log([1e9, 1e11])
+    assert vanished("interaction", rows, x, y).tolist() == [False, True, True, False, False]
+
+
+def test_draws_whose_term_vanished_are_failed_draws_not_answers():
+    """An interaction study (3% noise) in which a tenth of the draws lose their term in N or
+    in D: those draws put N_opt(1e23) anywhere from e^-205 to e^140 when counted; left out and
+    counted as failed, the interval is a few e-folds wide and holds the truth."""
+    runs = synthetic_results(budgets=(1e17, 1e18, 1e19, 1e20, 1e21), sizes_per_budget=7,
+                             span=8.0, noise=0.03, seed=4, law="interaction")
+    result = analyse(runs, {"law": "auto", "bootstrap": {"draws": 200, "seed": 4}},
+                     compute_model="6nd")
+    report = result.surface.bootstrap
+    assert result.surface.law == "interaction"
+    assert 0.03 < report.failed_draw_share < 0.15
+    row = result.predict([1e23], approach="approach_3").iloc[0]
+    n_true, _ = family_allocation("interaction", 1e23, FAMILY_TRUTHS["interaction"], SIX_ND)
+    assert np.log(row.model_size_hi / row.model_size_lo) < 8
+    assert row.model_size_lo < float(n_true) < row.model_size_hi

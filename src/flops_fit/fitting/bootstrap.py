@@ -325,7 +325,8 @@ def bootstrap_warnings(approach: str, report: BootstrapReport) -> list[str]:
     if not report.failed_draws:
         return []
     what = (
-        "no valid surface (non-finite objective or non-positive exponent)"
+        "no valid surface (non-finite objective, non-positive exponent, or a law family's "
+        "term in N or in D that vanished)"
         if report.failed_budget_draws is None
         else f"a budget whose parabola failed ({report.failed_budget_draws} of "
         f"{report.budget_draws} budget-draws: no minimum, vertex outside the sampled "

@@ -63,8 +63,8 @@ def test_check_of_the_small_study(small_study):
 
 def test_a_check_that_tests_another_family_than_the_studys_says_so_in_the_report():
     """MNIST-1D's pilot: the saturating law answers on four budgets; the check has three, too
-    few to choose, so Chinchilla's form answers it, and its note, the recommendation and the
-    report say which family was checked."""
+    few to repeat the choice, so it checks the saturating law pinned (not Chinchilla's form,
+    which `auto` falls back to on three budgets), and its note and the report say so."""
     import pandas as pd
 
     from flops_fit import analyse
@@ -76,5 +76,28 @@ def test_a_check_that_tests_another_family_than_the_studys_says_so_in_the_report
                      compute_model="auto")
     assert result.surface.law == "saturating"
     note = result.scaling_laws["extrapolation_check"]["approach_3"]["note"]
-    assert note.startswith("checks the chinchilla law, not the study's saturating law;")
+    assert note.startswith("checks the study's saturating law, pinned:")
+    check = result.extrapolation.approaches["approach_3"]
+    pinned = analyse(pd.read_csv(STUDIES / "mnist1d_measured_results.csv"),
+                     {**params, "law": "saturating"}, compute_model="auto")
+    assert check.n_opt_rel_error == pytest.approx(
+        pinned.extrapolation.approaches["approach_3"].n_opt_rel_error, rel=1e-4)
     assert _extrapolation_check(result.scaling_laws)["notes"] == [f"Approach 3 {note}"]
+
+
+def test_a_check_that_can_choose_again_says_when_it_chose_another_family():
+    """On four budgets below the held-out one the check repeats the choice; when it lands on
+    another family than the study's, its note names both (here the study claims kaplan)."""
+    from types import SimpleNamespace
+
+    from flops_fit.fitting.checks.extrapolation import _surface_on
+
+    results = synthetic_results(budgets=(1e17, 1e18, 1e19, 1e20, 1e21), noise=0.01, seed=2)
+    cfg = AnalysisConfig.from_params({"bootstrap": {"enabled": False}, "law": "auto"})
+    runs, _ = prepare_runs(results, cfg)
+    below = runs[runs["used_in_fit"] & (runs["budget"] < 1e21)]
+    params, note = _surface_on(below, cfg, SimpleNamespace(law="kaplan", choice=None), 1e21)
+    assert params["law"] != "kaplan"
+    assert note.startswith(f"checks the {params['law']} law, not the study's kaplan law;")
+    params, note = _surface_on(below, cfg, SimpleNamespace(law=params["law"], choice=None), 1e21)
+    assert note == ""

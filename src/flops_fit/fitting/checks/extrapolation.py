@@ -20,6 +20,7 @@ from flops_fit.fitting.isoflop.estimators import (
     budget_groups,
     fit_power_law,
 )
+from flops_fit.fitting.laws.choice import MIN_FIT_BUDGETS
 from flops_fit.fitting.laws.families import DEFAULT_LAW
 from flops_fit.fitting.laws.study import fit_laws, params_mapping
 from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
@@ -103,7 +104,8 @@ def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig, surface: SurfaceFit | N
                 held_out: float) -> tuple[dict[str, Any], str]:
     """Approach 3 refitted on `runs` (the budgets below `held_out`) alone, as a params mapping:
     Chinchilla's form, or the pinned family, or (law: auto) the family chosen on these runs'
-    own budgets; and a note when that family is not the one that answers the study. The law
+    own budgets, or, where they are too few to choose, the study's own family pinned; and a
+    note when the family checked is not the study's or was not chosen again. The law
     families start from the study's own fits of these runs and of the budgets below (its
     rollout folds: none saw the held-out budget), else from their grids."""
     n, d, loss = (runs[c].to_numpy(float) for c in ("model_size", "num_tokens", "final_loss"))
@@ -113,14 +115,28 @@ def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig, surface: SurfaceFit | N
     below = surface.choice.below if surface is not None and surface.choice is not None else {}
     starts = {name: fits[held_out].theta for name, fits in below.items()
               if held_out in fits and fits[held_out].ok}
-    choice, _ = fit_laws(fit, n, d, loss, runs["budget"].to_numpy(float),
-                         np.arange(loss.size), None, cfg, starts=starts or None,
-                         below=below or None)
+    budget = runs["budget"].to_numpy(float)
+
+    def choice_under(law_cfg: AnalysisConfig):
+        choice, _ = fit_laws(fit, n, d, loss, budget, np.arange(loss.size), None, law_cfg,
+                             starts=starts or None, below=below or None)
+        return choice
+
+    choice = choice_under(cfg)
     study_law = surface.law if surface is not None else choice.chosen
-    note = ("" if choice.chosen == study_law else
+    if choice.chosen == study_law:
+        return {**fit.params, **params_mapping(choice)}, ""
+    if not choice.folds:
+        # too few budgets below to repeat the choice: the law that answers the study is the one
+        # whose extrapolation the user relies on, so it is the one checked (pinned)
+        choice = choice_under(cfg.model_copy(update={"law": study_law}))
+        return ({**fit.params, **params_mapping(choice)},
+                f"checks the study's {study_law} law, pinned: the budgets below the held-out "
+                f"one are fewer than {MIN_FIT_BUDGETS + 1} with {cfg.budgets.min_runs}+ runs, "
+                "too few to repeat the choice.")
+    return ({**fit.params, **params_mapping(choice)},
             f"checks the {choice.chosen} law, not the study's {study_law} law; on the budgets "
             f"below the held-out one, {choice.reason}.")
-    return {**fit.params, **params_mapping(choice)}, note
 
 
 def extrapolation_check(

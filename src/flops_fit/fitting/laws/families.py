@@ -152,6 +152,32 @@ def centre(name: str, theta: np.ndarray, x0: float, y0: float, back: bool = Fals
     return out
 
 
+#: a term of the allocation (the first two of `_TERMS`: the one in N, the one in D) below this
+#: share of the family's terms at every run has vanished (`vanished`)
+VANISHED_SHARE = 1e-6
+
+
+def vanished(name: str, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Rows of theta (K, p) whose term in N or in D is below VANISHED_SHARE of the sum of the
+    family's terms at every run (ln N, ln D) = (x, y). Such a fit is a smaller law than the
+    family: without its term in N (or D), the compute-optimal N stops growing with C or grows
+    as C itself, wherever the remaining terms put it, so its allocation answers nothing about
+    the family (its coefficient ran off towards 0, where the fit no longer depends on it)."""
+    fam = family(name)
+    theta = np.atleast_2d(np.asarray(theta, dtype=float))
+    logs = []
+    for coef, ex, ey in _TERMS[name]:
+        value = theta[:, fam.theta_names.index(coef)][:, None]
+        for e, at in ((ex, x), (ey, y)):
+            rate = theta[:, fam.theta_names.index(e)][:, None] if isinstance(e, str) else e
+            value = value - rate * np.asarray(at, dtype=float)[None, :]
+        logs.append(value)
+    with np.errstate(all="ignore"):
+        total, _ = _logsumexp(logs, False)
+        gone = [np.all(t - total < np.log(VANISHED_SHARE), axis=1) for t in logs[:2]]
+    return gone[0] | gone[1]
+
+
 def _logsumexp(terms, shares: bool):
     """ln sum(exp(terms)) and, with `shares`, each term's share exp(t) / sum (the Jacobian's
     weights); None without."""

@@ -32,6 +32,7 @@ from flops_fit.fitting.laws.families import (
     log_loss_and_jacobian,
     theta_to_named,
     valid,
+    vanished,
 )
 from flops_fit.fitting.laws.solver import FamilyFit, minimise
 from flops_fit.fitting.surface.fit import ParametricFit, bootstrap_parametric
@@ -143,7 +144,7 @@ def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
             theta, objective = minimise(name, start, x, y, log_draws[rows],
                                         weights=None if weights is None else weights[rows], **kw)
             got = theta_to_named(name, theta)
-            good = valid(name, got) & np.isfinite(objective)
+            good = valid(name, got) & np.isfinite(objective) & ~vanished(name, theta, x, y)
             for key in named:
                 named[key][rows] = np.where(good, got[key], np.nan)
             answered[rows[good]] = True
@@ -155,7 +156,8 @@ def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
         note="; ".join(filter(None, [
             note, how, "a family's parameters are refitted in the draws it answers (NaN in "
             "the others), Chinchilla's in every draw", "a draw whose family gives no valid law "
-            "is left out of the percentiles and counted in failed_draws"])))
+            "(or whose term in N or in D vanished: families.vanished) is left out of the "
+            "percentiles and counted in failed_draws"])))
     log.info("Approach 3 bootstrap over %d families: %d draws in %.2f s (%s)", len(names),
              pick.size, time.perf_counter() - t1,
              ", ".join(f"{k} {v:.0%}" for k, v in choice.draw_shares.items()))
