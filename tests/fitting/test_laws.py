@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from flops_fit import analyse
@@ -229,3 +230,27 @@ def test_draws_whose_term_vanished_are_failed_draws_not_answers():
     n_true, _ = family_allocation("interaction", 1e23, FAMILY_TRUTHS["interaction"], SIX_ND)
     assert np.log(row.model_size_hi / row.model_size_lo) < 8
     assert row.model_size_lo < float(n_true) < row.model_size_hi
+
+
+def test_a_family_whose_fit_lost_its_term_in_n_does_not_answer():
+    """Runs whose loss depends on D alone: the interaction family's fit drops its terms in N.
+    Under auto it is left out of the choice (the reason says so); pinned, it answers with a
+    warning, and its draws, which lose the term too, are failed draws."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for c in (1e17, 1e18, 1e19, 1e20):
+        for n in 0.1 * c**0.5 * np.geomspace(1 / 8, 8, 7):
+            d = c / (6 * n)
+            rows.append({"experiment_id": f"r{len(rows)}", "model_size": n, "num_tokens": d,
+                         "compute": c, "compute_budget": c,
+                         "final_loss": (1.7 + 400 / d**0.3) * np.exp(0.01 * rng.normal())})
+    runs = pd.DataFrame(rows)
+    auto = analyse(runs, {"law": "auto", "bootstrap": {"draws": 20}}, compute_model="6nd")
+    assert auto.surface.law != "interaction"
+    assert auto.surface.choice.reason.endswith(
+        "interaction left out: its fit to all runs lost its term in N or in D, a smaller law "
+        "than the family")
+    pinned = analyse(runs, {"law": "interaction", "bootstrap": {"draws": 20}},
+                     compute_model="6nd")
+    assert any("law's fit lost its term in N or in D" in w for w in pinned.surface.warnings)
+    assert pinned.surface.bootstrap.failed_draws == 20

@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES, log_loss_and_jacobian
+from flops_fit.fitting.laws.families import (
+    DEFAULT_LAW,
+    FAMILIES,
+    log_loss_and_jacobian,
+    vanished,
+)
 from flops_fit.fitting.laws.solver import (
     ROLLOUT_FTOL,
     ROLLOUT_MAX_ITER,
@@ -229,7 +234,11 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
             sq += float(err[0]) ** 2 * int(fold.test.sum())
             count += int(fold.test.sum())
         errors[name] = float(np.sqrt(sq / count)) if count and np.isfinite(sq) else None
-    err = np.array([np.inf if errors[n] is None else errors[n] for n in names])
+    # a family whose fit to all runs lost its term in N or in D cannot answer (`vanished`);
+    # Chinchilla's form, the fallback, has identification checks of its own
+    smaller = [n for n in names if n != DEFAULT_LAW and fits[n] is not None and fits[n].ok
+               and bool(vanished(n, fits[n].theta, x, y)[0])]
+    err = np.array([np.inf if errors[n] is None or n in smaller else errors[n] for n in names])
     pick = int(choose(err, [FAMILIES[n].n_params for n in names], tie))
     if pick < 0:
         return LawChoice("auto", DEFAULT_LAW, "no family could be fitted on the smaller "
@@ -243,6 +252,9 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
         why = (f"within {tie:.0%} of the lowest held-out error ({errors[chosen]:.2%} against "
                f"{best}'s {errors[best]:.2%} RMS) with fewer parameters, predicting the "
                f"{_budgets(folds)} from the smaller budgets")
+    if smaller:
+        why += (f"; {', '.join(smaller)} left out: its fit to all runs lost its term in N or "
+                "in D, a smaller law than the family")
     return LawChoice("auto", chosen, why, fits, folds, errors, below=made)
 
 

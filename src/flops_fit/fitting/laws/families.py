@@ -160,9 +160,10 @@ VANISHED_SHARE = 1e-6
 def vanished(name: str, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Rows of theta (K, p) whose term in N or in D is below VANISHED_SHARE of the sum of the
     family's terms at every run (ln N, ln D) = (x, y). Such a fit is a smaller law than the
-    family: without its term in N (or D), the compute-optimal N stops growing with C or grows
-    as C itself, wherever the remaining terms put it, so its allocation answers nothing about
-    the family (its coefficient ran off towards 0, where the fit no longer depends on it)."""
+    family: without its term in N (or D), the compute-optimal N runs off to an edge, or (with
+    an interaction term left) stops growing with C or grows as C itself, so its allocation
+    answers nothing about the family (the coefficient ran off towards 0, where the fit no
+    longer depends on it)."""
     fam = family(name)
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
     logs = []

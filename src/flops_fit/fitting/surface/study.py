@@ -37,6 +37,7 @@ from flops_fit.fitting.laws.families import (
     K_CEILING,
     PLATEAU_CEILING,
     at_bound,
+    vanished,
 )
 from flops_fit.fitting.laws.study import (
     chinchilla_family_fit,
@@ -164,6 +165,13 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
                     f"{PLATEAU_CEILING:g}x the highest loss, k at most {K_CEILING:g}): the runs "
                     "only say the law lies along a valley beyond it, so read its parameters "
                     "with care")
+            if result.law != DEFAULT_LAW and answer.ok and vanished(
+                    result.law, answer.theta, np.log(n), np.log(d))[0]:
+                result.warnings.append(
+                    f"the {result.law} law's fit lost its term in N or in D (below a millionth "
+                    "of its terms at every run): it is a smaller law than the family, whose "
+                    "N_opt runs off to an edge, stops growing with C or grows as C itself, so "
+                    "its allocation says nothing; pin another analysis.law or set it to auto")
             if laws is not None:
                 result.draws, result.bootstrap = laws.draws, laws.report
                 basins = (laws.chinchilla_basins if result.law == DEFAULT_LAW
