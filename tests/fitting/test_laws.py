@@ -233,10 +233,11 @@ def test_draws_whose_term_vanished_are_failed_draws_not_answers():
 
 
 def test_a_family_whose_fit_lost_its_term_in_n_does_not_answer():
-    """Runs whose loss depends on D alone: the interaction family's fit drops its terms in N.
-    Under auto it is left out of the choice (the reason says so); pinned, it answers with a
-    warning, and its draws, which lose the term too, are failed draws."""
-    rng = np.random.default_rng(0)
+    """Runs whose loss depends on D alone: the interaction family, which predicts the held-out
+    budget best here, fits them by dropping its terms in N. Under auto it is left out of the
+    choice and of every draw (the reason says so); pinned, it answers with a warning, and its
+    draws, which lose the term too, are failed draws."""
+    rng = np.random.default_rng(12)
     rows = []
     for c in (1e17, 1e18, 1e19, 1e20):
         for n in 0.1 * c**0.5 * np.geomspace(1 / 8, 8, 7):
@@ -245,11 +246,17 @@ def test_a_family_whose_fit_lost_its_term_in_n_does_not_answer():
                          "compute": c, "compute_budget": c,
                          "final_loss": (1.7 + 400 / d**0.3) * np.exp(0.01 * rng.normal())})
     runs = pd.DataFrame(rows)
-    auto = analyse(runs, {"law": "auto", "bootstrap": {"draws": 20}}, compute_model="6nd")
-    assert auto.surface.law != "interaction"
-    assert auto.surface.choice.reason.endswith(
-        "interaction left out: its fit to all runs lost its term in N or in D, a smaller law "
+    auto = analyse(runs, {"law": "auto", "bootstrap": {"draws": 100, "seed": 1}},
+                   compute_model="6nd")
+    choice = auto.surface.choice
+    errors = {k: v for k, v in choice.held_out_rms.items() if v is not None}
+    assert min(errors, key=errors.get) == "interaction"
+    assert auto.surface.law != "interaction" and choice.left_out == ["interaction"]
+    assert choice.reason.endswith(
+        "interaction left out: its fit to all runs lost a term in N or in D, a smaller law "
         "than the family")
+    assert choice.draw_shares["interaction"] == 0.0
+    assert auto.surface.bootstrap.failed_draw_share < 0.15
     pinned = analyse(runs, {"law": "interaction", "bootstrap": {"draws": 20}},
                      compute_model="6nd")
     assert any("law's fit lost its term in N or in D" in w for w in pinned.surface.warnings)

@@ -320,13 +320,14 @@ def intervals_columns(samples: np.ndarray, level: float) -> tuple[np.ndarray, np
     return lo, hi
 
 
-def bootstrap_warnings(approach: str, report: BootstrapReport) -> list[str]:
-    """Failed bootstrap draws (and budget-draws), and an interval made unreliable by them."""
+def bootstrap_warnings(approach: str, report: BootstrapReport,
+                       failure: str | None = None) -> list[str]:
+    """Failed bootstrap draws (and budget-draws), and an interval made unreliable by them;
+    `failure` says what a failed surface draw is where it is not the default's."""
     if not report.failed_draws:
         return []
     what = (
-        "no valid surface (non-finite objective, non-positive exponent, or a law family's "
-        "term in N or in D that vanished)"
+        failure or "no valid surface (non-finite objective or non-positive exponent)"
         if report.failed_budget_draws is None
         else f"a budget whose parabola failed ({report.failed_budget_draws} of "
         f"{report.budget_draws} budget-draws: no minimum, vertex outside the sampled "

@@ -101,3 +101,33 @@ def test_a_check_that_can_choose_again_says_when_it_chose_another_family():
     assert note.startswith(f"checks the {params['law']} law, not the study's kaplan law;")
     params, note = _surface_on(below, cfg, SimpleNamespace(law=params["law"], choice=None), 1e21)
     assert note == ""
+
+
+def test_a_pinned_check_whose_family_cannot_be_fitted_says_so(monkeypatch):
+    """When the study's family cannot be fitted to the budgets below the held-out one, the
+    check's Approach 3 entry says that instead of an empty row."""
+    import numpy as np
+    import pandas as pd
+
+    from flops_fit import analyse
+    from flops_fit.fitting.checks import extrapolation
+    from flops_fit.fitting.laws.solver import FamilyFit
+    from tests.fitting.test_api import STUDIES, analysis_params
+
+    real = extrapolation.fit_laws
+
+    def failing(*args, **kwargs):
+        choice, draws = real(*args, **kwargs)
+        bad = choice.fits["saturating"]
+        choice.fits["saturating"] = FamilyFit("saturating", bad.theta * np.nan, np.nan,
+                                              bad.n_runs)
+        return choice, draws
+
+    monkeypatch.setattr(extrapolation, "fit_laws", failing)
+    params = {**analysis_params("mnist1d"), "bootstrap": {"draws": 20}}
+    result = analyse(pd.read_csv(STUDIES / "mnist1d_measured_results.csv"), params,
+                     compute_model="auto")
+    entry = result.extrapolation.approaches["approach_3"]
+    assert entry.predicted_n_opt is None
+    assert entry.note == ("Approach 3 could not be fitted: the study's saturating law could not "
+                          "be fitted to the budgets below the held-out one")

@@ -115,28 +115,26 @@ def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig, surface: SurfaceFit | N
     below = surface.choice.below if surface is not None and surface.choice is not None else {}
     starts = {name: fits[held_out].theta for name, fits in below.items()
               if held_out in fits and fits[held_out].ok}
-    budget = runs["budget"].to_numpy(float)
-
-    def choice_under(law_cfg: AnalysisConfig):
-        choice, _ = fit_laws(fit, n, d, loss, budget, np.arange(loss.size), None, law_cfg,
-                             starts=starts or None, below=below or None)
-        return choice
-
-    choice = choice_under(cfg)
+    choice, _ = fit_laws(fit, n, d, loss, runs["budget"].to_numpy(float),
+                         np.arange(loss.size), None, cfg, starts=starts or None,
+                         below=below or None)
     study_law = surface.law if surface is not None else choice.chosen
+    params = {**fit.params, **params_mapping(choice)}
     if choice.chosen == study_law:
-        return {**fit.params, **params_mapping(choice)}, ""
-    if not choice.folds:
+        return params, ""
+    if choice.mode == "auto" and not choice.folds:
         # too few budgets below to repeat the choice: the law that answers the study is the one
-        # whose extrapolation the user relies on, so it is the one checked (pinned)
-        choice = choice_under(cfg.model_copy(update={"law": study_law}))
-        return ({**fit.params, **params_mapping(choice)},
-                f"checks the study's {study_law} law, pinned: the budgets below the held-out "
-                f"one are fewer than {MIN_FIT_BUDGETS + 1} with {cfg.budgets.min_runs}+ runs, "
-                "too few to repeat the choice.")
-    return ({**fit.params, **params_mapping(choice)},
-            f"checks the {choice.chosen} law, not the study's {study_law} law; on the budgets "
-            f"below the held-out one, {choice.reason}.")
+        # whose extrapolation the user relies on, so it is the one checked (every family was
+        # fitted to these runs for the choice)
+        if not choice.fits[study_law].ok:
+            raise ParametricFitError(f"the study's {study_law} law could not be fitted to the "
+                                     "budgets below the held-out one")
+        return {**params, "law": study_law}, (
+            f"checks the study's {study_law} law, pinned: the budgets below the held-out one "
+            f"are fewer than {MIN_FIT_BUDGETS + 1} with {cfg.budgets.min_runs}+ runs, too few "
+            "to repeat the choice.")
+    return params, (f"checks the {choice.chosen} law, not the study's {study_law} law; on the "
+                    f"budgets below the held-out one, {choice.reason}.")
 
 
 def extrapolation_check(

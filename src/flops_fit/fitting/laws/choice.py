@@ -159,6 +159,9 @@ class LawChoice:
         return [mine.get(f.budget) for f in self.folds]
     #: share of bootstrap draws in which each family answered (None without a bootstrap)
     draw_shares: dict[str, float] | None = None
+    #: families whose fit to all runs lost its term in N or in D (`families.vanished`): they
+    #: cannot answer, in the full data or in a draw
+    left_out: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,6 +170,7 @@ class LawChoice:
             "reason": self.reason,
             "held_out_budgets": [f.budget for f in self.folds],
             "draw_shares": self.draw_shares,
+            "left_out": list(self.left_out),
             "families": {
                 name: {
                     "formula": FAMILIES[name].formula,
@@ -240,10 +244,13 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
                and bool(vanished(n, fits[n].theta, x, y)[0])]
     err = np.array([np.inf if errors[n] is None or n in smaller else errors[n] for n in names])
     pick = int(choose(err, [FAMILIES[n].n_params for n in names], tie))
+    gone = (f"; {', '.join(smaller)} left out: {'its fit' if len(smaller) == 1 else 'their fits'}"
+            " to all runs lost a term in N or in D, a smaller law than the family"
+            if smaller else "")
     if pick < 0:
         return LawChoice("auto", DEFAULT_LAW, "no family could be fitted on the smaller "
-                         "budgets alone: Chinchilla's form answers", fits, folds, errors,
-                         below=made)
+                         f"budgets alone: Chinchilla's form answers{gone}", fits, folds, errors,
+                         below=made, left_out=smaller)
     chosen = names[pick]
     best = names[int(np.argmin(err))]
     why = (f"the lowest held-out error ({errors[chosen]:.2%} RMS) predicting the "
@@ -252,10 +259,8 @@ def choose_law(x, y, log_l, budget, *, law: str, held_out: int, tie: float, min_
         why = (f"within {tie:.0%} of the lowest held-out error ({errors[chosen]:.2%} against "
                f"{best}'s {errors[best]:.2%} RMS) with fewer parameters, predicting the "
                f"{_budgets(folds)} from the smaller budgets")
-    if smaller:
-        why += (f"; {', '.join(smaller)} left out: its fit to all runs lost its term in N or "
-                "in D, a smaller law than the family")
-    return LawChoice("auto", chosen, why, fits, folds, errors, below=made)
+    return LawChoice("auto", chosen, why + gone, fits, folds, errors, below=made,
+                     left_out=smaller)
 
 
 def _budgets(folds: list[Fold]) -> str:
@@ -312,7 +317,9 @@ def draw_choice(choice: LawChoice, x, y, log_l_draws: np.ndarray, weights: np.nd
 
     def repeat(rows: slice) -> np.ndarray:
         w = None if weights is None else weights[rows]
-        errors = np.stack([rollout_errors(choice, name, x, y, log_l_draws[rows], w, **kw)
+        errors = np.stack([np.full(log_l_draws[rows].shape[0], np.inf)
+                           if name in choice.left_out else
+                           rollout_errors(choice, name, x, y, log_l_draws[rows], w, **kw)
                            for name in names])
         got = choose(errors, n_params, tie)
         return np.where(got < 0, chosen, got)

@@ -36,6 +36,7 @@ from flops_fit.fitting.laws.families import (
     FAMILIES,
     K_CEILING,
     PLATEAU_CEILING,
+    VANISHED_SHARE,
     at_bound,
     vanished,
 )
@@ -168,15 +169,17 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
             if result.law != DEFAULT_LAW and answer.ok and vanished(
                     result.law, answer.theta, np.log(n), np.log(d))[0]:
                 result.warnings.append(
-                    f"the {result.law} law's fit lost its term in N or in D (below a millionth "
-                    "of its terms at every run): it is a smaller law than the family, whose "
-                    "N_opt runs off to an edge, stops growing with C or grows as C itself, so "
-                    "its allocation says nothing; pin another analysis.law or set it to auto")
+                    f"the {result.law} law's fit lost its term in N or in D (below "
+                    f"{VANISHED_SHARE:g} of its terms at every run): a smaller law than the "
+                    "family, whose N_opt runs off to an edge, stops growing with C or grows as "
+                    "C itself, so its allocation says nothing; pin another analysis.law or set "
+                    "it to auto")
             if laws is not None:
                 result.draws, result.bootstrap = laws.draws, laws.report
                 basins = (laws.chinchilla_basins if result.law == DEFAULT_LAW
                           else np.zeros(0, dtype=bool))
-                result.warnings.extend(surface_bootstrap_warnings(basins, laws.report))
+                result.warnings.extend(surface_bootstrap_warnings(basins, laws.report,
+                                                                  families=True))
         if cfg.law_error:
             result.law_error = _law_error(result, n, d, loss, used["budget"].to_numpy(float),
                                           cfg, model)
