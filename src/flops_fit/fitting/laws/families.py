@@ -140,16 +140,24 @@ def centre(name: str, theta: np.ndarray, x0: float, y0: float, back: bool = Fals
     centred theta at x - x0, y - y0 is the law in theta at x, y, but a solver no longer has to
     move a coefficient and its exponent together (their Jacobian columns are nearly collinear
     when ln N spans 18-23), so it converges in far fewer steps."""
-    fam = family(name)
     out = np.array(np.atleast_2d(theta), dtype=float)
     sign = 1.0 if back else -1.0
-    for coef, ex, ey in _TERMS[name]:
-        shift = 0.0
-        for e, centre_at in ((ex, x0), (ey, y0)):
-            value = out[:, fam.theta_names.index(e)] if isinstance(e, str) else e
-            shift = shift + value * centre_at
-        out[:, fam.theta_names.index(coef)] += sign * shift
+    for coef, rate_n, rate_d in _term_rates(name, out):
+        out[:, coef] += sign * (rate_n * x0 + rate_d * y0)
     return out
+
+
+def _term_rates(name: str, theta: np.ndarray):
+    """Per coefficient term of `_TERMS[name]`: its column in theta (K, p) and its exponents on
+    ln N and on ln D, (K,) each (a fixed exponent broadcast): the term is
+    exp(theta[:, column] - rate_n ln N - rate_d ln D)."""
+    fam = family(name)
+
+    def rate(e):
+        return theta[:, fam.theta_names.index(e)] if isinstance(e, str) else np.full(
+            theta.shape[0], float(e))
+
+    return [(fam.theta_names.index(coef), rate(ex), rate(ey)) for coef, ex, ey in _TERMS[name]]
 
 
 #: a term of the allocation (the first two of `_TERMS`: the one in N, the one in D) below this
@@ -164,16 +172,11 @@ def vanished(name: str, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.n
     an interaction term left) stops growing with C or grows as C itself, so its allocation
     answers nothing about the family (the coefficient ran off towards 0, where the fit no
     longer depends on it)."""
-    fam = family(name)
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
-    logs = []
-    for coef, ex, ey in _TERMS[name]:
-        value = theta[:, fam.theta_names.index(coef)][:, None]
-        for e, at in ((ex, x), (ey, y)):
-            rate = theta[:, fam.theta_names.index(e)][:, None] if isinstance(e, str) else e
-            value = value - rate * np.asarray(at, dtype=float)[None, :]
-        logs.append(value)
+    x, y = (np.asarray(v, dtype=float)[None, :] for v in (x, y))
     with np.errstate(all="ignore"):
+        logs = [theta[:, coef][:, None] - rate_n[:, None] * x - rate_d[:, None] * y
+                for coef, rate_n, rate_d in _term_rates(name, theta)]
         total, _ = _logsumexp(logs, False)
         gone = [np.all(t - total < np.log(VANISHED_SHARE), axis=1) for t in logs[:2]]
     return gone[0] | gone[1]
