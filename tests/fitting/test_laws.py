@@ -219,8 +219,7 @@ def test_draws_whose_term_vanished_are_failed_draws_not_answers():
     """An interaction study (3% noise) in which a tenth of the draws lose their term in N or
     in D: those draws put N_opt(1e23) anywhere from e^-205 to e^140 when counted; left out and
     counted as failed, the interval is a few e-folds wide and holds the truth."""
-    runs = synthetic_results(budgets=(1e17, 1e18, 1e19, 1e20, 1e21), sizes_per_budget=7,
-                             span=8.0, noise=0.03, seed=4, law="interaction")
+    runs = study("interaction", budgets=(1e17, 1e18, 1e19, 1e20, 1e21), noise=0.03, seed=4)
     result = analyse(runs, {"law": "auto", "bootstrap": {"draws": 200, "seed": 4}},
                      compute_model="6nd")
     report = result.surface.bootstrap

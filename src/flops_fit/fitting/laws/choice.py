@@ -273,10 +273,11 @@ def rollout_errors(choice: LawChoice, name: str, x, y, log_l_draws: np.ndarray,
     """Family `name`'s held-out error (B,) in each draw (a row of `log_l_draws` and of
     `weights`): every rollout fold refitted to the draw, warm-started from its fold fit. All
     folds are refined in one batch: a fold's problem counts only its own runs (weight 0 on the
-    others), which halves the solver's steps over two folds."""
+    others), which halves the solver's steps over two folds. A family the choice left out
+    (`LawChoice.left_out`) or without a fit of every fold scores inf: it answers no draw."""
     draws, n = log_l_draws.shape
     fits = choice.fold_fits(name)
-    if any(f is None or not f.ok for f in fits):
+    if name in choice.left_out or any(f is None or not f.ok for f in fits):
         return np.full(draws, np.inf)
     folds = choice.folds
     base = np.ones((draws, n)) if weights is None else np.asarray(weights, dtype=float)
@@ -317,9 +318,7 @@ def draw_choice(choice: LawChoice, x, y, log_l_draws: np.ndarray, weights: np.nd
 
     def repeat(rows: slice) -> np.ndarray:
         w = None if weights is None else weights[rows]
-        errors = np.stack([np.full(log_l_draws[rows].shape[0], np.inf)
-                           if name in choice.left_out else
-                           rollout_errors(choice, name, x, y, log_l_draws[rows], w, **kw)
+        errors = np.stack([rollout_errors(choice, name, x, y, log_l_draws[rows], w, **kw)
                            for name in names])
         got = choose(errors, n_params, tie)
         return np.where(got < 0, chosen, got)
