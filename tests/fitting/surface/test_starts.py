@@ -7,7 +7,13 @@ import pytest
 
 from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
 from flops_fit.fitting.surface.objective import RunData, batched_objective
-from flops_fit.fitting.surface.starts import grid, local_minima, profile_surface, start_points
+from flops_fit.fitting.surface.starts import (
+    DROPPED_TERM_SHARE,
+    grid,
+    local_minima,
+    profile_surface,
+    start_points,
+)
 
 
 def test_grid_includes_its_stop():
@@ -54,3 +60,22 @@ def test_least_squares_profile_is_exact_for_raw_residuals():
             moved = theta[i, j].copy()
             moved[k] += step
             assert batched_objective(moved, data, None, 1e-3, objective="least_squares")[0] >= base
+
+
+def test_a_term_the_nnls_drops_is_scored_at_0_and_handed_on_small_but_movable():
+    """Runs whose loss has no term in D: the profile drops B (or keeps it at ~1e-9 of the
+    loss), scores the pair without it, and starts B where its term is DROPPED_TERM_SHARE of the lowest loss at the median run (a log-
+    coefficient near -inf would leave the solver a gradient near 0 in it)."""
+    df = synthetic_results(noise=0.0)
+    t = CHINCHILLA_TRUTH
+    df["final_loss"] = t["E"] + t["A"] / df["model_size"] ** t["alpha"]
+    data = RunData.from_arrays(df["model_size"], df["num_tokens"], df["final_loss"])
+    obj, theta = profile_surface(data, np.array([CHINCHILLA_TRUTH["alpha"]]), np.array([0.3]), 1e-3)
+    start = theta[0, 0]
+    np.testing.assert_allclose(
+        np.exp(start[[0, 2]]), [CHINCHILLA_TRUTH["A"], CHINCHILLA_TRUTH["E"]], rtol=1e-6
+    )
+    b_term = np.exp(start[1] - 0.3 * np.median(np.log(df["num_tokens"])))
+    assert b_term == pytest.approx(DROPPED_TERM_SHARE * df["final_loss"].min())
+    assert obj[0, 0] < 1e-10  # scored as the (near-)exact fit it is, without B
+    assert batched_objective(start, data, None, 1e-3)[0] > 1e-8  # the start itself moved B

@@ -7,7 +7,8 @@ solution over all supports): of relative residuals (L_hat - L)/L (weights 1/L^2)
 log-residuals to first order, for the Huber-on-log objective; of raw residuals L_hat - L (unit
 weights) for the least-squares one, whose profile it then is exactly. Each pair is scored by the
 true objective; the starts handed to the solver are the local minima of that profile, best
-first, topped up with the best pairs overall.
+first, topped up with the best pairs overall. A term a pair's NNLS fit leaves out (or keeps
+tiny) is handed on small but not 0, so that the solver can bring it back.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from flops_fit.fitting.surface.objective import (
     check_objective,
 )
 
-_LOG_FLOOR = -30.0  # log-coefficient given to a term the NNLS start leaves out
+#: a term the NNLS start leaves out (or keeps smaller) starts at this share of the lowest loss
+#: measured (at the median run), not at 0: the solver works in log-coefficients, where a term
+#: near 0 has a gradient near 0 and could never come back even when the optimum needs it
+DROPPED_TERM_SHARE = 0.01
 
 
 def grid(spec: tuple[float, float, float]) -> np.ndarray:
@@ -94,24 +98,43 @@ def profile_surface(
             full[..., idx] = coef
             best_sse = np.where(take, sse, best_sse)
             best = np.where(take[..., None], full, best)
+    # Each pair is scored with its exact NNLS fit (a dropped term exactly 0); the start it
+    # hands on carries no term below DROPPED_TERM_SHARE.
+    small = np.log(DROPPED_TERM_SHARE * float(np.min(loss)))
+    lifted = np.stack(
+        np.broadcast_arrays(
+            np.full((ni, nj), small),
+            (small + alphas * np.median(data.log_n))[:, None],
+            (small + betas * np.median(data.log_d))[None, :],
+        ),
+        -1,
+    )
+    kept = best > 0
     with np.errstate(divide="ignore"):
-        logc = np.where(best > 0, np.log(np.where(best > 0, best, 1.0)), _LOG_FLOOR)
-    theta = np.empty((ni, nj, 5))
-    theta[..., 0] = logc[..., 1]
-    theta[..., 1] = logc[..., 2]
-    theta[..., 2] = logc[..., 0]
+        logc = np.log(np.where(kept, best, 1.0))
+    obj = _scores(_theta(np.where(kept, logc, -np.inf), alphas, betas), data, delta, objective)
+    obj[~np.isfinite(best_sse)] = np.inf
+    return obj, _theta(np.where(kept, np.maximum(logc, lifted), lifted), alphas, betas)
+
+
+def _theta(log_eab: np.ndarray, alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """(I, J, 5) theta rows from log-coefficients (I, J, 3) over (E, A, B) and the exponents."""
+    theta = np.empty(log_eab.shape[:2] + (5,))
+    theta[..., 0], theta[..., 1], theta[..., 2] = log_eab[..., 1], log_eab[..., 2], log_eab[..., 0]
     theta[..., 3] = alphas[:, None]
     theta[..., 4] = betas[None, :]
+    return theta
+
+
+def _scores(theta: np.ndarray, data: RunData, delta: float, objective: str) -> np.ndarray:
     flat = theta.reshape(-1, 5)
     chunk = batch_rows(data.log_l.size)
-    obj = np.concatenate(
+    return np.concatenate(
         [
             batched_objective(flat[i : i + chunk], data, None, delta, objective=objective)
             for i in range(0, len(flat), chunk)
         ]
-    ).reshape(ni, nj)
-    obj[~np.isfinite(best_sse)] = np.inf
-    return obj, theta
+    ).reshape(theta.shape[:2])
 
 
 def local_minima(obj: np.ndarray) -> np.ndarray:
