@@ -92,6 +92,17 @@ def width_over_spread(values: list[tuple[float, float, float]]) -> float:
     return float(np.mean(widths) / spread) if widths and spread > 0 else float("nan")
 
 
+def held_loss_hits(records: list[Study]) -> list[bool]:
+    """Per study with an interval: does its held-out L_opt interval hold the truth?"""
+    hits = []
+    for r in records:
+        _, true = truth(r.law, BUDGETS[-1])
+        _, lo, hi = r.held_loss
+        if np.isfinite(lo) and np.isfinite(hi):
+            hits.append(bool(lo <= true <= hi))
+    return hits
+
+
 def summary(records: list[Study], law: str) -> dict[str, float]:
     """One family's cell: right-family rate, N_opt(TARGET) coverage and width / spread, and
     beyond the fit the coverage of L_opt and N_opt at the held-out largest budget."""

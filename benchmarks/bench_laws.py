@@ -19,7 +19,8 @@
    (its lowest run where the vertex is not valid). Printed: the coverage over every (split,
    budget), the same without the law's error (`law_error: false`) beside it, and over the
    splits of four budgets or more (where rollout can measure the law's error; the pairs that
-   calibrate `analysis.law_error_floor`).
+   calibrate `analysis.law_error_floor`). Last, the held-out L_opt coverage of every synthetic
+   study and every real pair together (informative; each family is judged on its own above).
 
     .venv/bin/python benchmarks/bench_laws.py             # 30 studies per cell, ~10 min
     .venv/bin/python benchmarks/bench_laws.py --every 1   # time all 4,500 recipe starts (+4 min)
@@ -46,7 +47,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import exit_on_failure, run_workers  # noqa: E402
-from _law_studies import studies, summary  # noqa: E402
+from _law_studies import held_loss_hits, studies, summary  # noqa: E402
 from bench_parametric_fit import CHINCHILLA_CSV as EPOCH_CSV  # noqa: E402
 from bench_parametric_fit import chinchilla  # noqa: E402
 from reference_fit import fit_parametric_reference  # noqa: E402
@@ -119,7 +120,8 @@ def speed(draws: int, repeat: int, every: int, judge: bool) -> list[str]:
 
 
 def synthetic(n_studies: int, draws: int, workers: int, noises, judge: bool,
-              laws=LAW_NAMES) -> list[str]:
+              laws=LAW_NAMES) -> tuple[list[str], list[bool]]:
+    """Failures, and per study whether its held-out L_opt was covered."""
     cells = [(law, noise, seed) for law in laws for noise in noises
              for seed in range(n_studies)]
     t0 = time.perf_counter()
@@ -156,7 +158,10 @@ def synthetic(n_studies: int, draws: int, workers: int, noises, judge: bool,
                                   ("held_loss_coverage", COVERAGE)):
                 if not lo <= s[key] <= hi:
                     failures.append(f"{law}: {key} {s[key]:.3f} outside [{lo}, {hi}]")
-    return failures + problems
+    hits = held_loss_hits(records)
+    print(f"   held-out L_opt covered in {np.mean(hits):.1%} of the {len(hits)} studies "
+          f"(every family and noise level)")
+    return failures + problems, hits
 
 
 def _vertex_loss(group) -> float:
@@ -164,8 +169,9 @@ def _vertex_loss(group) -> float:
     return float(point["loss"]) if point["valid"] else float(np.min(group.loss))
 
 
-def real(draws: int, quick: bool) -> list[str]:
-    problems = []
+def real(draws: int, quick: bool) -> tuple[list[str], list[bool]]:
+    """Problems, and per (split, budget) pair of both ladders whether L_opt was covered."""
+    problems, pairs = [], []
     for name, runs in (("Epoch's Chinchilla runs", epoch_runs()), ("Llama 3", llama_runs())):
         cfg = AnalysisConfig.from_params({})
         prepared, _ = prepare_runs(runs, cfg)
@@ -192,9 +198,10 @@ def real(draws: int, quick: bool) -> list[str]:
               f"{cov:.0%} of {len(hits[True])} (split, budget) pairs ({bare:.0%} without the "
               f"law's error); from {MIN_FIT_BUDGETS + 1} budgets on {sum(measured)} of "
               f"{len(measured)}")
+        pairs += hits[True]
         if not np.isfinite(cov):
             problems.append(f"{name}: no coverage")
-    return problems
+    return problems, pairs
 
 
 def main(argv=None) -> int:
@@ -214,12 +221,18 @@ def main(argv=None) -> int:
                           900 if args.quick else max(1, args.every), judge=not args.quick)
     else:
         print(f"== skipped speed and real runs: {REFERENCE} not found")
-    failures += synthetic(1 if args.quick else args.studies, 40 if args.quick else args.draws,
-                          1 if args.quick else args.workers,
-                          NOISES[:1] if args.quick else NOISES, judge=not args.quick,
-                          laws=("chinchilla", "saturating") if args.quick else LAW_NAMES)
+    found, hits = synthetic(1 if args.quick else args.studies, 40 if args.quick else args.draws,
+                            1 if args.quick else args.workers,
+                            NOISES[:1] if args.quick else NOISES, judge=not args.quick,
+                            laws=("chinchilla", "saturating") if args.quick else LAW_NAMES)
+    failures += found
     if have_data:
-        failures += real(40 if args.quick else args.draws, args.quick)
+        found, pairs = real(40 if args.quick else args.draws, args.quick)
+        failures += found
+        print(f"== held-out L_opt beyond the fit, every synthetic study and real (split, budget) "
+              f"pair together: {np.mean(hits + pairs):.1%} of {len(hits) + len(pairs)} "
+              f"(synthetic {np.mean(hits):.1%} of {len(hits)}, real {np.mean(pairs):.1%} of "
+              f"{len(pairs)})")
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0
