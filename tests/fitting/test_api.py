@@ -124,7 +124,7 @@ def test_bad_compute_model_names_the_key(bad, match):
 def test_predict_rejects_bad_budgets_and_approaches():
     params = {**analysis_params("mock"), "bootstrap": {"enabled": False}}
     got = analyse(pd.read_csv(STUDIES / "mock_6nd_results.csv"), params)
-    for bad in (0, -1e20, float("nan"), []):
+    for bad in (0, -1e20, float("nan"), [], "abc", [1e22, "x"]):
         with pytest.raises(AnalysisInputError, match="compute: expected positive"):
             got.predict(bad)
     with pytest.raises(AnalysisInputError, match="approach: expected one of"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.parameters.base import ParameterError
 from flops_fit.parameters.planning import PlanningConfig
 from flops_fit.parameters.training import TrainingConfig
@@ -51,3 +52,19 @@ def test_instances_pass_through_and_are_immutable():
     assert PlanningConfig.from_params(cfg) is cfg
     with pytest.raises(Exception, match="frozen"):
         cfg.batch_size = 3  # type: ignore[misc]
+
+
+def test_a_list_emptied_by_its_items_errors_says_only_those():
+    msg = _message(AnalysisConfig, {"target_budgets": [float("inf")]})
+    assert msg.splitlines() == [
+        "params:analysis.target_budgets.0: Input should be a finite number, got inf"]
+    assert "at least 1 item" in _message(AnalysisConfig, {"target_budgets": []})
+
+
+def test_bootstrap_draws_too_few_for_an_interval_and_a_loose_boolean():
+    assert "draws: 5 draws give no interval (at least 10; 0 or enabled: false" in _message(
+        AnalysisConfig, {"bootstrap": {"draws": 5}})
+    for off in ({"draws": 0}, {"enabled": False, "draws": 5}):
+        assert not AnalysisConfig.from_params({"bootstrap": off}).bootstrap.active
+    assert "params:analysis.law_error: Input should be a valid boolean" in _message(
+        AnalysisConfig, {"law_error": "no"})

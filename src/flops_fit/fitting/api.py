@@ -89,9 +89,13 @@ class Analysis:
                 ) -> pd.DataFrame:
         """N_opt, D_opt, tokens per unit, loss and their intervals at budget(s) `compute`, from
         `approach` (default: the recommended one; "all" for every approach)."""
-        budgets = np.atleast_1d(np.asarray(compute, dtype=float))
+        expected = f"compute: expected positive finite budget(s), got {compute!r}"
+        try:
+            budgets = np.atleast_1d(np.asarray(compute, dtype=float))
+        except (TypeError, ValueError):
+            raise AnalysisInputError(expected) from None
         if budgets.ndim != 1 or not len(budgets) or not np.all(np.isfinite(budgets) & (budgets > 0)):
-            raise AnalysisInputError(f"compute: expected positive finite budget(s), got {compute!r}")
+            raise AnalysisInputError(expected)
         chosen = self.recommended if approach is None else approach
         wanted = APPROACHES if chosen == "all" else (chosen,)
         unknown = [a for a in wanted if a not in APPROACHES]

@@ -28,7 +28,11 @@ import pandas as pd
 from scipy import stats
 
 from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
-from flops_fit.parameters.analysis import Approach3Params, BootstrapParams
+from flops_fit.parameters.analysis import (
+    MIN_DRAWS_FOR_INTERVAL,
+    Approach3Params,
+    BootstrapParams,
+)
 
 #: An interval is unreliable when more than this share of its draws failed. Failed draws are
 #: left out of the percentiles; they are the draws whose noise was worst for the fit, so they
@@ -38,8 +42,6 @@ from flops_fit.parameters.analysis import Approach3Params, BootstrapParams
 #: sweeps), its intervals still covered 95-96% at 0.93-1.22x the real spread, so the flag is
 #: set above that, where no design of the benchmark vouches for the interval.
 UNRELIABLE_SHARE = 0.15
-#: Fewer finite draws than this give no interval.
-MIN_DRAWS_FOR_INTERVAL = 10
 CHINCHILLA_PARAMS = FAMILIES[DEFAULT_LAW].n_params  # Approach 3's default surface
 _EXACT_FIT_LEVERAGE = 1.0 - 1e-6  # h above this: the fit passes through the run
 _LEVERAGE_CAP = 0.99  # r / sqrt(1 - h) with h capped here: near-exact fits do not blow up

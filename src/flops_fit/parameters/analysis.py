@@ -23,6 +23,8 @@ from flops_fit.schema import RUN_COLUMN_ROLES
 #: analysis.compute_model (fitting/surface/compute_model.py reads it)
 COMPUTE_MODEL_SOURCES = ("auto", "plan", "6nd", "table")
 RESAMPLE_MODES = ("residuals", "runs", "budgets")  # fitting/bootstrap.py
+#: fewer finite bootstrap draws than this give no interval (fitting/bootstrap.py)
+MIN_DRAWS_FOR_INTERVAL = 10
 
 #: start, stop, step of a grid of exponents
 GridSpec = tuple[PositiveNumber, PositiveNumber, PositiveNumber]
@@ -98,6 +100,15 @@ class BootstrapParams(Section):
     resample: Literal[RESAMPLE_MODES] = "residuals"
     extra_starts: NonNegativeInt = 2  # Approach 3: perturbed starts per draw
 
+    @model_validator(mode="after")
+    def _enough_draws(self) -> BootstrapParams:
+        if self.enabled and 0 < self.draws < MIN_DRAWS_FOR_INTERVAL:
+            raise ValueError(
+                f"draws: {self.draws} draws give no interval (at least "
+                f"{MIN_DRAWS_FOR_INTERVAL}; 0 or enabled: false turns the bootstrap off)"
+            )
+        return self
+
     @property
     def active(self) -> bool:
         return self.enabled and self.draws > 0
@@ -136,7 +147,7 @@ class AnalysisConfig(Section):
     law_choice: LawChoiceParams = LawChoiceParams()
     # above the centre of the budgets, Approach 3's intervals also carry its law's error, by
     # rollout over law_choice.held_out budgets (fitting/laws/beyond.py); false: parameters only
-    law_error: bool = True
+    law_error: StrictBool = True
     # with law_error: the least error of the loss per unit of ln C beyond the centre, measured
     # or not (fitting/laws/beyond.py; calibrated on public ladders by benchmarks/bench_laws.py)
     law_error_floor: Number = Field(0.0025, ge=0, lt=0.1)

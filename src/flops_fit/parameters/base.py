@@ -106,8 +106,14 @@ def _is_tag(part: Any) -> bool:
 def describe_errors(model: type[Section], exc: ValidationError, origin: Origin | None) -> str:
     """One line per problem key, each naming the full dotted key (and its origin when known)."""
     problems: dict[str, list[str]] = {}
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors:
         loc = tuple(p for p in err["loc"] if not _is_tag(p))
+        if err["type"] == "too_short" and any(
+            len(other["loc"]) > len(err["loc"]) and other["loc"][: len(err["loc"])] == err["loc"]
+            for other in errors
+        ):
+            continue  # a list emptied by its own items' errors: those errors say it
         key = ".".join(str(p) for p in (model.SECTION, *loc) if str(p))
         where = origin(key) if origin else None
         source = f" in {where}" if where and where != "--params" else ""

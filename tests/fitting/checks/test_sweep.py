@@ -118,3 +118,13 @@ def test_the_recommendation_and_its_reasons():
     rec = recommend_approach(doc_of(a3_fitted=False, unreliable2=True))
     assert rec["approach"] == "approach_2"  # the first with an answer
     assert recommend_approach({})["approach"] is None
+
+
+def test_a_nan_allocation_is_no_answer():
+    """The recommendation is made before the document is JSON-safe: a NaN coefficient (a
+    degenerate surface) must count as no answer, as it does when the stored file is re-read."""
+    doc = doc_of(misfit=True, unreliable2=True)
+    doc["approach_3"]["n_opt"] = {**doc["approach_3"]["n_opt"], "coefficient": float("nan")}
+    rec = recommend_approach(doc)
+    assert rec["approach"] == "approach_2"
+    assert rec["passed_over"]["approach_3"] == ["no fitted N_opt(C) and D_opt(C)"]

@@ -41,6 +41,20 @@ def test_parabola_opening_downward_is_flagged():
     assert not pt["valid"] and "opens downward" in pt["reason"]
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_vertex_hundreds_of_decades_away_is_named_without_overflow():
+    """A nearly straight curve (loss rising with N) puts the vertex beyond a float's range."""
+    x = np.array([8.0, 8.5, 9.0, 9.5, 10.0])
+    group = budget_groups(pd.DataFrame({
+        "model_size": 10**x, "num_tokens": 1e19 / (6 * 10**x),
+        "final_loss": 2.0 + 0.1 * x + 1e-6 * (x - 9.0) ** 2,
+        "budget_id": 0, "budget": 1e19, "used_in_fit": True,
+    }))[0]
+    pt = approach2_point(group)
+    assert not pt["valid"] and "vertex at 1e-" in pt["reason"]
+    assert "lies outside the sampled range" in pt["reason"]
+
+
 def test_per_draw_optima_match_the_full_data_optima_when_every_run_is_drawn():
     runs, _ = prepare_runs(synthetic_results(noise=0.01), _cfg())
     groups = budget_groups(runs)

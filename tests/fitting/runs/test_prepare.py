@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from pandas.api.types import is_bool_dtype, is_float_dtype
 
 from flops_fit.fitting.runs.prepare import FLOAT_COLUMNS, coerce_runs, prepare_runs
 from flops_fit.fitting.runs.simulated import synthetic_results
+from flops_fit.fitting.runs.table import RunsTableError
 from flops_fit.parameters.analysis import AnalysisConfig
 
 
@@ -96,3 +98,21 @@ def test_a_table_with_only_a_budget_column_reads_the_budget_as_c():
     np.testing.assert_allclose(runs["compute"], table["compute_budget"], rtol=0)
     np.testing.assert_allclose(runs["num_tokens"], table["num_tokens"], rtol=1e-12)
     assert runs["budget_id"].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+
+
+def test_one_model_size_or_one_loss_for_every_run_is_an_error_naming_the_column():
+    cfg = AnalysisConfig.from_params({})
+    table = synthetic_results(seed=1)
+    one_size = table.assign(model_size=1e8)
+    with pytest.raises(RunsTableError, match=r"every usable run has the same model size "
+                       r"\(1e\+08, column 'model_size'\): nothing says how the loss moves"):
+        prepare_runs(one_size, cfg)
+    one_loss = table.assign(final_loss=2.5)
+    with pytest.raises(RunsTableError, match=r"every usable run has the same loss \(2\.5, "
+                       r"column 'final_loss'\): nothing moves with N or D"):
+        prepare_runs(one_loss, cfg)
+    # the runs left out do not count: one size among the runs that are used is still one
+    mixed = one_size.copy()
+    mixed.loc[0, ["model_size", "status"]] = [2e8, "failed"]
+    with pytest.raises(RunsTableError, match="the same model size"):
+        prepare_runs(mixed, cfg)

@@ -77,8 +77,32 @@ def test_negative_value_names_column_row_and_file():
     with pytest.raises(
         RunsTableError,
         match=r"chin\.csv: column 'Model Size' \(model_size\) must be "
-        r"positive; row 3 .* holds -1\.0$",
+        r"positive and finite; row 3 .* holds -1\.0$",
     ):
+        normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+
+
+@pytest.mark.parametrize("column", ["Model Size", "Training FLOP"])
+def test_an_infinite_size_or_compute_names_column_and_row(column):
+    df = chinchilla_like()
+    df.loc[3, column] = np.inf
+    with pytest.raises(RunsTableError, match=rf"column '{column}' .* must be positive and "
+                       r"finite; row 4 .* holds inf$"):
+        normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+
+
+def test_true_false_values_are_not_numbers():
+    df = chinchilla_like()
+    df["Model Size"] = True
+    with pytest.raises(RunsTableError, match=r"'Model Size' \(model_size\) holds true/false "
+                       r"values, not numbers, at rows 1, 2, 3"):
+        normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+
+
+def test_a_column_name_twice_is_an_error_naming_it():
+    df = chinchilla_like()
+    df = pd.concat([df, df[["loss"]]], axis=1)
+    with pytest.raises(RunsTableError, match=r"the table has 2 columns named 'loss' \(loss\)"):
         normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
 
 

@@ -14,6 +14,7 @@ from flops_fit.fitting.surface.compute_model import (
     compute_model_warnings,
 )
 from flops_fit.fitting.surface.study import fit_surface, surface_residuals
+from flops_fit.fitting.surface.surface_warnings import drifting_draws_warning
 from flops_fit.parameters.analysis import AnalysisConfig, Approach3Params
 from flops_fit.schema import SURFACE_KEYS
 
@@ -107,3 +108,17 @@ def test_a_near_l1_fit_leaves_the_runs_it_passes_through_out_of_the_pool():
     assert pool.size == 40 and rule.startswith("leverage-corrected")
     lsq = Approach3Params(objective="least_squares")
     assert residual_pool(r, leverage, lsq)[0].size == 40
+
+
+def test_draws_that_drift_from_the_fit_are_warned_about(small_study):
+    """At the runs' own budgets the fit's L_opt sits inside its draws' interval (a healthy
+    fit: no warning); draws moved off it (as refits of a misfitting family's valley land) are
+    named, with the budgets where it happens."""
+    surface = small_study.surface
+    budgets = small_study.runs["budget"].to_numpy(float)
+    assert not [w for w in surface.warnings if "outside its" in w]
+    assert drifting_draws_warning(surface.params, surface.draws, budgets, SIX_ND, 0.95) == []
+    moved = {**surface.draws, "E": surface.draws["E"] * 1.05}
+    (warning,) = drifting_draws_warning(surface.params, moved, budgets, SIX_ND, 0.95)
+    assert warning.startswith("the chinchilla law's own L_opt lies outside its 95% interval "
+                              "at 5 of the runs' 5 budgets (1e+17-1e+21 FLOPs)")

@@ -19,15 +19,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from flops_fit.fitting.checks.extrapolation import EXTRAPOLATION_MISS
 
 ORDER = ("approach_3", "approach_2", "approach_1")
 
 
 def _has_answer(section: Mapping[str, Any]) -> bool:
+    """A finite coefficient and exponent for N_opt(C) and D_opt(C) (this runs before the
+    document is made JSON-safe, where a NaN would still be a number)."""
     laws = [section.get(k) or {} for k in ("n_opt", "d_opt")]
-    return all(law.get("coefficient") is not None and law.get("exponent") is not None
-               for law in laws)
+    return all(_finite(law.get("coefficient")) and _finite(law.get("exponent")) for law in laws)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and bool(np.isfinite(value))
 
 
 def _problems(doc: Mapping[str, Any], approach: str) -> list[str]:

@@ -126,6 +126,11 @@ def _vertex(coef: np.ndarray, x: np.ndarray, w: np.ndarray):
     return xv, yv, lo, hi, code
 
 
+def _ten_to(log10_value: float) -> str:
+    """10^v as the report writes it, also where it overflows a float."""
+    return f"{10**log10_value:.3g}" if abs(log10_value) < 300 else f"1e{log10_value:+.0f}"
+
+
 def approach2_point(group: BudgetRuns) -> dict[str, object]:
     """Vertex of the loss-vs-log10 N and loss-vs-log10 D parabolas, with validity and reason."""
     w = np.ones((1, group.loss.size))
@@ -148,12 +153,14 @@ def approach2_point(group: BudgetRuns) -> dict[str, object]:
             reasons.append(f"the loss-vs-{what} parabola opens downward (no minimum)")
         elif code == "outside":
             reasons.append(
-                f"the loss-vs-{what} parabola's vertex at {10**v:.3g} lies "
+                f"the loss-vs-{what} parabola's vertex at {_ten_to(v)} lies "
                 f"outside the sampled range [{10**lo:.3g}, {10**hi:.3g}]"
             )
+    with np.errstate(over="ignore"):  # a vertex far outside the sizes: inf, and invalid anyway
+        n_vertex, d_vertex = (float(10 ** v[0]) if np.isfinite(v[0]) else np.nan for v in (vn, vd))
     return {
-        "model_size": float(10 ** vn[0]) if np.isfinite(vn[0]) else np.nan,
-        "num_tokens": float(10 ** vd[0]) if np.isfinite(vd[0]) else np.nan,
+        "model_size": n_vertex,
+        "num_tokens": d_vertex,
         "loss": float(ln[0]),
         "parabola_c2": float(cn[0, 0]),
         "parabola_c1": float(cn[0, 1]),

@@ -106,10 +106,8 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
         "objective": fit.objective,
         "n_runs": fit.n_runs,
         "intervals": intervals,
-        "standard_errors": {
-            k: (float(np.nanstd(draws[k], ddof=1)) if draws is not None else None)
-            for k in SURFACE_KEYS
-        },
+        "standard_errors": {k: _standard_error(draws[k]) if draws is not None else None
+                            for k in SURFACE_KEYS},
         "n_opt": law("n_opt"),
         "d_opt": law("d_opt"),
         "huber_delta": fit.method.get("huber_delta"),
@@ -118,6 +116,18 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
         "interval_note": note,
         "warnings": warnings,
     }
+
+
+def _standard_error(samples: np.ndarray) -> float | None:
+    """The SD of the finite draws; None with fewer than two, or where it overflows (a
+    coefficient's draws spanning hundreds of orders of magnitude)."""
+    x = np.asarray(samples, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        sd = float(np.std(x, ddof=1))
+    return sd if np.isfinite(sd) else None
 
 
 def allocation_under(

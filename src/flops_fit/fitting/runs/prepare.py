@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from flops_fit.fitting.runs.budgets import assign_budgets
-from flops_fit.fitting.runs.selection import check_enough_budgets, select_runs
+from flops_fit.fitting.runs.selection import check_enough_budgets, check_runs_vary, select_runs
 from flops_fit.fitting.runs.table import normalise_runs, run_data_unit
 from flops_fit.parameters.analysis import AnalysisConfig
 
@@ -43,6 +43,7 @@ def prepare_runs(
     runs = select_runs(runs, cfg)
     runs.attrs["columns_used"] = columns_used
     check_enough_budgets(runs, cfg.min_budgets, label)
+    check_runs_vary(runs, label)
     excluded = runs[~runs["used_in_fit"]]
     for _, row in excluded.iterrows():
         log.info("Run %s left out: %s", row["experiment_id"], row["reason"])

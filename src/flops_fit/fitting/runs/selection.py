@@ -48,6 +48,35 @@ def check_enough_budgets(runs: pd.DataFrame, minimum: int, source: str) -> None:
         )
 
 
+#: the fewest distinct model sizes among the usable runs: with one, nothing says how the loss
+#: moves with N (a budget's parabola needs three; `analysis.budgets` and the fits say so)
+MIN_MODEL_SIZES = 2
+
+
+def check_runs_vary(runs: pd.DataFrame, source: str) -> None:
+    """Raise RunsTableError if the usable runs cannot show how the loss moves with N: one
+    model size, or one loss, for every run."""
+    used = runs[runs["used_in_fit"]] if "used_in_fit" in runs.columns else runs
+    sizes = np.unique(used["model_size"].to_numpy(float))
+    if sizes.size < MIN_MODEL_SIZES:
+        column = runs.attrs.get("columns_used", {}).get("model_size", "model_size")
+        shown = ", ".join(f"{n:.4g}" for n in sizes) or "none"
+        raise RunsTableError(
+            f"{source}: every usable run has the same model size ({shown}, column "
+            f"'{column}'): nothing says how the loss moves with N. An IsoFLOP analysis needs "
+            f"several sizes per budget (check analysis.columns.model_size)"
+            + _left_out_summary(runs)
+        )
+    losses = np.unique(used["final_loss"].to_numpy(float))
+    if losses.size == 1:
+        column = runs.attrs.get("columns_used", {}).get("loss", "final_loss")
+        raise RunsTableError(
+            f"{source}: every usable run has the same loss ({losses[0]:.6g}, column "
+            f"'{column}'): nothing moves with N or D, so there is no scaling law to fit. "
+            f"Check analysis.columns.loss"
+        )
+
+
 def _left_out_summary(runs: pd.DataFrame) -> str:
     """'. 57 of 57 runs are left out: 57 status failed (e.g. ...)' -- empty when none are."""
     if "reason" not in runs.columns or "used_in_fit" not in runs.columns:

@@ -113,6 +113,18 @@ def _numeric(
     must_be_positive: bool = True,
 ) -> pd.Series:
     raw = df[column]
+    if isinstance(raw, pd.DataFrame):
+        raise RunsTableError(
+            f"{source}: the table has {raw.shape[1]} columns named '{column}' ({canonical}); "
+            f"rename or drop all but one"
+        )
+    flags = raw.map(lambda v: isinstance(v, (bool, np.bool_)))
+    if flags.any():
+        rows = np.flatnonzero(flags.to_numpy())
+        raise RunsTableError(
+            f"{source}: column '{column}' ({canonical}) holds true/false values, not numbers, "
+            f"at {_rows(rows, kind)}"
+        )
     values = pd.to_numeric(raw, errors="coerce").astype(float)
     present = raw.notna() & (raw.astype(str).str.strip() != "")
     not_number = np.flatnonzero((present & values.isna()).to_numpy())
@@ -122,12 +134,12 @@ def _numeric(
             f"{source}: column '{column}' ({canonical}) has non-numeric values at "
             f"{_rows(not_number, kind)}: {examples}"
         )
-    negative = np.flatnonzero((values <= 0).to_numpy()) if must_be_positive else []
-    if len(negative):
-        examples = ", ".join(_shown(raw.iloc[i]) for i in negative[:3])
+    bad = np.flatnonzero(((values <= 0) | np.isinf(values)).to_numpy()) if must_be_positive else []
+    if len(bad):
+        examples = ", ".join(_shown(raw.iloc[i]) for i in bad[:3])
         raise RunsTableError(
-            f"{source}: column '{column}' ({canonical}) must be positive; "
-            f"{_rows(negative, kind)} {'hold' if len(negative) > 1 else 'holds'} {examples}"
+            f"{source}: column '{column}' ({canonical}) must be positive and finite; "
+            f"{_rows(bad, kind)} {'hold' if len(bad) > 1 else 'holds'} {examples}"
         )
     if not allow_missing:
         missing = np.flatnonzero((~present).to_numpy())

@@ -57,6 +57,7 @@ from flops_fit.fitting.surface.fit import (
 )
 from flops_fit.fitting.surface.objective import theta_to_params
 from flops_fit.fitting.surface.surface_warnings import (
+    drifting_draws_warning,
     surface_bootstrap_warnings,
     surface_fit_warnings,
 )
@@ -185,6 +186,10 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
                                           cfg, model)
     if result.law == DEFAULT_LAW:
         result.warnings.extend(surface_fit_warnings(fit, loss, cfg.approach_3))
+    if result.draws is not None:
+        result.warnings.extend(drifting_draws_warning(
+            result.params, result.draws, used["budget"].to_numpy(float), model,
+            cfg.confidence_level))
     return result
 
 

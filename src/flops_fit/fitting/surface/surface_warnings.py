@@ -1,18 +1,23 @@
 """Warnings about Approach 3's fit, in the words the report shows: exponents at the edge of the
-start grid, an implausible irreducible loss, several basins across bootstrap draws, failed draws.
-None of them changes a number.
+start grid, an implausible irreducible loss, several basins across bootstrap draws, failed draws,
+draws that drift away from the fit. None of them changes a number.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flops_fit.fitting.bootstrap import bootstrap_warnings
+from flops_fit.fitting.bootstrap import bootstrap_warnings, intervals_columns
+from flops_fit.fitting.surface.compute_model import optimal_allocation
+from flops_fit.fitting.surface.law import parametric_loss
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from flops_fit.fitting.bootstrap import BootstrapReport
+    from flops_fit.fitting.surface.compute_model import ComputeModel
     from flops_fit.fitting.surface.fit import ParametricFit
     from flops_fit.parameters.analysis import Approach3Params
 
@@ -56,3 +61,28 @@ def surface_fit_warnings(
             f"{np.min(loss):.3g}: the runs may not constrain the irreducible loss"
         )
     return warnings
+
+
+def drifting_draws_warning(params: Mapping[str, Any], draws: Mapping[str, Any],
+                           budgets: np.ndarray, model: ComputeModel, level: float) -> list[str]:
+    """The fit's own L_opt outside its draws' interval at budgets of the runs themselves: the
+    refits of data drawn from the fit land elsewhere, so the intervals are not centred on the
+    answer (seen where a pinned family misfits the runs and its fit sits in a curved valley)."""
+    budgets = np.unique(np.asarray(budgets, dtype=float))
+    with np.errstate(all="ignore"):
+        n, d = optimal_allocation(budgets, params, model)
+        point = parametric_loss(n, d, params)
+        ns, ds = optimal_allocation(budgets, draws, model)
+        lo, hi = intervals_columns(parametric_loss(ns, ds, draws), level)
+    outside = np.isfinite(point) & np.isfinite(lo) & ((point < lo) | (point > hi))
+    if not outside.any():
+        return []
+    where = budgets[outside]
+    return [
+        f"the {params['law']} law's own L_opt lies outside its {level:.0%} interval at "
+        f"{outside.sum()} of the runs' {budgets.size} budgets ({where.min():.3g}-"
+        f"{where.max():.3g} FLOPs): refits of data drawn from the fit land away from it, so "
+        "its intervals are not centred on its answer; this happens when the law misfits "
+        "these runs (its fit sits in a curved valley): read Approach 3 with care, or compare "
+        "analysis.law: auto"
+    ]
