@@ -12,9 +12,14 @@ import subprocess
 
 import pytest
 import yaml
+from kedro.io import DataCatalog, DatasetError, MemoryDataset
 
+from flops_fit.hooks import ImportedRunsError, check_imported_runs
 from flops_fit.parameters.base import ParameterError
 from flops_fit.parameters.sources import check_parameters, nest_dotted
+from flops_fit.pipelines.analysis.datasets import RunsFileDataset
+from flops_fit.pipelines.analysis.pipeline import create_pipeline as analysis
+from flops_fit.pipelines.training.pipeline import create_pipeline as training
 
 from .conftest import PROJECT_ROOT, kedro_command
 
@@ -47,7 +52,7 @@ def _check(conf, env="local", runtime=None):
 
 
 def test_the_shipped_environments_are_valid(conf):
-    for env in ("local", "mock", "imported", "dask", "gpu"):
+    for env in ("local", "mock", "imported", "dask", "gpu", "mnist1d", "slurm"):
         _check(conf, env)
     _check(conf, "local", {"data_root": "/x", "planning.batch_size": 8})
 
@@ -83,6 +88,21 @@ def test_every_bad_parameter_is_listed_at_once(conf):
     lines = [line for line in str(err.value).splitlines() if line.startswith("- ")]
     assert len(lines) == 3
     assert all("given with --params" in line for line in lines)
+
+
+def test_a_key_another_key_makes_unused_is_an_error(conf):
+    with pytest.raises(ParameterError) as err:
+        _check(conf, "local", {"planning.compute_budgets.max": 1e13})
+    assert ("- planning.compute_budgets.max given with --params is not used while "
+            "planning.compute_budgets.values is set (1e+11, 3e+11, 1e+12 in "
+            "conf/base/parameters_planning.yml): set planning.compute_budgets.values=null to "
+            "plan budgets from min, max and num") in str(err.value)
+    _check(conf, "local", {"planning.compute_budgets.max": 1e13,
+                           "planning.compute_budgets.values": None})
+    with pytest.raises(ParameterError, match=r"planning.design is 'trunks' but "
+                       r"torch_backend.schedule.kind is 'cosine'"):
+        _check(conf, "local", {"planning.design": "trunks"})
+    _check(conf, "local", {"planning.design": "trunks", "torch_backend.schedule.kind": "wsd"})
 
 
 def test_open_mappings_accept_their_keys(conf):
@@ -206,3 +226,32 @@ def test_a_section_outside_the_selected_pipelines_is_checked_too(kedro_run):
     assert proc.returncode != 0
     assert "params:reporting.style" in proc.stderr + proc.stdout
     assert not kedro_run.data_root.exists() or not any(kedro_run.data_root.rglob("*.*"))
+
+
+def _imported_catalog(runs_path: str):
+    return DataCatalog({"results": RunsFileDataset(filepath=runs_path)})
+
+
+def test_runs_trained_elsewhere_are_analysed_never_trained(tmp_path):
+    runs = tmp_path / "runs.csv"
+    runs.write_text("params,tokens,loss\n1,2,3\n")
+    catalog = _imported_catalog(str(runs))
+    with pytest.raises(ImportedRunsError, match=r"trains nothing, and the pipelines asked for "
+                       r"include training. Nothing was run; analyse the file with `kedro run "
+                       r"--env imported --pipelines analysis,reporting"):
+        check_imported_runs(training() + analysis(), catalog, {"runs_path": str(runs)})
+    check_imported_runs(analysis(), catalog, {"runs_path": str(runs)})
+    with pytest.raises(DatasetError, match=r"runs file .*missing.csv does not exist"):
+        check_imported_runs(analysis(), _imported_catalog(str(tmp_path / "missing.csv")), {})
+    own = DataCatalog({"results": MemoryDataset()})
+    with pytest.raises(ImportedRunsError, match=r"runs_path=/x.csv is read by the imported "
+                       r"environment only"):
+        check_imported_runs(analysis(), own, {"runs_path": "/x.csv"})
+    check_imported_runs(training() + analysis(), own, {})
+
+
+def test_a_runs_path_under_home_is_expanded_after_kedro_made_it_absolute(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "runs.csv").write_text("params,tokens,loss\n1,2,3\n")
+    for given in ("~/runs.csv", "/some/project/~/runs.csv"):
+        assert RunsFileDataset(filepath=given).check() == tmp_path / "runs.csv"

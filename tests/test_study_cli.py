@@ -1,5 +1,6 @@
 """`kedro study` for real: a steered synthetic study in a subprocess, killed with SIGKILL in
-its second round, then resumed by the same command without training anything again."""
+its second round, then resumed by the same command without training anything again; a bad
+study value stopped before planning; its --params options."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
+import click
 import yaml
 
+from flops_fit.cli import _merged_params, study
 from tests.conftest import PROJECT_ROOT
 
 #: a small steered study on the synthetic surface; each run takes 0.1 s so a kill lands in one
@@ -104,16 +106,22 @@ def test_kill_9_in_round_two_and_the_same_command_resumes_it(tmp_path):
     assert "## Study rounds" in report and "study.max_rounds (2)" in report
 
 
-@pytest.mark.slow  # ~40 s of kedro: the check itself is tested in-process (tests/study)
-def test_a_bad_study_value_fails_before_training(tmp_path):
-    cmd = _study_command(tmp_path) + ["--params", f"data_root={tmp_path / 'data'},"
-                                      "study.target_budget=1e17"]
-    cmd.remove(cmd[cmd.index("--params") + 1])  # the first --params: replaced by the second
-    cmd.remove("--params")
+def test_a_bad_study_value_fails_before_planning_and_params_options_add_up(tmp_path):
+    """A target below the pilot's budgets is checked from the planning parameters before the
+    pilot is planned; a second --params adds to the first (data_root is kept)."""
+    cmd = _study_command(tmp_path) + ["--params", "study.target_budget=1e17"]
     done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True,
                           timeout=300)
     assert done.returncode != 0
-    assert "study.target_budget" in done.stderr and "below the pilot's largest budget" \
-        in done.stderr
-    assert not (tmp_path / "data" / "03_primary" / "runs").exists() or \
-        not any((tmp_path / "data" / "03_primary" / "runs").glob("*.json"))
+    assert ("Error: study.target_budget (1e+17 FLOPs) is below the pilot's largest budget "
+            "(1e+20 FLOPs)") in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "02_intermediate").exists()  # not planned
+
+
+def test_every_params_option_counts_a_later_key_wins():
+    ctx = click.Context(study)
+    option = next(p for p in study.params if p.name == "params")
+    merged = _merged_params(ctx, option, ("a=1,b.c=2", "b.e=4,b.c=3,d=x"))
+    assert merged == {"a": 1, "b": {"c": 3, "e": 4}, "d": "x"}
+    assert _merged_params(ctx, option, ()) == {}

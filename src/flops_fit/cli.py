@@ -60,23 +60,63 @@ class _Study:
             return [context.params[n[len("params:"):]] if n.startswith("params:")
                     else context.catalog.load(n) for n in names]
 
+    def trains_here(self) -> bool:
+        """False where `results` is runs trained elsewhere (conf/imported): nothing to train."""
+        from flops_fit.pipelines.analysis.datasets import RunsFileDataset
+
+        with KedroSession.create(**self.kwargs) as session:
+            catalog = session.load_context().catalog
+            return not ("results" in catalog
+                        and isinstance(catalog.get("results"), RunsFileDataset))
+
+
+def _merged_params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+                   ) -> dict[str, Any]:
+    """Every --params option, merged in order (a later key wins), not the last one alone."""
+    merged: dict[str, Any] = {}
+    for value in values:
+        _deep_update(merged, _split_params(ctx, param, value))
+    return merged
+
+
+def _deep_update(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_update(into[key], value)
+        else:
+            into[key] = value
+
 
 @cli.command()
 @env_option
 @click.option("--conf-source", callback=validate_conf_source, help=CONF_SOURCE_HELP)
-@click.option("--params", type=click.UNPROCESSED, default="", help=PARAMS_ARG_HELP,
-              callback=_split_params)
+@click.option("--params", type=click.UNPROCESSED, multiple=True, help=PARAMS_ARG_HELP
+              + " May be given more than once.", callback=_merged_params)
 def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> None:
     """Pilot, fit, next round, ... until N_opt(study.target_budget) is precise enough; then a
     validation run and the report. Resumes where it stopped when run again."""
+    from flops_fit.parameters.planning import PlanningConfig
     from flops_fit.parameters.study import StudyConfig
-    from flops_fit.study.rounds import check_study
+    from flops_fit.study.rounds import StudyConfigError, check_study, check_target_budget
+    from flops_fit.study.validation import check_validation_budget
 
     steps = _Study(env, conf_source, params)
-    steps.run("planning")
-    pilot, raw = steps.load("sweep_plan", "params:study")
+    if not steps.trains_here():
+        raise click.ClickException(
+            f"kedro study trains its own runs; --env {env} reads runs trained elsewhere. "
+            "Nothing was run; analyse them with `kedro run --env imported --pipelines "
+            "analysis,reporting --params runs_path=/abs/path/runs.csv`")
+    planning, raw = steps.load("params:planning", "params:study")
     cfg = StudyConfig.from_params(raw)
-    check_study(cfg, pilot)
+    try:
+        largest = max(PlanningConfig.from_params(planning).compute_budgets.budgets())
+        check_target_budget(cfg, largest)
+        check_validation_budget(cfg, largest)
+        steps.run("planning")
+        (pilot,) = steps.load("sweep_plan")
+        check_study(cfg, pilot)
+    except StudyConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     stop = None
     for _ in range(cfg.max_rounds + EXTRA_ITERATIONS):
         steps.run("training", "analysis")

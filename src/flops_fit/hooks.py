@@ -9,8 +9,10 @@ key came from, a "did you mean", and misspelt top-level keys.
 
 Before the pipeline runs, the data root (`--params data_root=...`, default `data` under the
 project) must be a writable folder (created if missing): otherwise one line names the path and
-the OS error, instead of a dataset error after some nodes ran; and every earlier stage's output
-it reads (the sweep plan, the fit, ...) must exist, or one line says which pipeline writes it.
+the OS error, instead of a dataset error after some nodes ran; runs trained elsewhere
+(`--env imported`) are analysed, never trained, from a runs_path that names a file, and
+runs_path needs that environment; and every earlier stage's output it reads (the sweep plan,
+the fit, ...) must exist, or one line says which pipeline writes it.
 Every run then takes the study
 lock on the folder of the `runs` dataset
 (`flops_fit.execution.study_lock`), which also proves that folder writable before planning, and
@@ -49,6 +51,36 @@ WRITTEN_BY = {
 
 class MissingStageOutput(RuntimeError):
     """A pipeline needs a file an earlier stage has not written yet."""
+
+
+class ImportedRunsError(RuntimeError):
+    """runs_path and the environment that reads it do not match the pipelines asked for."""
+
+
+IMPORT_COMMAND = ("kedro run --env imported --pipelines analysis,reporting "
+                  "--params runs_path=/abs/path/runs.csv")
+
+
+def check_imported_runs(pipeline, catalog, runtime_params: dict | None) -> None:
+    """Runs trained elsewhere (`RunsFileDataset` as `results`, conf/imported) are analysed,
+    never trained, and runs_path means nothing without them: either mismatch, or a runs_path
+    that names no runs file, is one line before the first node."""
+    from flops_fit.pipelines.analysis.datasets import RunsFileDataset
+
+    results = catalog.get("results") if "results" in catalog else None
+    imported = isinstance(results, RunsFileDataset)
+    if imported and "results" in pipeline.all_outputs():
+        raise ImportedRunsError(
+            "this environment reads runs trained elsewhere (runs_path) as `results`, so it "
+            "trains nothing, and the pipelines asked for include training. Nothing was run; "
+            f"analyse the file with `{IMPORT_COMMAND}`")
+    if imported and "results" in pipeline.inputs():
+        results.check()
+    if not imported and (runtime_params or {}).get("runs_path"):
+        raise ImportedRunsError(
+            f"runs_path={runtime_params['runs_path']} is read by the imported environment "
+            "only; this run would use the study's own results instead. Nothing was run; "
+            f"add --env imported: `{IMPORT_COMMAND}`")
 
 
 def check_stage_inputs(pipeline, catalog) -> None:
@@ -116,6 +148,7 @@ class ParameterValidationHooks:
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         project_path = run_params.get("project_path") or Path.cwd()
         check_writable_dir(data_root(run_params.get("runtime_params"), project_path))
+        check_imported_runs(pipeline, catalog, run_params.get("runtime_params"))
         check_stage_inputs(pipeline, catalog)
         # Every run locks the study, not only training: planning rewrites the sweep plan that a
         # training run reads back after its sweep, and analysis rewrites the laws in place.

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from flops_fit.parameters.study import StudyConfig
+from flops_fit.study.rounds import StudyConfigError
 from flops_fit.study.validation import plan_validation, score_validation, validation_budget
 from tests.study.conftest import simulate, six_nd_planner
 from tests.study.test_rounds import PILOT
@@ -24,6 +25,12 @@ def test_the_budget_is_out_of_sample_by_default_and_the_leftover_on_request():
     assert validation_budget(at_target, PILOT)[0] == 1e20
     explicit = StudyConfig.from_params({"validation": {"budget": 3e19}})
     assert validation_budget(explicit, PILOT) == (3e19, "study.validation.budget")
+    inside = StudyConfig.from_params({"validation": {"budget": 1e19}})  # the pilot's largest
+    with pytest.raises(StudyConfigError, match=r"study.validation.budget \(1e\+19 FLOPs\) is "
+                       r"not above the largest fitted budget \(1e\+19 FLOPs\)"):
+        validation_budget(inside, PILOT)
+    with pytest.raises(ValueError, match="valid boolean"):
+        StudyConfig.from_params({"validation": {"neighbours": "no"}})
 
 
 def _validate(analysis, results, neighbours=False):

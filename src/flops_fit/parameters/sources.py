@@ -149,6 +149,46 @@ def plugin_import_problems(training: Any, sources: ParameterSources) -> list[str
     return problems
 
 
+def _origin(sources: ParameterSources, key: str) -> str:
+    where = sources(key)
+    return " given with --params" if where == "--params" else (f" in {where}" if where else "")
+
+
+def cross_section_problems(validated: Mapping[str, Any], sources: ParameterSources) -> list[str]:
+    """Keys that are valid alone but not together: a value a more specific layer set that
+    another key makes unused, and a trunk design without the schedule it needs."""
+    problems = []
+    planning = validated.get("planning")
+    if planning is not None and planning.compute_budgets.values is not None:
+        values_key = "planning.compute_budgets.values"
+        for name in ("min", "max", "num"):
+            key = f"planning.compute_budgets.{name}"
+            if _layer(sources, key) < _layer(sources, values_key):
+                problems.append(
+                    f"{key}{_origin(sources, key)} is not used while {values_key} is set "
+                    f"({', '.join(f'{v:g}' for v in planning.compute_budgets.values)}"
+                    f"{_origin(sources, values_key)}): "
+                    f"set {values_key}=null to plan budgets from min, max and num")
+    torch = validated.get("torch_backend")
+    if planning is not None and torch is not None and planning.design == "trunks":
+        from flops_fit.planning.trunks import TrunkPlanError, check_schedule
+
+        try:
+            check_schedule(torch.schedule)
+        except TrunkPlanError as exc:
+            problems.append(str(exc).replace("params:", ""))
+    return problems
+
+
+def _layer(sources: ParameterSources, key: str) -> int:
+    """How specific the place that set `key` is: 0 --params, then the run env, then base
+    (len(layers) + 1 where nothing set it)."""
+    if key in sources.runtime:
+        return 0
+    return next((i + 1 for i, layer in enumerate(sources.layers) if key in layer),
+                len(sources.layers) + 1)
+
+
 def check_parameters(raw_params: Mapping[str, Any], conf_root: Path, base_env: str,
                      run_env: str | None, runtime_params: Mapping[str, Any] | None,
                      project_path: Path | None = None) -> None:
@@ -163,6 +203,7 @@ def check_parameters(raw_params: Mapping[str, Any], conf_root: Path, base_env: s
             problems.extend(str(exc).splitlines())
     if "training" in validated:
         problems.extend(plugin_import_problems(validated["training"], sources))
+    problems.extend(cross_section_problems(validated, sources))
     if problems:
         raise ParameterError(
             "invalid parameters, nothing was run:\n" + "\n".join(f"- {p}" for p in problems)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from flops_fit.parameters.base import Fraction, Number, PositiveInt, PositiveNumber, Section
 
@@ -18,13 +18,13 @@ from flops_fit.parameters.base import Fraction, Number, PositiveInt, PositiveNum
 class ValidationParams(Section):
     SECTION = "study.validation"
 
-    enabled: bool = True  # `kedro study` ends with the validation run (the pipeline runs it alone)
+    enabled: StrictBool = True  # `kedro study` ends with the validation run (the pipeline runs it alone)
     # the validation budget in FLOPs; null: min_factor x the largest fitted budget (the
     # cheapest out-of-sample check); leftover: what study.max_compute leaves after the rounds,
     # at least that and at most study.target_budget
     budget: PositiveNumber | Literal["leftover"] | None = None
     min_factor: Number = Field(2.0, ge=1)
-    neighbours: bool = False  # also train N_opt/2 and 2 N_opt at the same budget (3 runs)
+    neighbours: StrictBool = False  # also train N_opt/2 and 2 N_opt at the same budget (3 runs)
 
 
 class StudyConfig(Section):

@@ -44,19 +44,24 @@ def study_plan(pilot: Sequence[Mapping[str, Any]], rounds: Sequence[Mapping[str,
     return plan
 
 
-def check_study(cfg: StudyConfig, pilot: Sequence[Mapping[str, Any]]) -> None:
-    """The study's parameters against its pilot plan, before anything trains."""
-    cfg = StudyConfig.from_params(cfg)
-    if not pilot:
-        raise StudyConfigError("the pilot plan (sweep_plan) has no runs")
-    largest = max(float(r["compute_budget"]) for r in pilot)
-    cost = spent_flops(pilot)
+def check_target_budget(cfg: StudyConfig, largest: float) -> None:
+    """The target must lie beyond the pilot's largest budget (also checked from the planning
+    parameters before the pilot is planned)."""
     if cfg.target_budget < largest:
         raise StudyConfigError(
             f"study.target_budget ({cfg.target_budget:.3g} FLOPs) is below the pilot's largest "
             f"budget ({largest:.3g} FLOPs): the study would answer a question its own runs "
             "already cover; set it to the budget you mean to train at, or plan a smaller pilot "
             "(planning.compute_budgets)")
+
+
+def check_study(cfg: StudyConfig, pilot: Sequence[Mapping[str, Any]]) -> None:
+    """The study's parameters against its pilot plan, before anything trains."""
+    cfg = StudyConfig.from_params(cfg)
+    if not pilot:
+        raise StudyConfigError("the pilot plan (sweep_plan) has no runs")
+    check_target_budget(cfg, max(float(r["compute_budget"]) for r in pilot))
+    cost = spent_flops(pilot)
     if cfg.max_compute < cost:
         raise StudyConfigError(
             f"study.max_compute ({cfg.max_compute:.3g} FLOPs) is smaller than the pilot alone "

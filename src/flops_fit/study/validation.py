@@ -27,10 +27,21 @@ from flops_fit.parameters.study import StudyConfig
 from flops_fit.planning.flops import readable_budget
 from flops_fit.reporting.inputs import surface as surface_point
 from flops_fit.study.design import Planner, noise_sd
-from flops_fit.study.rounds import spent_flops
+from flops_fit.study.rounds import StudyConfigError, spent_flops
 from flops_fit.study.target import Answer, answer_at, law_error_of
 
 ROLES: dict[str, float] = {"optimum": 1.0, "half": 0.5, "double": 2.0}  # role -> N / N_opt
+
+
+def check_validation_budget(cfg: StudyConfig, largest: float) -> None:
+    """A budget the user names must lie beyond the fitted ones: inside them a run tests an
+    interpolation, and "validation passed" would claim more than it showed."""
+    budget = StudyConfig.from_params(cfg).validation.budget
+    if isinstance(budget, float | int) and budget <= largest:
+        raise StudyConfigError(
+            f"study.validation.budget ({budget:.3g} FLOPs) is not above the largest fitted "
+            f"budget ({largest:.3g} FLOPs): a validation run tests the law where it was not "
+            "fitted; set it above that, or null (study.validation.min_factor x the largest)")
 
 
 def validation_budget(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> tuple[float, str]:
@@ -44,6 +55,7 @@ def validation_budget(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> tu
     if v.budget is None:
         return floor, floor_why
     if v.budget != "leftover":
+        check_validation_budget(cfg, largest)
         return float(v.budget), "study.validation.budget"
     runs = 3 if v.neighbours else 1
     budget = min((cfg.max_compute - spent_flops(plan)) / runs, cfg.target_budget)

@@ -43,7 +43,8 @@ def check_enough_budgets(runs: pd.DataFrame, minimum: int, source: str) -> None:
         raise RunsTableError(
             f"{source}: the usable runs span {count} compute budget(s) ({budgets or 'none'}), "
             f"grouped from column '{column}'; at least {minimum} are needed to fit a scaling "
-            f"law. Add runs at more budgets, or check analysis.budgets.gap_dex"
+            f"law (analysis.min_budgets). Add runs at more budgets, or check "
+            f"analysis.budgets.gap_dex"
             + _left_out_summary(runs)
         )
 

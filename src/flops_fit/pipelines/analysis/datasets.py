@@ -50,8 +50,10 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "load_args": self._load_args}
 
-    def load(self) -> pd.DataFrame:
-        path = Path(self._filepath).expanduser()
+    def check(self) -> Path:
+        """The runs file, or a DatasetError saying what is wrong with runs_path (called by
+        the project hook before any node, and by `load`)."""
+        path = _home_path(self._filepath)
         # Kedro turns an empty relative `filepath` into the project folder, so a missing
         # runs_path arrives here as a directory.
         if not self._filepath or path.is_dir():
@@ -68,6 +70,10 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
                 f"runs file {path} is empty (runs_path): expected a CSV with a header row, "
                 "or a JSON list of runs"
             )
+        return path
+
+    def load(self) -> pd.DataFrame:
+        path = self.check()
         suffix = path.suffix.lower()
         if suffix == ".json":
             with path.open(encoding="utf-8") as fh:
@@ -105,4 +111,13 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
         raise DatasetError("RunsFileDataset is read-only: it reads runs trained elsewhere")
 
     def _exists(self) -> bool:
-        return bool(self._filepath) and Path(self._filepath).expanduser().is_file()
+        return bool(self._filepath) and _home_path(self._filepath).is_file()
+
+
+def _home_path(filepath: str) -> Path:
+    """`filepath` with a leading ~ expanded, also after Kedro made it absolute by putting the
+    project folder before it (project/~/runs.csv)."""
+    parts = Path(filepath).parts
+    if "~" in parts:
+        return Path.home().joinpath(*parts[parts.index("~") + 1:])
+    return Path(filepath).expanduser()
