@@ -171,6 +171,16 @@ def test_analysis_with_auto_law_answers_with_the_chosen_family_and_repeats_the_c
     assert np.isfinite(n_draws).mean() > 0.9
 
 
+def test_auto_with_too_few_budgets_to_choose_says_so_in_a_warning():
+    runs = study("saturating", budgets=(1e17, 1e18, 1e19), noise=0.01, seed=5)
+    result = analyse(runs, {"law": "auto", "target_budgets": [1e21],
+                            "bootstrap": {"draws": 20}}, compute_model="6nd")
+    assert result.surface.law == "chinchilla"
+    (warning,) = [w for w in result.surface.warnings if "auto" in w]
+    assert warning.startswith("analysis.law is auto but no family could be chosen: fewer than "
+                              "4 budgets with 3+ runs")
+
+
 def test_pinned_chinchilla_is_todays_analysis():
     runs = study("chinchilla", noise=0.01, seed=2)
     base = analyse(runs, {"target_budgets": [1e21], "bootstrap": {"draws": 40}}, "6nd")

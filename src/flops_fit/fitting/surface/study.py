@@ -159,6 +159,10 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
             result.choice, laws = fit_laws(fit, n, d, loss, used["budget"].to_numpy(float),
                                            positions, resampling, cfg)
             answer = result.choice.fits[result.law]
+            if result.choice.mode == "auto" and not result.choice.folds:
+                result.warnings.append(
+                    f"analysis.law is auto but no family could be chosen: "
+                    f"{result.choice.reason}, unchosen")
             hit = at_bound(result.law, answer.theta, float(np.log(loss).max()))
             if hit:
                 result.warnings.append(
