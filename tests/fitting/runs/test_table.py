@@ -187,3 +187,9 @@ def test_two_units_of_d_in_one_table_name_the_column_and_rows():
     # the filter the message suggests keeps one unit
     runs = normalise_runs(mixed, source="runs.csv", filters={"data_unit": "tokens"})
     assert len(runs) == 10 and run_data_unit(runs) == "tokens"
+
+
+def test_an_empty_list_of_runs_says_so():
+    for empty in ({"runs": []}, [], pd.DataFrame()):
+        with pytest.raises(RunsTableError, match=r"^runs\.json: the table has no runs$"):
+            normalise_runs(empty, None, "runs.json")

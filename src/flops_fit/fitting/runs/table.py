@@ -200,6 +200,8 @@ def normalise_runs(
     """
     kind = "json" if str(source).lower().endswith(".json") else "csv"
     df = _to_frame(table, source)
+    if not len(df.columns):  # an empty list of runs, or a file with nothing in it
+        raise RunsTableError(f"{source}: the table has no runs")
     for column, wanted in (filters or {}).items():
         if column not in df.columns:
             raise RunsTableError(
