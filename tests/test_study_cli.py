@@ -106,9 +106,9 @@ def test_kill_9_in_round_two_and_the_same_command_resumes_it(tmp_path):
     assert "## Study rounds" in report and "study.max_rounds (2)" in report
 
 
-def test_a_bad_study_value_fails_before_planning_and_params_options_add_up(tmp_path):
+def test_a_bad_study_value_fails_before_planning(tmp_path):
     """A target below the pilot's budgets is checked from the planning parameters before the
-    pilot is planned; a second --params adds to the first (data_root is kept)."""
+    pilot is planned, given in a second --params (the first sets data_root)."""
     cmd = _study_command(tmp_path) + ["--params", "study.target_budget=1e17"]
     done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True,
                           timeout=300)

@@ -103,7 +103,8 @@ def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> N
     steps = _Study(env, conf_source, params)
     if not steps.trains_here():
         raise click.ClickException(
-            f"kedro study trains its own runs; --env {env} reads runs trained elsewhere. "
+            f"kedro study trains its own runs; the {env or 'local'} environment reads runs "
+            "trained elsewhere (its `results` is a runs file). "
             "Nothing was run; analyse them with `kedro run --env imported --pipelines "
             "analysis,reporting --params runs_path=/abs/path/runs.csv`")
     planning, raw = steps.load("params:planning", "params:study")
@@ -111,7 +112,8 @@ def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> N
     try:
         largest = max(PlanningConfig.from_params(planning).compute_budgets.budgets())
         check_target_budget(cfg, largest)
-        check_validation_budget(cfg, largest)
+        if cfg.validation.enabled:
+            check_validation_budget(cfg, largest)
         steps.run("planning")
         (pilot,) = steps.load("sweep_plan")
         check_study(cfg, pilot)

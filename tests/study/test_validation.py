@@ -7,7 +7,12 @@ import pytest
 
 from flops_fit.parameters.study import StudyConfig
 from flops_fit.study.rounds import StudyConfigError
-from flops_fit.study.validation import plan_validation, score_validation, validation_budget
+from flops_fit.study.validation import (
+    check_validation_budget,
+    plan_validation,
+    score_validation,
+    validation_budget,
+)
 from tests.study.conftest import simulate, six_nd_planner
 from tests.study.test_rounds import PILOT
 
@@ -27,8 +32,14 @@ def test_the_budget_is_out_of_sample_by_default_and_the_leftover_on_request():
     assert validation_budget(explicit, PILOT) == (3e19, "study.validation.budget")
     inside = StudyConfig.from_params({"validation": {"budget": 1e19}})  # the pilot's largest
     with pytest.raises(StudyConfigError, match=r"study.validation.budget \(1e\+19 FLOPs\) is "
-                       r"not above the largest fitted budget \(1e\+19 FLOPs\)"):
-        validation_budget(inside, PILOT)
+                       r"not above the pilot's largest budget \(1e\+19 FLOPs\)"):
+        check_validation_budget(inside, 1e19)
+    check_validation_budget(StudyConfig.from_params({"validation": {"budget": 3e19}}), 1e19)
+    # the rounds trained up to it: the nearest budget beyond the fit, saying why
+    budget, why = validation_budget(inside, PILOT)
+    assert budget == 2e19
+    assert why.endswith("as study.validation.budget (1e+19 FLOPs) is not above the budgets the "
+                        "rounds trained")
     with pytest.raises(ValueError, match="valid boolean"):
         StudyConfig.from_params({"validation": {"neighbours": "no"}})
 

@@ -107,6 +107,11 @@ class ParameterSources:
         return None
 
 
+def _origin(sources: ParameterSources, key: str) -> str:
+    where = sources(key)
+    return " given with --params" if where == "--params" else (f" in {where}" if where else "")
+
+
 def unknown_sections(raw_params: Mapping[str, Any], conf_root: Path,
                      sources: ParameterSources) -> list[str]:
     """Top-level keys that are neither a section nor a runtime parameter some file reads."""
@@ -119,13 +124,10 @@ def unknown_sections(raw_params: Mapping[str, Any], conf_root: Path,
         leaves = [k for k, v in flatten_keys({key: value}).items()
                   if not (isinstance(v, Mapping) and v)]
         for leaf in leaves:
-            where = sources(leaf)
             head, _, rest = leaf.partition(".")
             match = difflib.get_close_matches(head, sorted(allowed), n=1)
             hint = f" (did you mean '{match[0]}{'.' + rest if rest else ''}'?)" if match else ""
-            origin = " given with --params" if where == "--params" else (
-                f" in {where}" if where else "")
-            problems.append(f"unknown parameter '{leaf}'{origin}{hint}")
+            problems.append(f"unknown parameter '{leaf}'{_origin(sources, leaf)}{hint}")
     return problems
 
 
@@ -147,11 +149,6 @@ def plugin_import_problems(training: Any, sources: ParameterSources) -> list[str
                 f" (in {where})" if where else "")
             problems.append(f"{exc}{origin}")
     return problems
-
-
-def _origin(sources: ParameterSources, key: str) -> str:
-    where = sources(key)
-    return " given with --params" if where == "--params" else (f" in {where}" if where else "")
 
 
 def cross_section_problems(validated: Mapping[str, Any], sources: ParameterSources) -> list[str]:
@@ -176,7 +173,10 @@ def cross_section_problems(validated: Mapping[str, Any], sources: ParameterSourc
         try:
             check_schedule(torch.schedule)
         except TrunkPlanError as exc:
-            problems.append(str(exc).replace("params:", ""))
+            set_in = ", ".join(f"{k}{_origin(sources, k)}" for k in (
+                "planning.design", "torch_backend.schedule.kind") if sources(k))
+            problems.append(str(exc).replace("params:", "")
+                            + (f" (set: {set_in})" if set_in else ""))
     return problems
 
 

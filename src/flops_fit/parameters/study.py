@@ -18,7 +18,8 @@ from flops_fit.parameters.base import Fraction, Number, PositiveInt, PositiveNum
 class ValidationParams(Section):
     SECTION = "study.validation"
 
-    enabled: StrictBool = True  # `kedro study` ends with the validation run (the pipeline runs it alone)
+    # `kedro study` ends with the validation run (the validation pipeline runs it alone)
+    enabled: StrictBool = True
     # the validation budget in FLOPs; null: min_factor x the largest fitted budget (the
     # cheapest out-of-sample check); leftover: what study.max_compute leaves after the rounds,
     # at least that and at most study.target_budget

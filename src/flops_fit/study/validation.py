@@ -14,6 +14,7 @@ says whether the predicted optimum reached the lowest loss of the three.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,8 @@ from flops_fit.study.design import Planner, noise_sd
 from flops_fit.study.rounds import StudyConfigError, spent_flops
 from flops_fit.study.target import Answer, answer_at, law_error_of
 
+log = logging.getLogger(__name__)
+
 ROLES: dict[str, float] = {"optimum": 1.0, "half": 0.5, "double": 2.0}  # role -> N / N_opt
 
 
@@ -39,9 +42,10 @@ def check_validation_budget(cfg: StudyConfig, largest: float) -> None:
     budget = StudyConfig.from_params(cfg).validation.budget
     if isinstance(budget, float | int) and budget <= largest:
         raise StudyConfigError(
-            f"study.validation.budget ({budget:.3g} FLOPs) is not above the largest fitted "
-            f"budget ({largest:.3g} FLOPs): a validation run tests the law where it was not "
-            "fitted; set it above that, or null (study.validation.min_factor x the largest)")
+            f"study.validation.budget ({budget:.3g} FLOPs) is not above the pilot's largest "
+            f"budget ({largest:.3g} FLOPs): a validation run must test the law beyond the "
+            "budgets it was fitted to; set it above that, or null (study.validation.min_factor "
+            "x the largest fitted budget)")
 
 
 def validation_budget(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> tuple[float, str]:
@@ -55,8 +59,14 @@ def validation_budget(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> tu
     if v.budget is None:
         return floor, floor_why
     if v.budget != "leftover":
-        check_validation_budget(cfg, largest)
-        return float(v.budget), "study.validation.budget"
+        if float(v.budget) > largest:
+            return float(v.budget), "study.validation.budget"
+        # the rounds trained at or beyond the budget asked for (checked against the pilot
+        # before it was planned): the nearest budget beyond the fit instead, saying why
+        why = (f"{floor_why}, as study.validation.budget ({float(v.budget):.3g} FLOPs) is not "
+               "above the budgets the rounds trained")
+        log.warning("Validation at %.3g FLOPs: %s", floor, why)
+        return floor, why
     runs = 3 if v.neighbours else 1
     budget = min((cfg.max_compute - spent_flops(plan)) / runs, cfg.target_budget)
     if budget < floor:

@@ -64,8 +64,9 @@ def test_least_squares_profile_is_exact_for_raw_residuals():
 
 def test_a_term_the_nnls_drops_is_scored_at_0_and_handed_on_small_but_movable():
     """Runs whose loss has no term in D: the profile drops B (or keeps it at ~1e-9 of the
-    loss), scores the pair without it, and starts B where its term is DROPPED_TERM_SHARE of the lowest loss at the median run (a log-
-    coefficient near -inf would leave the solver a gradient near 0 in it)."""
+    loss), scores the pair without it, and starts B where its term is DROPPED_TERM_SHARE of
+    the lowest loss at the median run (a log-coefficient near -inf would leave the solver a
+    gradient near 0 in it)."""
     df = synthetic_results(noise=0.0)
     t = CHINCHILLA_TRUTH
     df["final_loss"] = t["E"] + t["A"] / df["model_size"] ** t["alpha"]

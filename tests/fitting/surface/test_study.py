@@ -14,7 +14,7 @@ from flops_fit.fitting.surface.compute_model import (
     compute_model_warnings,
 )
 from flops_fit.fitting.surface.study import fit_surface, surface_residuals
-from flops_fit.fitting.surface.surface_warnings import drifting_draws_warning
+from flops_fit.fitting.surface.surface_warnings import DRIFT_MIN_DRAWS, drifting_draws_warning
 from flops_fit.parameters.analysis import AnalysisConfig, Approach3Params
 from flops_fit.schema import SURFACE_KEYS
 
@@ -122,3 +122,5 @@ def test_draws_that_drift_from_the_fit_are_warned_about(small_study):
     (warning,) = drifting_draws_warning(surface.params, moved, budgets, SIX_ND, 0.95)
     assert warning.startswith("the chinchilla law's own L_opt lies outside its 95% interval "
                               "at 5 of the runs' 5 budgets (1e+17-1e+21 FLOPs)")
+    few = {k: (v[:DRIFT_MIN_DRAWS - 1] if np.ndim(v) else v) for k, v in moved.items()}
+    assert drifting_draws_warning(surface.params, few, budgets, SIX_ND, 0.95) == []

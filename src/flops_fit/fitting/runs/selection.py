@@ -74,7 +74,7 @@ def check_runs_vary(runs: pd.DataFrame, source: str) -> None:
         raise RunsTableError(
             f"{source}: every usable run has the same loss ({losses[0]:.6g}, column "
             f"'{column}'): nothing moves with N or D, so there is no scaling law to fit. "
-            f"Check analysis.columns.loss"
+            f"Check analysis.columns.loss" + _left_out_summary(runs)
         )
 
 

@@ -162,7 +162,8 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
             if result.choice.mode == "auto" and not result.choice.folds:
                 result.warnings.append(
                     f"analysis.law is auto but no family could be chosen: "
-                    f"{result.choice.reason}, unchosen")
+                    f"{result.choice.reason}; add budgets (each with analysis.budgets.min_runs "
+                    "runs) to let the study choose")
             hit = at_bound(result.law, answer.theta, float(np.log(loss).max()))
             if hit:
                 result.warnings.append(

@@ -117,7 +117,8 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
 def _home_path(filepath: str) -> Path:
     """`filepath` with a leading ~ expanded, also after Kedro made it absolute by putting the
     project folder before it (project/~/runs.csv)."""
-    parts = Path(filepath).parts
-    if "~" in parts:
+    path = Path(filepath).expanduser()
+    parts = path.parts
+    if "~" in parts and not path.exists():  # a real folder named ~ is left alone
         return Path.home().joinpath(*parts[parts.index("~") + 1:])
-    return Path(filepath).expanduser()
+    return path
