@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 import yaml
-from kedro.io import DataCatalog, DatasetError, MemoryDataset
+from kedro.io import DataCatalog, MemoryDataset
 
 from flops_fit.hooks import ImportedRunsError, check_imported_runs
 from flops_fit.parameters.base import ParameterError
@@ -149,10 +149,13 @@ def test_late_sections_fail_before_planning_writes_a_file(kedro_run):
     params = {"analysis.confidence_level": 1.5, "analysis.bootstrap.draws": -3,
               "reporting.style": "fancy", "planning.model_sizes.nmu": 3}
     proc = kedro_run(env="mock", params=params, check=False, timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 1
     for key in params:
         assert key in proc.stderr + proc.stdout
     assert not kedro_run.data_root.exists() or not any(kedro_run.data_root.rglob("*.*"))
+    # the message alone, as one Error: line and its list, without Kedro's traceback above it
+    assert "Error: invalid parameters, nothing was run:\n- " in proc.stderr
+    assert "Traceback" not in proc.stderr and "FLOPS_FIT_TRACEBACK=1 shows" in proc.stderr
 
 
 def test_every_params_input_is_annotated_with_its_section_model():
@@ -241,7 +244,8 @@ def test_runs_trained_elsewhere_are_analysed_never_trained(tmp_path):
                        r"--env imported --pipelines analysis,reporting"):
         check_imported_runs(training() + analysis(), catalog, {"runs_path": str(runs)})
     check_imported_runs(analysis(), catalog, {"runs_path": str(runs)})
-    with pytest.raises(DatasetError, match=r"runs file .*missing.csv does not exist"):
+    with pytest.raises(ImportedRunsError, match=r"runs file .*missing.csv does not exist "
+                       r"\(runs_path\). Nothing was run"):
         check_imported_runs(analysis(), _imported_catalog(str(tmp_path / "missing.csv")), {})
     own = DataCatalog({"results": MemoryDataset()})
     with pytest.raises(ImportedRunsError, match=r"runs_path=/x.csv is read by the imported "
@@ -255,3 +259,22 @@ def test_a_runs_path_under_home_is_expanded_after_kedro_made_it_absolute(tmp_pat
     (tmp_path / "runs.csv").write_text("params,tokens,loss\n1,2,3\n")
     for given in ("~/runs.csv", "/some/project/~/runs.csv"):
         assert RunsFileDataset(filepath=given).check() == tmp_path / "runs.csv"
+
+
+def test_a_user_error_is_one_line_anything_else_keeps_its_traceback(capsys, monkeypatch):
+    from flops_fit.cli_errors import TRACEBACK_VARIABLE, excepthook, user_error
+
+    monkeypatch.delenv(TRACEBACK_VARIABLE, raising=False)
+    wrapped = RuntimeError("node failed")
+    wrapped.__cause__ = ParameterError("params:x: bad")
+    assert user_error(wrapped) is wrapped.__cause__
+    excepthook(RuntimeError, wrapped, None)
+    assert capsys.readouterr().err == ("Error: params:x: bad\n"
+                                       f"({TRACEBACK_VARIABLE}=1 shows the traceback)\n")
+    bug = KeyError("a bug")
+    assert user_error(bug) is None
+    excepthook(KeyError, bug, None)
+    assert "KeyError: 'a bug'" in capsys.readouterr().err
+    monkeypatch.setenv(TRACEBACK_VARIABLE, "1")
+    excepthook(RuntimeError, wrapped, None)
+    assert "RuntimeError: node failed" in capsys.readouterr().err

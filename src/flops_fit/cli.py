@@ -21,6 +21,7 @@ result, and plans no round twice. The study lock (`flops_fit.hooks`) keeps a sec
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import click
@@ -33,7 +34,13 @@ from kedro.framework.cli.project import (
 from kedro.framework.cli.utils import env_option
 from kedro.framework.session import KedroSession
 
+from flops_fit.cli_errors import excepthook
+
 log = logging.getLogger("flops_fit.study")
+
+# Kedro imports this module for every `kedro` command of the project: a user's mistake ends
+# in one line there, not in a traceback (flops_fit.cli_errors)
+sys.excepthook = excepthook
 
 #: the loop's guard: rounds beyond study.max_rounds are never planned, so this is never reached
 #: unless next_round misbehaves; it keeps a bug from training forever

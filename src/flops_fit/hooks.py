@@ -30,6 +30,7 @@ import logging
 from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import DatasetError
 from kedro.validation.exceptions import ParameterValidationError
 
 from flops_fit.execution import interrupt
@@ -75,7 +76,10 @@ def check_imported_runs(pipeline, catalog, runtime_params: dict | None) -> None:
             "trains nothing, and the pipelines asked for include training. Nothing was run; "
             f"analyse the file with `{IMPORT_COMMAND}`")
     if imported and "results" in pipeline.inputs():
-        results.check()
+        try:
+            results.check()
+        except DatasetError as exc:
+            raise ImportedRunsError(f"{exc}. Nothing was run") from None
     if not imported and (runtime_params or {}).get("runs_path"):
         raise ImportedRunsError(
             f"runs_path={runtime_params['runs_path']} is read by the imported environment "

@@ -1,0 +1,65 @@
+"""How the `kedro` command shows a mistake in the user's input: one `Error:` line, not a
+traceback.
+
+A bad parameter, a runs table that cannot be read, a study that is locked or a stage that has
+not run yet raises one of `user_errors()`, whose message already names the key, the file and the
+fix; the 60-odd lines of Kedro and pluggy frames printed above it only hide that line. The
+project's `cli` module (which Kedro imports for every `kedro` command of this project) installs
+`excepthook`, so only the command line is affected: code that calls flops-fit or a
+KedroSession itself still gets the exception. `FLOPS_FIT_TRACEBACK=1` shows the traceback as
+well. Errors from a user's own plugin code keep their traceback (it points into their code), as
+does every other exception.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import TracebackType
+
+#: set (to anything but "" or "0") to print the traceback of a user error too
+TRACEBACK_VARIABLE = "FLOPS_FIT_TRACEBACK"
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types whose message is the whole story (imported when one is raised)."""
+    from flops_fit.data.corpus import CorpusError
+    from flops_fit.execution.settings import SettingsChangedError
+    from flops_fit.execution.study_lock import StorageError, StudyLockedError
+    from flops_fit.fitting.api import AnalysisInputError
+    from flops_fit.fitting.runs.table import RunsTableError
+    from flops_fit.fitting.surface.compute_model import ComputeModelError
+    from flops_fit.hooks import ImportedRunsError, MissingStageOutput
+    from flops_fit.parameters.base import ParameterError
+    from flops_fit.planning.sweep import PlanningError
+    from flops_fit.planning.trunks import TrunkPlanError
+    from flops_fit.study.rounds import StudyConfigError, StudyStateError
+
+    return (ParameterError, RunsTableError, AnalysisInputError, ComputeModelError,
+            MissingStageOutput, ImportedRunsError, StudyConfigError, StudyStateError,
+            PlanningError, TrunkPlanError, SettingsChangedError, StorageError,
+            StudyLockedError, CorpusError)
+
+
+def user_error(error: BaseException | None) -> BaseException | None:
+    """The user error in `error`'s chain of causes (Kedro wraps what a node raises), if any."""
+    try:
+        kinds = user_errors()
+    except Exception:  # noqa: BLE001 - a broken import must not hide the original error
+        return None
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kinds):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def excepthook(kind: type[BaseException], value: BaseException,
+               tb: TracebackType | None) -> None:
+    found = user_error(value)
+    if found is None or os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
+        sys.__excepthook__(kind, value, tb)
+        return
+    sys.stderr.write(f"Error: {found}\n({TRACEBACK_VARIABLE}=1 shows the traceback)\n")
