@@ -278,3 +278,21 @@ def test_a_user_error_is_one_line_anything_else_keeps_its_traceback(capsys, monk
     monkeypatch.setenv(TRACEBACK_VARIABLE, "1")
     excepthook(RuntimeError, wrapped, None)
     assert "RuntimeError: node failed" in capsys.readouterr().err
+
+
+def test_misshapen_and_empty_parameter_files_name_the_file_and_key(conf):
+    from flops_fit.parameters.sources import merge_conflicts
+
+    assert merge_conflicts(conf, "base", "mock") == []
+    _write(conf / "mock/parameters_analysis.yml", "analysis:\n  - 1\n")
+    (problem,) = merge_conflicts(conf, "base", "mock")
+    assert problem.startswith("analysis is a mapping in ")
+    assert problem.endswith("conf/mock/parameters_analysis.yml: one of them is misshapen")
+    _write(conf / "mock/parameters_analysis.yml", "- 1\n")
+    (problem,) = merge_conflicts(conf, "base", "mock")
+    assert problem.endswith("parameters_analysis.yml: expected a mapping of parameters at the "
+                            "top level, got a list")
+    _write(conf / "mock/parameters_analysis.yml", "analysis:\n")
+    with pytest.raises(ParameterError, match=r"params:analysis in "
+                       r"conf/mock/parameters_analysis.yml is empty: give it keys, or remove it"):
+        _check(conf, "mock")

@@ -35,7 +35,8 @@ from kedro.validation.exceptions import ParameterValidationError
 
 from flops_fit.execution import interrupt
 from flops_fit.execution.study_lock import StudyLock, check_writable_dir
-from flops_fit.parameters.sources import check_parameters
+from flops_fit.parameters.base import ParameterError
+from flops_fit.parameters.sources import check_parameters, merge_conflicts
 
 #: the data root when `--params data_root=...` is not given: the catalog's
 #: `${runtime_params:data_root,data}` default, relative to the project
@@ -128,7 +129,15 @@ class ParameterValidationHooks:
         loader = context.config_loader
         project_path = Path(context.project_path)
         conf_root = Path(getattr(loader, "conf_source", project_path / "conf"))
-        raw = loader["parameters"]
+        try:
+            raw = loader["parameters"]
+        except Exception:  # OmegaConf's merge errors name neither the file nor the key
+            where = self._where(context, loader, project_path)
+            problems = merge_conflicts(conf_root, where["base_env"], where["run_env"])
+            if problems:
+                raise ParameterError("invalid parameter files, nothing was run:\n"
+                                     + "\n".join(f"- {p}" for p in problems)) from None
+            raise
         # Kedro validates the typed params: inputs of the pipelines it has loaded, and 1.7 loads
         # only those named with --pipelines; every section is checked here as well, so a bad
         # `reporting.style` fails a `--pipelines planning` run too, before any work.

@@ -69,6 +69,37 @@ def declared_keys(env_dir: Path) -> dict[str, Path]:
     return keys
 
 
+def _kind(value: Any) -> str:
+    return "a mapping" if isinstance(value, Mapping) else (
+        "a list" if isinstance(value, list) else "a single value")
+
+
+def merge_conflicts(conf_root: Path, base_env: str, run_env: str | None) -> list[str]:
+    """Keys that are a mapping in one parameters file and a list or a value in another (in one
+    environment, or the run environment against base): soft merging cannot join them, and the
+    config loader's own error names neither file nor key."""
+    envs = [base_env] + ([run_env] if run_env and run_env != base_env else [])
+    seen: dict[str, tuple[str, Path]] = {}
+    problems = []
+    for env in envs:
+        for path in sorted(p for pattern in PARAMETER_PATTERNS
+                           for p in (Path(conf_root) / env).glob(pattern) if p.is_file()):
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if not isinstance(tree, Mapping):
+                problems.append(f"{path}: expected a mapping of parameters at the top level, "
+                                f"got {_kind(tree)}")
+                continue
+            for key, value in flatten_keys(tree).items():
+                if value is None:  # null merges with anything
+                    continue
+                kind = _kind(value)
+                first = seen.setdefault(key, (kind, path))
+                if "a mapping" in (kind, first[0]) and kind != first[0]:
+                    problems.append(f"{key} is {first[0]} in {first[1]} but {kind} in {path}: "
+                                    "one of them is misshapen")
+    return problems
+
+
 def runtime_param_names(conf_root: Path) -> set[str]:
     """Names some config file reads with ${runtime_params:NAME,...} (data_root, runs_path)."""
     names: set[str] = set()
@@ -195,6 +226,8 @@ def check_parameters(raw_params: Mapping[str, Any], conf_root: Path, base_env: s
     """Raise one ParameterError listing every bad parameter, each with where it was set."""
     sources = ParameterSources(conf_root, base_env, run_env, runtime_params, project_path)
     problems = unknown_sections(raw_params, conf_root, sources)
+    problems.extend(f"params:{name}{_origin(sources, name)} is empty: give it keys, or remove "
+                    "it" for name in SECTIONS if name in raw_params and raw_params[name] is None)
     validated = {}
     for name, model in SECTIONS.items():
         try:
