@@ -280,6 +280,17 @@ def test_a_user_error_is_one_line_anything_else_keeps_its_traceback(capsys, monk
     assert "RuntimeError: node failed" in capsys.readouterr().err
 
 
+def test_a_pipeline_name_the_project_lacks_is_named_with_the_ones_it_has():
+    from flops_fit.cli_errors import unknown_pipeline
+
+    kedros = "An error occurred while importing the 'flops_fit.pipelines.{}' module."
+    assert unknown_pipeline(ImportError(kedros.format("analyis"))) == (
+        "--pipelines: no pipeline named 'analyis' (did you mean 'analysis'?); the pipelines are "
+        "analysis, next_round, planning, reporting, training, validation. Nothing was run")
+    assert unknown_pipeline(ImportError(kedros.format("analysis"))) is None  # a real failure
+    assert unknown_pipeline(ImportError("No module named 'torch'")) is None
+
+
 def test_misshapen_and_empty_parameter_files_name_the_file_and_key(conf):
     from flops_fit.parameters.sources import merge_conflicts
 

@@ -7,14 +7,17 @@ fix; the 60-odd lines of Kedro and pluggy frames printed above it only hide that
 project's `cli` module (which Kedro imports for every `kedro` command of this project) installs
 `excepthook`, so only the command line is affected: code that calls flops-fit or a
 KedroSession itself still gets the exception. `FLOPS_FIT_TRACEBACK=1` shows the traceback as
-well. Errors from a user's own plugin code keep their traceback (it points into their code), as
-does every other exception.
+well. A `--pipelines` name the project does not have is said the same way; every other
+exception keeps its traceback.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
+from pathlib import Path
 from types import TracebackType
 
 #: set (to anything but "" or "0") to print the traceback of a user error too
@@ -56,10 +59,30 @@ def user_error(error: BaseException | None) -> BaseException | None:
     return None
 
 
+_MISSING_PIPELINE = re.compile(r"importing the 'flops_fit\.pipelines\.([^'.]+)' module")
+
+
+def unknown_pipeline(error: BaseException) -> str | None:
+    """What to say when `--pipelines` named no pipeline of the project (Kedro tries to import a
+    module of that name and reports an ImportError that names no pipeline)."""
+    match = _MISSING_PIPELINE.search(str(error)) if isinstance(error, ImportError) else None
+    if match is None:
+        return None
+    folder = Path(__file__).parent / "pipelines"
+    known = sorted(p.name for p in folder.iterdir() if (p / "pipeline.py").is_file())
+    if match.group(1) in known:  # the pipeline exists and failed to import: a real error
+        return None
+    close = difflib.get_close_matches(match.group(1), known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return (f"--pipelines: no pipeline named '{match.group(1)}'{hint}; the pipelines are "
+            f"{', '.join(known)}. Nothing was run")
+
+
 def excepthook(kind: type[BaseException], value: BaseException,
                tb: TracebackType | None) -> None:
     found = user_error(value)
-    if found is None or os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
+    message = str(found) if found is not None else unknown_pipeline(value)
+    if message is None or os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
         sys.__excepthook__(kind, value, tb)
         return
-    sys.stderr.write(f"Error: {found}\n({TRACEBACK_VARIABLE}=1 shows the traceback)\n")
+    sys.stderr.write(f"Error: {message}\n({TRACEBACK_VARIABLE}=1 shows the traceback)\n")
