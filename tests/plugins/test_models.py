@@ -130,6 +130,13 @@ def test_a_size_param_the_factory_does_not_take():
     assert "unexpected keyword argument 'size'" in message
 
 
+def test_a_kwargs_key_the_factory_does_not_take():
+    with pytest.raises(PluginError) as err:
+        FactorySizes(ModelPlugin(HERE + "mlp", "width", {"dept": 3}, 1, 64))
+    assert str(err.value).startswith(f"params:training.model.kwargs ({HERE}mlp): the factory "
+                                     "does not take 'dept'")
+
+
 # ---- nearest in log space -----------------------------------------------------------------
 
 

@@ -89,6 +89,10 @@ class ModelPlugin:
             if self.size_param and f"'{self.size_param}'" in str(exc):
                 raise plugin_error(f"{KEY}.size_param", self.factory_path,
                                    f"the factory does not take {self.size_param!r}: {exc}") from exc
+            unknown = [k for k in self.kwargs if f"unexpected keyword argument '{k}'" in str(exc)]
+            if unknown:
+                raise plugin_error(f"{KEY}.kwargs", self.factory_path,
+                                   f"the factory does not take {unknown[0]!r}: {exc}") from exc
             raise plugin_error(self.key, self.factory_path,
                                f"calling it with {_shown(model_kwargs)} raised "
                                f"TypeError: {exc}") from exc
