@@ -50,9 +50,26 @@ def test_headline_budget_and_approach_are_parameters(study):
     assert head["source"] == "scaling_law_curves"
     lo, hi = head["model_size_interval"]
     assert lo < head["model_size"] < hi
-    # beyond the curves: the law alone, and the report says there is no interval
-    head = summary_of(study, headline_budget=1e26)["headline"]
+    # beyond the curves: the law alone, and the report says there is no interval (and does
+    # not describe one)
+    head = summary_of(study, headline_budget=1e26, max_headline_extrapolation=1e6)["headline"]
     assert head["source"] == "law" and "no interval available" in head["text"]
+    assert "The interval covers" not in head["extrapolation_note"]
+    # below the budgets of the fit, said so
+    head = summary_of(study, headline_budget=1e15)["headline"]
+    assert head["extrapolation_note"] == ("1e15 FLOPs lies below the budgets of the fit "
+                                          "(smallest 1e17 FLOPs): an extrapolation downwards.")
+
+
+def test_a_headline_far_beyond_the_runs_gives_no_numbers(study):
+    head = summary_of(study, headline_budget=1e26)["headline"]  # 4.7e5 x the largest budget
+    assert not head["available"] and "model_size" not in head
+    assert head["text"].startswith("No answer for 1e26 FLOPs. 1e26 FLOPs is 4.6e5× the largest "
+                                   "fitted budget (2.2e20 FLOPs), beyond "
+                                   "reporting.max_headline_extrapolation (1e4×)")
+    assert "Set reporting.headline_budget nearer the runs (e.g. 6.5e20)" in head["text"]
+    md = render_markdown(summary_of(study, headline_budget=1e26))
+    assert "**No answer yet for 1e26 FLOPs.** 1e26 FLOPs is 4.6e5×" in md
 
 
 def test_headline_beyond_the_curves_is_approach_3s_own_optimum(study):
@@ -64,7 +81,8 @@ def test_headline_beyond_the_curves_is_approach_3s_own_optimum(study):
     laws["compute_model"] = model.to_dict()
     summary = summarise_study(study["analysis_runs"], laws, study["optimal_points"],
                               study["predictions"], study["scaling_law_curves"],
-                              headline_budget=1e27, headline_approach="approach_3")
+                              headline_budget=1e27, headline_approach="approach_3",
+                              max_headline_extrapolation=1e8)
     head = summary["headline"]
     assert head["source"] == "law" and head["approach"] == "approach_3"
     n, d = optimal_allocation(1e27, laws["approach_3"], model)
@@ -109,8 +127,10 @@ def test_tokens_per_param_interval_is_reported(study):
 
 @pytest.mark.parametrize("budget", [1e24, 3e23, 1e26])  # predictions, curves, bare law
 def test_headline_names_the_unit_of_d(study, budget):
-    tokens = summary_of(study, headline_budget=budget)["headline"]["text"]
-    examples = summary_of(in_unit(study, "examples"), headline_budget=budget)["headline"]["text"]
+    far = {"max_headline_extrapolation": 1e6}
+    tokens = summary_of(study, headline_budget=budget, **far)["headline"]["text"]
+    examples = summary_of(in_unit(study, "examples"), headline_budget=budget,
+                          **far)["headline"]["text"]
     assert " tokens" in tokens and "token" not in examples
     assert examples == tokens.replace(" tokens", " examples")
     d = format_count(prediction(study, "approach_3", 1e24).num_tokens)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 from flops_fit.parameters.base import PositiveNumber, Section
+from flops_fit.reporting.headline import MAX_EXTRAPOLATION
 from flops_fit.reporting.styles import STYLES
 from flops_fit.schema import APPROACHES
 
@@ -17,6 +18,8 @@ class ReportingConfig(Section):
 
     style: Literal[tuple(STYLES)] = "notebook"  # notebook: screen; paper: serif, 300 dpi
     headline_budget: PositiveNumber = 3.0e12  # the report opens with N and D at this budget
+    # a headline budget beyond this many times the largest fitted one gets no numbers
+    max_headline_extrapolation: PositiveNumber = MAX_EXTRAPOLATION
     # auto: the approach analysis recommends (scaling_laws.recommended_approach); an explicit
     # approach falls back 3 -> 2 -> 1 when it was not fitted
     headline_approach: Literal[("auto", *APPROACHES)] = "auto"

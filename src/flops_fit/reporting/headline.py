@@ -22,6 +22,7 @@ from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.formatting import (
     DataUnit,
+    as_float,
     format_count,
     format_flops,
     format_interval,
@@ -30,14 +31,21 @@ from flops_fit.reporting.formatting import (
 
 #: The fallback order when the preferred headline approach could not be fitted.
 HEADLINE_ORDER = ("approach_3", "approach_2", "approach_1")
+#: `reporting.max_headline_extrapolation`: a headline budget more than this many times the
+#: largest fitted budget gets no numbers (predictions.csv still has them). Public scaling
+#: studies extrapolate by 10-1,000x (Chinchilla's runs to Gopher's budget: ~50x); at 10^4x and
+#: beyond, a law fitted on a toy's budgets says nothing about a frontier model's.
+MAX_EXTRAPOLATION = 1.0e4
 
 
 def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
              optima: pd.DataFrame, budget: float, preferred: str, confidence: float,
-             notes: list[str], unit: DataUnit | None = None) -> dict[str, Any]:
-    """The compute-optimal N, D, loss and D/N at `budget`; a note for the report's warnings is
-    appended to `notes` when the answer carries no interval. D is in `unit` (default: what
-    scaling_laws says, else tokens)."""
+             notes: list[str], unit: DataUnit | None = None,
+             max_extrapolation: float = MAX_EXTRAPOLATION) -> dict[str, Any]:
+    """The compute-optimal N, D, loss and D/N at `budget` (none beyond `max_extrapolation` x
+    the largest fitted budget); a note for the report's warnings is appended to `notes` when
+    the answer carries no interval. D is in `unit` (default: what scaling_laws says, else
+    tokens)."""
     budget = float(budget)
     choice_note = None
     if preferred == "auto":
@@ -66,6 +74,21 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
                                  f"{inp.APPROACH_NAMES[approach]} instead.")
     head.update(approach=approach, approach_name=inp.APPROACH_NAMES[approach],
                 approach_method=inp.APPROACH_METHODS[approach], available=True)
+    fitted = optima.loc[optima["used_in_fit"] & (optima["approach"] == approach),
+                        "compute_budget"].dropna()
+    largest = float(fitted.max()) if not fitted.empty else None
+    smallest = float(fitted.min()) if not fitted.empty else None
+    if largest and budget / largest > max_extrapolation:
+        head["available"] = False
+        head["why_missing"] = (
+            f"{format_flops(budget)} FLOPs is {format_flops(budget / largest)}× the largest "
+            f"fitted budget ({format_flops(largest)} FLOPs), beyond "
+            f"reporting.max_headline_extrapolation ({format_flops(max_extrapolation)}×): a law "
+            "fitted there says nothing this far out. Set reporting.headline_budget nearer the "
+            f"runs (e.g. {format_flops(3 * largest)}); predictions.csv has every approach's "
+            "numbers at analysis.target_budgets.")
+        head["text"] = f"No answer for {format_flops(budget)} FLOPs. {head['why_missing']}"
+        return head
 
     values, source = _prediction_at(preds, approach, budget)
     if values is None:
@@ -79,12 +102,10 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
     head.setdefault("tokens_per_param_interval", None)  # curves and bare laws carry none
     head["source"] = source
 
-    fitted = optima.loc[optima["used_in_fit"] & (optima["approach"] == approach),
-                        "compute_budget"].dropna()
-    largest = float(fitted.max()) if not fitted.empty else None
     head["largest_fitted_budget"] = largest
     head["extrapolation_factor"] = budget / largest if largest else None
-    head["extrapolation_note"] = _extrapolation_note(budget, largest)
+    head["extrapolation_note"] = _extrapolation_note(budget, smallest, largest,
+                                                     head.get("model_size_interval"))
     head["text"] = _headline_text(head, confidence, unit or inp.data_unit(laws), compute)
     return head
 
@@ -106,9 +127,13 @@ def _choice_note(rec: Mapping[str, Any]) -> str | None:
     return note
 
 
-def _extrapolation_note(budget: float, largest: float | None) -> str | None:
+def _extrapolation_note(budget: float, smallest: float | None, largest: float | None,
+                        interval: Any = None) -> str | None:
     if not largest:
         return None
+    if smallest and budget < smallest:
+        return (f"{format_flops(budget)} FLOPs lies below the budgets of the fit (smallest "
+                f"{format_flops(smallest)} FLOPs): an extrapolation downwards.")
     factor = budget / largest
     if factor <= 1:
         return (f"{format_flops(budget)} FLOPs lies within the budgets of the fit (largest "
@@ -117,9 +142,19 @@ def _extrapolation_note(budget: float, largest: float | None) -> str | None:
             f"fit ({format_flops(largest)} FLOPs)")
     if factor >= 10:
         note += (f": an extrapolation over {format_sig(math.log10(factor), 2)} orders of "
-                 "magnitude. The interval covers the bootstrap noise of the fit, not a change of "
-                 "behaviour at larger scale")
+                 "magnitude")
+        if _has_interval(interval):
+            note += (". The interval covers what the runs can show (the fit's noise and, for "
+                     "Approach 3, the law's own error measured on them), not a change of "
+                     "behaviour at larger scale")
     return note + "."
+
+
+def _has_interval(interval: Any) -> bool:
+    if interval is None:
+        return False
+    ends = [as_float(x) for x in interval]
+    return len(ends) == 2 and None not in ends
 
 
 def _close(a: pd.Series, b: float) -> pd.Series:

@@ -21,7 +21,7 @@ from flops_fit.jsonsafe import json_safe
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures import figure_specs
 from flops_fit.reporting.formatting import DataUnit, as_float
-from flops_fit.reporting.headline import headline
+from flops_fit.reporting.headline import MAX_EXTRAPOLATION, headline
 from flops_fit.reporting.study_summary import study_section, validation_section
 from flops_fit.schema import APPROACHES, SURFACE_KEYS
 
@@ -41,6 +41,7 @@ def summarise_study(
     *,
     headline_budget: float = 1e24,
     headline_approach: str = "approach_3",
+    max_headline_extrapolation: float = MAX_EXTRAPOLATION,
     title: str = "Compute-optimal scaling report",
     validation: Any = None,
     study_rounds: Any = None,
@@ -79,7 +80,7 @@ def summarise_study(
         "study": study_section(study_rounds),
         "settings_reused": settings_reused(settings_check),
         "headline": headline(laws, preds, curves, optima, headline_budget, headline_approach,
-                             confidence, notes, unit),
+                             confidence, notes, unit, max_headline_extrapolation),
         "laws": [_law_summary(laws, a) for a in APPROACHES],
         "agreement": _agreement(laws),
         "predictions": _predictions(preds),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from flops_fit.fitting.bootstrap import BootstrapReport, bootstrap_warnings
-from flops_fit.fitting.checks.agreement import agreement
+from flops_fit.fitting.checks.agreement import agreement, study_warnings
+from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck, ExtrapolationEntry
 from flops_fit.fitting.surface.fit import ParametricFit
 from flops_fit.fitting.surface.surface_warnings import (
     surface_bootstrap_warnings,
@@ -59,3 +60,18 @@ def test_bootstrap_warnings_count_failed_draws_and_budget_draws():
     ]
     many = bootstrap_warnings("approach_2", BootstrapReport("runs", 1000, 201, 260, 3000))
     assert "more than 15% failed, so its intervals are UNRELIABLE" in many[0]
+
+
+def test_a_held_out_miss_in_n_opt_or_in_the_loss_is_warned_about():
+    check = ExtrapolationCheck(1e21, approaches={
+        "approach_1": ExtrapolationEntry(loss_rel_error=-0.51, n_opt_rel_error=0.2),
+        "approach_2": ExtrapolationEntry(loss_rel_error=0.05, n_opt_rel_error=0.6),
+        "approach_3": ExtrapolationEntry(loss_rel_error=0.099, n_opt_rel_error=-0.49)})
+    warnings = study_warnings(n_runs=10, n_excluded=0, runs_per_budget=[5, 5], min_runs=3,
+                              agreements={}, check=check, budgets=[1e20, 1e21],
+                              target_budgets=[1e22])
+    assert warnings == [
+        "approach_1 misses the held-out budget 1e+21's optimal loss by -51%: treat its "
+        "predicted losses with care",
+        "approach_2 misses the held-out budget 1e+21's N_opt by +60%: treat its extrapolations "
+        "with care"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from flops_fit.fitting.checks.extrapolation import EXTRAPOLATION_MISS
+from flops_fit.fitting.checks.extrapolation import EXTRAPOLATION_MISS, LOSS_MISS
 from flops_fit.schema import APPROACHES
 
 if TYPE_CHECKING:
@@ -75,11 +75,17 @@ def study_warnings(
     for approach in APPROACHES:
         entry = check.approaches.get(approach)
         err = entry.n_opt_rel_error if entry is not None else None
+        note = f" (the check {entry.note})" if entry is not None and entry.note else ""
         if err is not None and abs(err) > EXTRAPOLATION_MISS:
-            note = f" (the check {entry.note})" if entry.note else ""
             warnings.append(
                 f"{approach} misses the held-out budget {ho:.3g}'s N_opt by "
                 f"{100 * err:+.0f}%{note}: treat its extrapolations with care"
+            )
+        loss_err = entry.loss_rel_error if entry is not None else None
+        if loss_err is not None and abs(loss_err) > LOSS_MISS:
+            warnings.append(
+                f"{approach} misses the held-out budget {ho:.3g}'s optimal loss by "
+                f"{100 * loss_err:+.0f}%{note}: treat its predicted losses with care"
             )
     top = max(target_budgets)
     if top > FAR_TARGET * (budgets[-1] if budgets else 1):

@@ -86,7 +86,7 @@ def summarise_report(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any],
     summary = summarise_study(
         analysis_runs, scaling_laws, optimal_points, predictions, scaling_law_curves,
         headline_budget=cfg.headline_budget, headline_approach=cfg.headline_approach,
-        title=cfg.title, validation=validation, study_rounds=study_rounds,
+        max_headline_extrapolation=cfg.max_headline_extrapolation, title=cfg.title, validation=validation, study_rounds=study_rounds,
         settings_check=settings_check, loss_curves=loss_curves,
     )
     if summary["validation"] is not None:
