@@ -99,6 +99,12 @@ def scaling_laws(
     return fig
 
 
+#: an unused optimum more than this factor outside the used ones' range is not drawn
+OFF_CHART = 10.0
+#: a loss axis spanning more decades than this is labelled by decades
+LOSS_DECADES = 1.5
+
+
 def _draw_approach(ax, approach: str, column: str, curves: pd.DataFrame, optima: pd.DataFrame,
                    k: float) -> None:
     """One approach in one panel: its fitted law with the band, its optima (hollow: unused)."""
@@ -118,7 +124,12 @@ def _draw_approach(ax, approach: str, column: str, curves: pd.DataFrame, optima:
     used = p[p["used_in_fit"]]
     ax.scatter(used["compute_budget"], used[column], color=colour, s=26 * k2, zorder=4,
                edgecolors="white", linewidths=0.5)
-    unused = p[~p["used_in_fit"]]
+    # an unused optimum is drawn only where it is one: a parabola with no minimum leaves an
+    # infinite N and a loss far off the chart, which would set the panel's scale
+    unused = p[~p["used_in_fit"] & finite(p["model_size"], p["num_tokens"], p["loss"])]
+    if not used.empty:
+        lo, hi = used[column].min() / OFF_CHART, used[column].max() * OFF_CHART
+        unused = unused[(unused[column] >= lo) & (unused[column] <= hi)]
     ax.scatter(unused["compute_budget"], unused[column], facecolors="none",
                edgecolors=colour, s=30 * k2, zorder=4, linewidths=1.2)
 
@@ -128,6 +139,8 @@ def _format_axes(ax, key: str) -> None:
     flops_axis(ax)
     if key != "l_opt":
         count_axis(ax, "y")
+    elif np.log10(np.divide(*ax.get_ylim()[::-1])) > LOSS_DECADES:
+        count_axis(ax, "y")  # a loss falling over decades (towards 0): decades, as N and D
     else:  # losses span less than a decade: label 1.5, 2, 3, ... rather than decades
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
                                               numticks=12))
