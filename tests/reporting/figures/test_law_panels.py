@@ -56,3 +56,17 @@ def test_scaling_laws_points_only_when_no_curves(study):
 
 def test_scaling_laws_no_data():
     assert "run the analysis pipeline" in is_no_data(figures.scaling_laws(None, None, None))
+
+
+def test_an_optimum_without_a_minimum_is_not_drawn_and_does_not_set_the_scale(study):
+    """A budget whose parabola opens downward leaves N = inf and a loss of ~1e8: the L_opt panel
+    keeps the losses' own scale."""
+    optima = study["optimal_points"].copy()
+    bad = optima[optima["approach"] == "approach_2"].index[0]
+    optima.loc[bad, ["model_size", "num_tokens", "loss", "used_in_fit"]] = [np.inf, 0.0, 8.7e7,
+                                                                          False]
+    fig = figures.scaling_laws(optima, study["scaling_law_curves"], study["scaling_laws"])
+    l_opt = data_axes(fig)[2]
+    assert l_opt.get_ylim()[1] < 100
+    assert sum(len(c.get_offsets()) for c in l_opt.collections
+               if isinstance(c, PathCollection)) == 3 * N_BUDGETS - 1
