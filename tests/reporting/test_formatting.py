@@ -33,6 +33,8 @@ def test_significant_figures_percent_and_intervals():
         "0.341", "406", "4640", "1", "0"]
     assert format_sig(4642.0, 2) == "4600"
     assert format_percent(-0.0536) == "-5.4%"
+    assert [format_percent(x) for x in (1.154, 0.0123, -0.51, 0.0)] == [
+        "+115%", "+1.2%", "-51%", "0%"]
     assert format_interval([1.2e9, 3.4e9], format_count) == "1.2B – 3.4B"
     assert format_interval([1.0, None]) == "n/a"
     assert format_interval(None) == "n/a"

@@ -136,3 +136,18 @@ def test_headline_names_the_unit_of_d(study, budget):
     d = format_count(prediction(study, "approach_3", 1e24).num_tokens)
     if budget == 1e24:
         assert f"parameters on D ≈ {d} examples (95% interval" in examples
+
+
+def test_a_pinned_headline_approach_keeps_analysiss_caveat(study):
+    laws = dict(study["scaling_laws"])
+    laws["recommended_approach"] = {
+        "approach": "approach_2", "passed_every_check": True,
+        "passed_over": {"approach_3": ["missed the held-out budget's N_opt by +68%"]}}
+    summary = summarise_study(study["analysis_runs"], laws, study["optimal_points"],
+                              study["predictions"], study["scaling_law_curves"],
+                              headline_approach="approach_3")
+    assert summary["headline"]["choice_note"] == (
+        "set by reporting.headline_approach, though analysis passed over it (missed the "
+        "held-out budget's N_opt by +68%) and recommends Approach 2; read it with care")
+    assert "though analysis passed over it" in render_markdown(summary)
+    assert summary_of(study, headline_approach="approach_2")["headline"]["choice_note"] is None

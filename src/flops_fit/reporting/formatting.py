@@ -92,11 +92,13 @@ def round_sig(x: float, digits: int) -> float:
 
 
 def format_percent(value: Any, digits: int = 2) -> str:
-    """A relative error given as a fraction: 0.0123 -> '1.2%'."""
+    """A signed relative error given as a fraction: 0.0123 -> '+1.2%'; from 10% on in whole
+    percent, as the warnings write it (1.154 -> '+115%', not '120%')."""
     x = as_float(value)
     if x is None:
         return MISSING
-    return f"{format_sig(100 * x, digits)}%"
+    shown = f"{100 * x:.0f}" if abs(x) >= 0.1 else format_sig(100 * x, digits)
+    return f"{'+' if x > 0 and not shown.startswith('-') else ''}{shown}%"
 
 
 def format_interval(bounds: Sequence[Any] | None, fmt=format_sig, sep: str = " – ") -> str:

@@ -47,13 +47,14 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
     the answer carries no interval. D is in `unit` (default: what scaling_laws says, else
     tokens)."""
     budget = float(budget)
-    choice_note = None
+    rec = laws.get("recommended_approach") if isinstance(laws, Mapping) else None
+    rec = rec if isinstance(rec, Mapping) else {}
     if preferred == "auto":
-        rec = laws.get("recommended_approach") if isinstance(laws, Mapping) else None
-        rec = rec if isinstance(rec, Mapping) else {}
         preferred = rec.get("approach") if rec.get("approach") in HEADLINE_ORDER \
             else HEADLINE_ORDER[0]
         choice_note = _choice_note(rec)
+    else:
+        choice_note = _pinned_note(rec, preferred)
     compute = inp.compute_model(laws)
     head: dict[str, Any] = {"budget": budget, "preferred_approach": preferred,
                             "available": False, "fallback_note": None,
@@ -108,6 +109,20 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
                                                      head.get("model_size_interval"))
     head["text"] = _headline_text(head, confidence, unit or inp.data_unit(laws), compute)
     return head
+
+
+def _pinned_note(rec: Mapping[str, Any], pinned: str) -> str | None:
+    """What analysis found against the approach reporting.headline_approach pins, if anything:
+    a pinned headline must not drop the caveat an automatic one would carry."""
+    passed = rec.get("passed_over") if isinstance(rec.get("passed_over"), Mapping) else {}
+    problems = passed.get(pinned) or []
+    if not problems:
+        return None
+    name = inp.APPROACH_NAMES.get(rec.get("approach"), rec.get("approach"))
+    return (f"set by reporting.headline_approach, though analysis passed over it "
+            f"({'; '.join(map(str, problems))})"
+            + (f" and recommends {name}" if rec.get("approach") not in (None, pinned) else "")
+            + "; read it with care")
 
 
 def _choice_note(rec: Mapping[str, Any]) -> str | None:
