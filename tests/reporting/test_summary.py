@@ -148,3 +148,18 @@ def test_the_laws_error_sentence_names_the_floor_where_it_is_what_widens():
                                                 "n_opt_error_per_ln_c": 0.0,
                                                 "loss_error_floor_per_ln_c": 0.0})
     assert _law_error_text({**err, "folds": []}) is None  # the warning says it instead
+
+
+@pytest.mark.parametrize("mode, held_out, chosen", [("auto", [1e20], True), ("auto", [], False),
+                                                    ("pinned", [], False)])
+def test_the_family_table_says_how_the_law_was_chosen(study, mode, held_out, chosen):
+    laws = dict(study["scaling_laws"])
+    laws["approach_3"] = {**laws["approach_3"], "law_choice": {
+        "mode": mode, "chosen": "chinchilla", "reason": "the reason", "held_out_budgets": held_out,
+        "draw_shares": {"chinchilla": 1.0},
+        "families": {"chinchilla": {"formula": "L = E + A/N^α + B/D^β", "n_params": 5,
+                                    "held_out_rms_log_error": 0.01 if held_out else None}}}}
+    md = render_markdown(summarise_study(study["analysis_runs"], laws, study["optimal_points"],
+                                         study["predictions"], study["scaling_law_curves"]))
+    assert ("Each family was fitted to the smaller budgets" in md) is chosen
+    assert ("Every family's fit to all runs, for comparison" in md) is not chosen

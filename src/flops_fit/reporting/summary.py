@@ -141,7 +141,7 @@ def _law_entry(a3: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"law": str(a3.get("law") or DEFAULT_LAW),
                            "law_formula": str(a3.get("law_formula")
                                               or FAMILIES[DEFAULT_LAW].formula),
-                           "law_reason": None, "law_table": None,
+                           "law_reason": None, "law_table": None, "law_chosen": False,
                            "law_error": _law_error_text(a3.get("law_error"))}
     law_params = a3.get("law_params") if isinstance(a3.get("law_params"), Mapping) else {}
     law_iv = a3.get("law_intervals") if isinstance(a3.get("law_intervals"), Mapping) else {}
@@ -153,6 +153,8 @@ def _law_entry(a3: Mapping[str, Any]) -> dict[str, Any]:
     if choice:
         shares = choice.get("draw_shares") or {}
         out["law_reason"] = str(choice.get("reason") or "")
+        # chosen by rollout (auto with held-out budgets), not pinned or defaulted
+        out["law_chosen"] = choice.get("mode") == "auto" and bool(choice.get("held_out_budgets"))
         out["law_table"] = [
             {"family": name, "formula": str(f.get("formula", "")), "n_params": f.get("n_params"),
              "held_out": as_float(f.get("held_out_rms_log_error")),
