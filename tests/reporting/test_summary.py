@@ -163,3 +163,13 @@ def test_the_family_table_says_how_the_law_was_chosen(study, mode, held_out, cho
                                          study["predictions"], study["scaling_law_curves"]))
     assert ("Each family was fitted to the smaller budgets" in md) is chosen
     assert ("Every family's fit to all runs, for comparison" in md) is not chosen
+
+
+def test_without_the_bootstrap_the_report_claims_no_intervals(study):
+    laws = json.loads(json.dumps(study["scaling_laws"]))
+    laws["meta"]["bootstrap"] = {"draws": 0, "seed": 0, "resample": "residuals"}
+    md = render_markdown(summarise_study(study["analysis_runs"], laws, study["optimal_points"],
+                                         study["predictions"], study["scaling_law_curves"]))
+    assert "no intervals: the bootstrap was off (analysis.bootstrap)" in md
+    assert "bootstrap intervals" not in md
+    assert "intervals are 95% bootstrap intervals" in render_markdown(summary_of(study))
