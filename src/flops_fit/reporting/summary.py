@@ -267,15 +267,18 @@ def _extrapolation_check(laws) -> dict[str, Any]:
                          "actual_n_opt", "n_opt_rel_error")}})
         if item.get("note") and as_float(item.get("predicted_n_opt")) is not None:
             notes.append(f"{inp.APPROACH_NAMES[approach]} {item['note']}")
-    return {"held_out_budget": as_float(check.get("held_out_budget")), "rows": rows,
-            "notes": notes}
+    held_out = as_float(check.get("held_out_budget"))
+    why = "; ".join(str(w) for w in check.get("warnings") or [])
+    return {"held_out_budget": held_out, "rows": rows if held_out is not None else [],
+            "notes": notes, "why": why or None}
 
 
 def _warnings(laws) -> list[str]:
     out = [str(w) for w in laws.get("warnings") or []]
     for approach in APPROACHES:
-        out += [f"{inp.APPROACH_NAMES[approach]}: {w}" for w in inp.approach_warnings(laws,
-                                                                                      approach)]
+        # an approach's own warnings may already begin with its key ("approach_2: ...")
+        out += [f"{inp.APPROACH_NAMES[approach]}: {str(w).removeprefix(f'{approach}: ')}"
+                for w in inp.approach_warnings(laws, approach)]
     return out
 
 
