@@ -104,7 +104,13 @@ def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> N
     validation run and the report. Resumes where it stopped when run again."""
     from flops_fit.parameters.planning import PlanningConfig
     from flops_fit.parameters.study import StudyConfig
-    from flops_fit.study.rounds import StudyConfigError, check_study, check_target_budget
+    from flops_fit.study.rounds import (
+        StudyConfigError,
+        StudyStateError,
+        check_study,
+        check_target,
+        check_target_budget,
+    )
     from flops_fit.study.validation import check_validation_budget
 
     steps = _Study(env, conf_source, params)
@@ -121,10 +127,12 @@ def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> N
         check_target_budget(cfg, largest)
         if cfg.validation.enabled:
             check_validation_budget(cfg, largest)
+        (docs,) = steps.load("round_plans")
+        check_target(docs, cfg.target_budget)
         steps.run("planning")
         (pilot,) = steps.load("sweep_plan")
         check_study(cfg, pilot)
-    except StudyConfigError as exc:
+    except (StudyConfigError, StudyStateError) as exc:
         raise click.ClickException(str(exc)) from None
     stop = None
     for _ in range(cfg.max_rounds + EXTRA_ITERATIONS):
@@ -142,8 +150,9 @@ def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> N
     steps.run("reporting")
     (rounds,) = steps.load("study_rounds")
     last = rounds.iloc[-1]
-    click.echo(f"Study done after {len(rounds)} round(s), {last['flops_so_far']:.3g} training "
-               f"FLOPs: {stop}")
+    after = (f"the pilot and {len(rounds) - 1} round(s)" if len(rounds) > 1
+             else "the pilot alone")  # row 0 of study_rounds is the pilot
+    click.echo(f"Study done after {after}, {last['flops_so_far']:.3g} training FLOPs: {stop}")
     if cfg.validation.enabled:
         (validation,) = steps.load("validation")
         click.echo(f"Validation: {validation['verdict']}")

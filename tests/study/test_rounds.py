@@ -65,6 +65,15 @@ def test_rounds_planned_from_another_pilot_are_refused():
         rounds.check_pilot([{"round": 1, "pilot": "0123456789ab"}], mine)
 
 
+def test_rounds_that_answered_another_target_are_refused():
+    docs = [{"round": k, "assessment": {"compute_budget": 1e23}} for k in (1, 2)]
+    rounds.check_target(docs, 1e23)
+    rounds.check_target([{"round": 1}], 3e23)  # a round file from before the assessment
+    with pytest.raises(rounds.StudyStateError, match=r"round file\(s\) 1, 2 answered N_opt at "
+                       r"1e\+23 FLOPs, but study.target_budget is now 3e\+23: restore it"):
+        rounds.check_target(docs, 3e23)
+
+
 def test_stop_rules_before_a_round_is_designed():
     cfg = StudyConfig.from_params({"target_budget": 1e22, "precision": 2.0, "max_rounds": 2})
     assert "precise enough" in rounds.stop_before_design(cfg, _answer(1.5), PILOT)

@@ -85,6 +85,20 @@ def check_pilot(docs: Sequence[Mapping[str, Any]], fingerprint: str) -> None:
             "the study anew by deleting the round files (data/02_intermediate/study)")
 
 
+def check_target(docs: Sequence[Mapping[str, Any]], target_budget: float) -> None:
+    """Every round file must have been planned to answer the study's C* as it is now: rounds
+    for another C* would sit in one table under one N_opt(C*)."""
+    other = sorted({(int(d["round"]), float(c)) for d in docs
+                    if (c := (d.get("assessment") or {}).get("compute_budget")) is not None
+                    and not np.isclose(float(c), target_budget, rtol=1e-9)})
+    if other:
+        was = ", ".join(sorted({f"{c:.3g}" for _, c in other}))
+        raise StudyStateError(
+            f"round file(s) {', '.join(str(k) for k, _ in other)} answered N_opt at {was} "
+            f"FLOPs, but study.target_budget is now {target_budget:.3g}: restore it, or start "
+            "the study anew by deleting the round files (data/02_intermediate/study)")
+
+
 def current_round(plan: Sequence[Mapping[str, Any]]) -> int:
     return max((int(r.get("round") or 0) for r in plan), default=0)
 

@@ -63,6 +63,7 @@ def plan_next_round(
     rounds.check_study(cfg, sweep_plan)
     fingerprint = rounds.pilot_fingerprint(sweep_plan)
     rounds.check_pilot(round_plans, fingerprint)
+    rounds.check_target(round_plans, cfg.target_budget)
     plan = rounds.study_plan(sweep_plan, round_plans)
     rounds.check_fit_is_current(plan, set(analysis_runs["experiment_id"].astype(str)))
     k = rounds.current_round(plan) + 1
