@@ -85,6 +85,24 @@ def test_stop_rules_before_a_round_is_designed():
     assert "no approach" in rounds.stop_before_design(cfg, none, PILOT)
 
 
+def test_a_narrow_interval_that_jumped_from_the_last_rounds_is_not_precise_enough():
+    """Another approach took over (or the answer moved): its narrow interval misses the one a
+    round earlier, so the study goes on, and says so if it must stop on its rounds."""
+    cfg = StudyConfig.from_params({"target_budget": 1e22, "precision": 2.0, "max_rounds": 2})
+    far = {"approach": "approach_2", "n_opt_lo": 3e9, "n_opt_hi": 5e9}
+    near = {"approach": "approach_3", "n_opt_lo": 0.9e9, "n_opt_hi": 1.5e9}
+    assert rounds.stop_before_design(cfg, _answer(1.5), PILOT, far) is None
+    assert "precise enough" in rounds.stop_before_design(cfg, _answer(1.5), PILOT, near)
+    later = PILOT + [{"experiment_id": "x", "round": 2, "compute_budget": 1e19,
+                      "planned_flops": 1e19}]
+    assert rounds.stop_before_design(cfg, _answer(1.5), later, far) == (
+        "study.max_rounds (2) rounds after the pilot are done; N_opt's interval [8.16e+08, "
+        "1.22e+09] (approach_3) does not overlap the one a round earlier, [3e+09, 5e+09] "
+        "(approach_2), so it is not settled yet")
+    docs = [{"round": 1, "assessment": near}, {"round": 2, "assessment": far}, {"round": 3}]
+    assert rounds.previous_assessment(docs) is far
+
+
 def test_the_allowance_paces_the_rounds_to_max_compute():
     spent = rounds.spent_flops(PILOT)
     cfg = StudyConfig.from_params({"round_compute": 1.0, "max_compute": 1.5 * spent})

@@ -124,20 +124,43 @@ def check_fit_is_current(plan: Sequence[Mapping[str, Any]], fitted_ids: set[str]
             "do it")
 
 
-def stop_before_design(cfg: StudyConfig, answer: Answer, plan: Sequence[Mapping[str, Any]]
-                       ) -> str | None:
-    """Why no further round is needed or allowed, judged before designing one (None: go on)."""
+def moved(answer: Answer, previous: Mapping[str, Any] | None) -> str | None:
+    """Why an interval within the precision is not settled yet: it does not overlap the one the
+    study had a round earlier (the answer moved, or another approach took over), so at least one
+    of them is wrong and a narrow interval alone says nothing. None when they overlap."""
+    prev = previous or {}
+    lo, hi = answer.n_opt_interval
+    p_lo, p_hi = prev.get("n_opt_lo"), prev.get("n_opt_hi")
+    if None in (lo, hi, p_lo, p_hi) or (hi >= p_lo and lo <= p_hi):
+        return None
+    return (f"N_opt's interval [{lo:.3g}, {hi:.3g}] ({answer.approach}) does not overlap the one "
+            f"a round earlier, [{p_lo:.3g}, {p_hi:.3g}] ({prev.get('approach')}), so it is not "
+            "settled yet")
+
+
+def stop_before_design(cfg: StudyConfig, answer: Answer, plan: Sequence[Mapping[str, Any]],
+                       previous: Mapping[str, Any] | None = None) -> str | None:
+    """Why no further round is needed or allowed, judged before designing one (None: go on).
+    `previous`: the assessment a round earlier (the last round file's)."""
     k = current_round(plan)
     if answer.approach is None or answer.n_opt is None:
         return ("no approach has a fitted N_opt law to plan a round from: the runs do not "
                 "locate an optimum (see scaling_laws.json's warnings)")
     ratio = answer.ratio
-    if ratio is not None and ratio <= cfg.precision:
+    unsettled = moved(answer, previous)
+    if ratio is not None and ratio <= cfg.precision and unsettled is None:
         return (f"precise enough: N_opt({cfg.target_budget:.3g}) interval ratio {ratio:.2f} is "
                 f"within study.precision ({cfg.precision:g})")
     if k >= cfg.max_rounds:
-        return f"study.max_rounds ({cfg.max_rounds}) rounds after the pilot are done"
+        return (f"study.max_rounds ({cfg.max_rounds}) rounds after the pilot are done"
+                + (f"; {unsettled}" if unsettled else ""))
     return None
+
+
+def previous_assessment(docs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The assessment in the latest round file: N_opt(C*) as the study had it a round ago."""
+    planned = [d for d in docs if d.get("assessment")]
+    return max(planned, key=lambda d: int(d["round"]))["assessment"] if planned else None
 
 
 def allowance(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> float:
