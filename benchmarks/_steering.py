@@ -142,7 +142,10 @@ def steered_study(cfg: StudyConfig, noise: float, seed: int, draws: int, root: s
         lo, hi = ans.n_opt_interval
         steps.append(Step(k, rounds.spent_flops(plan), len(plan), ans.approach, ans.n_opt, lo,
                           hi, ans.ratio))
-        stop = rounds.stop_before_design(cfg, ans, plan)
+        before = steps[-2] if len(steps) > 1 else None  # a round earlier, as a round file has it
+        previous = None if before is None else {"approach": before.approach,
+                                                "n_opt_lo": before.lo, "n_opt_hi": before.hi}
+        stop = rounds.stop_before_design(cfg, ans, plan, previous)
         if stop is None:
             budget = rounds.allowance(cfg, plan)
             planner.round = k + 1
