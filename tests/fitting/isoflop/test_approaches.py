@@ -211,3 +211,17 @@ def test_resampling_whole_budgets_still_works():
     assert fit.bootstrap.scheme == "budgets" and fit.bootstrap.residual_dof is None
     lo, hi = fit.laws["n_opt"].interval["exponent"]
     assert lo < fit.laws["n_opt"].exponent < hi
+
+
+def test_a_budget_with_too_few_runs_is_logged_as_information_not_a_warning(caplog):
+    """A steered study's one-run edge budgets are left out of Approaches 1-2 every round by
+    design: said at INFO (scaling_laws.json's warnings count them); a failed parabola warns."""
+    df = parabolic_results(0.5, 1.0, 0.2, -0.05)
+    df = df[(df["compute_budget"] != 1e19) | (df.index == df.index[df["compute_budget"] == 1e19][0])]
+    cfg = _cfg(outliers={"enabled": False})
+    runs, _ = prepare_runs(df.reset_index(drop=True), cfg)
+    with caplog.at_level("INFO", logger="flops_fit.fitting.isoflop.approaches"):
+        fits = fit_isoflop_approaches(runs, cfg)
+    left_out = [r for r in caplog.records if "budget 1e+19 FLOPs left out" in r.getMessage()]
+    assert left_out and all(r.levelname == "INFO" for r in left_out)
+    assert [e.compute_budget for e in fits["approach_2"].excluded] == [1e19]

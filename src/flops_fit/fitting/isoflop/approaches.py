@@ -209,7 +209,10 @@ def fit_isoflop_approach(
     points = [budget_optimum(approach, g, cfg.budgets.min_runs) for g in groups]
     for p in points:
         if not p.valid:
-            log.warning("%s: %s", approach, left_out_budget(approach, p))
+            # too few runs is a budget's known shape (a steered study's one-run edge budgets;
+            # scaling_laws.json's warnings count them), a failed parabola is news
+            level = logging.INFO if p.n_runs < cfg.budgets.min_runs else logging.WARNING
+            log.log(level, "%s: %s", approach, left_out_budget(approach, p))
     valid = [p for p in points if p.valid]
     valid_groups = [g for g, p in zip(groups, points, strict=True) if p.valid]
     budgets = np.array([p.compute_budget for p in valid])

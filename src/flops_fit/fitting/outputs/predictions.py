@@ -141,14 +141,10 @@ def predict(
     top = predictions[np.isclose(predictions["compute_budget"], targets.max())]
     for _, row in top.iterrows():
         if np.isfinite(row["model_size"]):
-            log.info(
-                "%s at %.3g FLOPs: N_opt %.3g [%.3g, %.3g], D_opt %.3g, loss %.4g",
-                row["approach"],
-                row["compute_budget"],
-                row["model_size"],
-                row["model_size_lo"],
-                row["model_size_hi"],
-                row["num_tokens"],
-                row["loss"],
-            )
+            interval = (f"[{row['model_size_lo']:.3g}, {row['model_size_hi']:.3g}]"
+                        if np.isfinite(row["model_size_lo"]) and np.isfinite(row["model_size_hi"])
+                        else "(no interval)")
+            log.info("%s at %.3g FLOPs: N_opt %.3g %s, D_opt %.3g, loss %.4g", row["approach"],
+                     row["compute_budget"], row["model_size"], interval, row["num_tokens"],
+                     row["loss"])
     return predictions, curves_df
