@@ -75,3 +75,12 @@ def test_a_held_out_miss_in_n_opt_or_in_the_loss_is_warned_about():
         "predicted losses with care",
         "approach_2 misses the held-out budget 1e+21's N_opt by +60%: treat its extrapolations "
         "with care"]
+
+
+def test_an_agreement_that_rests_on_an_unreliable_interval_says_so():
+    ivs = {"approach_2": [0.4, 0.6], "approach_3": [0.45, 0.5]}
+    out = agreement("exponent_a", {}, ivs, 0.95, unreliable=["approach_2"])
+    assert out["agree"] is True
+    assert out["message"].endswith("though the interval of approach_2 is flagged unreliable "
+                                   "(too many failed bootstrap draws)")
+    assert "unreliable" not in agreement("exponent_a", {}, ivs, 0.95)["message"]

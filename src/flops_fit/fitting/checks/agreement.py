@@ -18,9 +18,11 @@ FAR_TARGET = 100  # targets beyond this multiple of the largest measured budget 
 
 
 def agreement(
-    name: str, values: dict[str, Any], intervals: dict[str, Any], level: float
+    name: str, values: dict[str, Any], intervals: dict[str, Any], level: float,
+    unreliable: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Do the approaches' `level` intervals of one quantity all overlap?"""
+    """Do the approaches' `level` intervals of one quantity all overlap? `unreliable`: the
+    approaches whose intervals the bootstrap flagged (their overlap proves little: said so)."""
     have = {
         k: iv
         for k, iv in intervals.items()
@@ -42,6 +44,10 @@ def agreement(
             f"{name}: {names} agree (their {100 * level:.3g}% intervals overlap on "
             f"[{lo:.4g}, {hi:.4g}])"
         )
+        flagged = sorted(set(unreliable) & set(have))
+        if flagged:
+            message += (f", though the interval of {', '.join(flagged)} is flagged unreliable "
+                        "(too many failed bootstrap draws)")
     else:
         parts = "; ".join(f"{k} [{iv[0]:.4g}, {iv[1]:.4g}]" for k, iv in sorted(have.items()))
         message = f"{name}: the approaches DISAGREE, intervals do not all overlap: {parts}"

@@ -30,7 +30,7 @@ from flops_fit.fitting.surface.law import allocation_power_laws_6nd
 from flops_fit.fitting.surface.study import SurfaceFit
 from flops_fit.jsonsafe import json_safe
 from flops_fit.parameters.analysis import AnalysisConfig
-from flops_fit.schema import ISOFLOP_APPROACHES, SURFACE_KEYS
+from flops_fit.schema import APPROACHES, ISOFLOP_APPROACHES, SURFACE_KEYS
 
 
 def isoflop_section(fit: IsoflopFit) -> dict[str, Any]:
@@ -153,6 +153,8 @@ def _agreements(
 ) -> dict[str, Any]:
     """Do the approaches agree on the exponents a, b and on N_opt at the largest target?"""
     level = cfg.confidence_level
+    unreliable = [a for a in APPROACHES if ((doc.get(a) or {}).get("bootstrap") or {})
+                  .get("unreliable")]
     out = {}
     for name, law_key in (("exponent_a", "n_opt"), ("exponent_b", "d_opt")):
         values, ivs = {}, {}
@@ -163,14 +165,14 @@ def _agreements(
         # over the study's budgets under any other compute model (as Approaches 1-2's are)
         values["approach_3"] = doc["approach_3"][law_key]["exponent"]
         ivs["approach_3"] = doc["approach_3"][law_key]["interval"]["exponent"]
-        out[name] = agreement(name, values, ivs, level)
+        out[name] = agreement(name, values, ivs, level, unreliable)
     top = max(cfg.target_budgets)
     rows = predictions[np.isclose(predictions["compute_budget"], top)]
     values = {r.approach: r.model_size for r in rows.itertuples()}
     ivs = {r.approach: [r.model_size_lo, r.model_size_hi] for r in rows.itertuples()}
     ivs = {k: (v if all(np.isfinite(x) for x in v) else None) for k, v in ivs.items()}
     out["n_opt_at_largest_target"] = {
-        **agreement(f"N_opt at {top:.3g} FLOPs", values, ivs, level),
+        **agreement(f"N_opt at {top:.3g} FLOPs", values, ivs, level, unreliable),
         "compute_budget": top,
     }
     return out
