@@ -107,6 +107,11 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
     head["extrapolation_factor"] = budget / largest if largest else None
     head["extrapolation_note"] = _extrapolation_note(budget, smallest, largest,
                                                      head.get("model_size_interval"))
+    if approach != "approach_3" and largest and budget > largest:
+        head["extrapolation_note"] += (
+            f" {inp.APPROACH_NAMES[approach]}'s loss is a power law in C with no irreducible "
+            "term: beyond the fit it falls as if the loss could reach 0, so it is "
+            "optimistic there (Approach 3's surface keeps its floor).")
     head["text"] = _headline_text(head, confidence, unit or inp.data_unit(laws), compute)
     return head
 
