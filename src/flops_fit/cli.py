@@ -33,6 +33,7 @@ from kedro.framework.cli.project import (
 )
 from kedro.framework.cli.utils import env_option
 from kedro.framework.session import KedroSession
+from kedro.runner import SequentialRunner
 
 from flops_fit.cli_errors import excepthook
 
@@ -59,7 +60,9 @@ class _Study:
     def run(self, *pipelines: str) -> None:
         log.info("kedro study: running %s", ", ".join(pipelines))
         with KedroSession.create(**self.kwargs) as session:
-            session.run(pipeline_names=list(pipelines))
+            # the runner `kedro run` uses, passed as an instance so that run hooks (kedro-viz's
+            # workflow tracking) recognise it as sequential
+            session.run(pipeline_names=list(pipelines), runner=SequentialRunner())
 
     def load(self, *names: str) -> list[Any]:
         with KedroSession.create(**self.kwargs) as session:
