@@ -78,8 +78,13 @@ def studies(rank: int, cells: list[tuple[str, float, int]], draws: int) -> list[
         return [one_study(law, noise, seed, draws) for law, noise, seed in cells]
 
 
+def hits(values: list[tuple[float, float, float]], true: float) -> list[bool]:
+    """Per (estimate, lo, hi) with a finite interval: does it hold `true`?"""
+    return [bool(lo <= true <= hi) for _, lo, hi in values if np.isfinite(lo) and np.isfinite(hi)]
+
+
 def covered(values: list[tuple[float, float, float]], true: float) -> float:
-    ok = [lo <= true <= hi for _, lo, hi in values if np.isfinite(lo) and np.isfinite(hi)]
+    ok = hits(values, true)
     return float(np.mean(ok)) if ok else float("nan")
 
 
@@ -94,13 +99,7 @@ def width_over_spread(values: list[tuple[float, float, float]]) -> float:
 
 def held_loss_hits(records: list[Study]) -> list[bool]:
     """Per study with an interval: does its held-out L_opt interval hold the truth?"""
-    hits = []
-    for r in records:
-        _, true = truth(r.law, BUDGETS[-1])
-        _, lo, hi = r.held_loss
-        if np.isfinite(lo) and np.isfinite(hi):
-            hits.append(bool(lo <= true <= hi))
-    return hits
+    return [h for r in records for h in hits([r.held_loss], truth(r.law, BUDGETS[-1])[1])]
 
 
 def summary(records: list[Study], law: str) -> dict[str, float]:

@@ -136,16 +136,17 @@ def steered_study(cfg: StudyConfig, noise: float, seed: int, draws: int, root: s
     kwargs = {"sizes_per_budget": PILOT_SIZES, "span": PILOT_SPAN, **(design_kwargs or {})}
     steps: list[Step] = []
     notes: list[str] = []
+    previous = None
     while True:
         k = rounds.current_round(plan)
         fit, ans = _fit(results, analysis_params(root, draws, seed * 1000 + k), cfg.target_budget)
         lo, hi = ans.n_opt_interval
         steps.append(Step(k, rounds.spent_flops(plan), len(plan), ans.approach, ans.n_opt, lo,
                           hi, ans.ratio))
-        before = steps[-2] if len(steps) > 1 else None  # a round earlier, as a round file has it
-        previous = None if before is None else {"approach": before.approach,
-                                                "n_opt_lo": before.lo, "n_opt_hi": before.hi}
-        stop = rounds.stop_before_design(cfg, ans, plan, previous)
+        # the assessment a round earlier, as the round file of kedro study holds it
+        stop = rounds.stop_before_design(cfg, ans, plan,
+                                         previous.to_dict() if previous else None)
+        previous = ans
         if stop is None:
             budget = rounds.allowance(cfg, plan)
             planner.round = k + 1

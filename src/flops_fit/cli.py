@@ -70,14 +70,15 @@ class _Study:
             return [context.params[n[len("params:"):]] if n.startswith("params:")
                     else context.catalog.load(n) for n in names]
 
-    def trains_here(self) -> bool:
-        """False where `results` is runs trained elsewhere (conf/imported): nothing to train."""
-        from flops_fit.pipelines.analysis.datasets import RunsFileDataset
+    def preflight(self) -> tuple[Any, Any, list[dict[str, Any]], bool]:
+        """From one session, before planning: the planning and study parameters, the round
+        files so far, and whether `results` is runs trained elsewhere (nothing to train)."""
+        from flops_fit.pipelines.analysis.datasets import runs_file
 
         with KedroSession.create(**self.kwargs) as session:
-            catalog = session.load_context().catalog
-            return not ("results" in catalog
-                        and isinstance(catalog.get("results"), RunsFileDataset))
+            context = session.load_context()
+            return (context.params["planning"], context.params["study"],
+                    context.catalog.load("round_plans"), runs_file(context.catalog) is not None)
 
 
 def _merged_params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
@@ -105,6 +106,7 @@ def _deep_update(into: dict[str, Any], new: dict[str, Any]) -> None:
 def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> None:
     """Pilot, fit, next round, ... until N_opt(study.target_budget) is precise enough; then a
     validation run and the report. Resumes where it stopped when run again."""
+    from flops_fit.hooks import IMPORT_COMMAND
     from flops_fit.parameters.planning import PlanningConfig
     from flops_fit.parameters.study import StudyConfig
     from flops_fit.study.rounds import (
@@ -117,20 +119,18 @@ def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> N
     from flops_fit.study.validation import check_validation_budget
 
     steps = _Study(env, conf_source, params)
-    if not steps.trains_here():
+    planning, raw, docs, imported = steps.preflight()
+    if imported:
         raise click.ClickException(
             f"kedro study trains its own runs; the {env or 'local'} environment reads runs "
-            "trained elsewhere (its `results` is a runs file). "
-            "Nothing was run; analyse them with `kedro run --env imported --pipelines "
-            "analysis,reporting --params runs_path=/abs/path/runs.csv`")
-    planning, raw = steps.load("params:planning", "params:study")
+            f"trained elsewhere (its `results` is a runs file). Nothing was run; analyse them "
+            f"with `{IMPORT_COMMAND}`")
     cfg = StudyConfig.from_params(raw)
     try:
         largest = max(PlanningConfig.from_params(planning).compute_budgets.budgets())
         check_target_budget(cfg, largest)
         if cfg.validation.enabled:
             check_validation_budget(cfg, largest)
-        (docs,) = steps.load("round_plans")
         check_target(docs, cfg.target_budget)
         steps.run("planning")
         (pilot,) = steps.load("sweep_plan")

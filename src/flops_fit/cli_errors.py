@@ -45,18 +45,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def user_error(error: BaseException | None) -> BaseException | None:
-    """The user error in `error`'s chain of causes (Kedro wraps what a node raises), if any."""
+    """The user error in `error`'s chain of causes, if any."""
     try:
+        from flops_fit.hooks import find_cause
+
         kinds = user_errors()
     except Exception:  # noqa: BLE001 - a broken import must not hide the original error
         return None
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, kinds):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+    return find_cause(error, kinds)
 
 
 _MISSING_PIPELINE = re.compile(r"importing the 'flops_fit\.pipelines\.([^'.]+)' module")

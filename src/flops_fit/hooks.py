@@ -67,10 +67,10 @@ def check_imported_runs(pipeline, catalog, runtime_params: dict | None) -> None:
     """Runs trained elsewhere (`RunsFileDataset` as `results`, conf/imported) are analysed,
     never trained, and runs_path means nothing without them: either mismatch, or a runs_path
     that names no runs file, is one line before the first node."""
-    from flops_fit.pipelines.analysis.datasets import RunsFileDataset
+    from flops_fit.pipelines.analysis.datasets import runs_file
 
-    results = catalog.get("results") if "results" in catalog else None
-    imported = isinstance(results, RunsFileDataset)
+    results = runs_file(catalog)
+    imported = results is not None
     if imported and "results" in pipeline.all_outputs():
         raise ImportedRunsError(
             "this environment reads runs trained elsewhere (runs_path) as `results`, so it "
@@ -197,15 +197,23 @@ class ParameterValidationHooks:
             lock.release()
 
 
-def _interruption(error: BaseException | None) -> interrupt.SweepInterrupted | None:
-    """The SweepInterrupted behind `error` (Kedro wraps what a dataset's save raises)."""
+def find_cause(error: BaseException | None,
+               kinds: type[BaseException] | tuple[type[BaseException], ...]
+               ) -> BaseException | None:
+    """The first exception of `kinds` in `error`'s chain of causes (Kedro wraps what a node or
+    a dataset raises), if any."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, interrupt.SweepInterrupted):
+        if isinstance(error, kinds):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
+
+
+def _interruption(error: BaseException | None) -> interrupt.SweepInterrupted | None:
+    """The SweepInterrupted behind `error` (Kedro wraps what a dataset's save raises)."""
+    return find_cause(error, interrupt.SweepInterrupted)
 
 
 #: the loggers of Kedro's runners (`logging.getLogger(runner.__module__)`)

@@ -13,6 +13,11 @@ from typing import Any
 import numpy as np
 
 
+def is_finite_number(value: Any) -> bool:
+    """A JSON number that is a number: int or float (numpy's float64 too), finite, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def json_safe(value: Any) -> Any:
     """Plain JSON: numpy/torch scalars and arrays to Python, NaN/inf to None, tuples to lists,
     mapping keys to str; anything else that JSON cannot hold becomes its `str`."""

@@ -8,7 +8,6 @@ numpy scalars become Python numbers and non-finite floats become null.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -24,10 +23,6 @@ REQUIRED_METRICS: tuple[str, ...] = ("final_loss", "train_loss", "actual_flops",
 def utc_now() -> str:
     """ISO-8601 UTC timestamp with milliseconds, e.g. 2026-05-01T12:00:00.123+00:00."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_metrics(metrics: Any) -> str | None:

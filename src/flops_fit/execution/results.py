@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flops_fit.execution.records import is_finite_number, record_problem
+from flops_fit.execution.records import record_problem
 from flops_fit.execution.settings import SETTINGS_FIELD
 from flops_fit.execution.tasks import load_partition, partition_key
+from flops_fit.jsonsafe import is_finite_number
 from flops_fit.schema import (
     EXECUTION_FIELDS,
     LOSS_CURVE_COLUMNS,

@@ -51,19 +51,27 @@ def nest_dotted(params: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def declared_keys(env_dir: Path) -> dict[str, Path]:
-    """Dotted key path -> the parameters file under `env_dir` that sets it."""
+def parameter_files(env_dir: Path) -> list[tuple[Path, Any]]:
+    """Every parameters file under `env_dir`, sorted, with its YAML as read (any shape)."""
     files: set[Path] = set()
     for pattern in PARAMETER_PATTERNS:
         files.update(p for p in Path(env_dir).glob(pattern) if p.is_file())
-    keys: dict[str, Path] = {}
+    out = []
     for path in sorted(files):
         try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            out.append((path, yaml.safe_load(path.read_text(encoding="utf-8")) or {}))
         except yaml.YAMLError as exc:
             raise ParameterError(f"{path}: not valid YAML: {exc}") from exc
+    return out
+
+
+def declared_keys(env_dir: Path) -> dict[str, Path]:
+    """Dotted key path -> the parameters file under `env_dir` that sets it."""
+    keys: dict[str, Path] = {}
+    for path, tree in parameter_files(env_dir):
         if not isinstance(tree, Mapping):
-            raise ParameterError(f"{path}: expected a mapping of parameters at the top level")
+            raise ParameterError(f"{path}: expected a mapping of parameters at the top level, "
+                                 f"got {_kind(tree)}")
         for key in flatten_keys(tree):
             keys.setdefault(key, path)
     return keys
@@ -82,9 +90,7 @@ def merge_conflicts(conf_root: Path, base_env: str, run_env: str | None) -> list
     seen: dict[str, tuple[str, Path]] = {}
     problems = []
     for env in envs:
-        for path in sorted(p for pattern in PARAMETER_PATTERNS
-                           for p in (Path(conf_root) / env).glob(pattern) if p.is_file()):
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for path, tree in parameter_files(Path(conf_root) / env):
             if not isinstance(tree, Mapping):
                 problems.append(f"{path}: expected a mapping of parameters at the top level, "
                                 f"got {_kind(tree)}")
@@ -129,18 +135,25 @@ class ParameterSources:
                 pass
         return str(path)
 
-    def __call__(self, key: str) -> str | None:
+    def layer(self, key: str) -> int:
+        """How specific the place that set `key` is: 0 --params, then the run environment,
+        then base (len(layers) + 1 where nothing set it)."""
         if key in self.runtime:
+            return 0
+        return next((i + 1 for i, layer in enumerate(self.layers) if key in layer),
+                    len(self.layers) + 1)
+
+    def __call__(self, key: str) -> str | None:
+        at = self.layer(key)
+        if at == 0:
             return "--params"
-        for layer in self.layers:
-            if key in layer:
-                return self._shown(layer[key])
-        return None
+        return self._shown(self.layers[at - 1][key]) if at <= len(self.layers) else None
 
-
-def _origin(sources: ParameterSources, key: str) -> str:
-    where = sources(key)
-    return " given with --params" if where == "--params" else (f" in {where}" if where else "")
+    def origin(self, key: str) -> str:
+        """' given with --params', ' in <file>' or '': where `key` was set, for a message."""
+        where = self(key)
+        return " given with --params" if where == "--params" else (
+            f" in {where}" if where else "")
 
 
 def unknown_sections(raw_params: Mapping[str, Any], conf_root: Path,
@@ -158,7 +171,7 @@ def unknown_sections(raw_params: Mapping[str, Any], conf_root: Path,
             head, _, rest = leaf.partition(".")
             match = difflib.get_close_matches(head, sorted(allowed), n=1)
             hint = f" (did you mean '{match[0]}{'.' + rest if rest else ''}'?)" if match else ""
-            problems.append(f"unknown parameter '{leaf}'{_origin(sources, leaf)}{hint}")
+            problems.append(f"unknown parameter '{leaf}'{sources.origin(leaf)}{hint}")
     return problems
 
 
@@ -191,11 +204,11 @@ def cross_section_problems(validated: Mapping[str, Any], sources: ParameterSourc
         values_key = "planning.compute_budgets.values"
         for name in ("min", "max", "num"):
             key = f"planning.compute_budgets.{name}"
-            if _layer(sources, key) < _layer(sources, values_key):
+            if sources.layer(key) < sources.layer(values_key):
                 problems.append(
-                    f"{key}{_origin(sources, key)} is not used while {values_key} is set "
+                    f"{key}{sources.origin(key)} is not used while {values_key} is set "
                     f"({', '.join(f'{v:g}' for v in planning.compute_budgets.values)}"
-                    f"{_origin(sources, values_key)}): "
+                    f"{sources.origin(values_key)}): "
                     f"set {values_key}=null to plan budgets from min, max and num")
     torch = validated.get("torch_backend")
     if planning is not None and torch is not None and planning.design == "trunks":
@@ -204,20 +217,11 @@ def cross_section_problems(validated: Mapping[str, Any], sources: ParameterSourc
         try:
             check_schedule(torch.schedule)
         except TrunkPlanError as exc:
-            set_in = ", ".join(f"{k}{_origin(sources, k)}" for k in (
+            set_in = ", ".join(f"{k}{sources.origin(k)}" for k in (
                 "planning.design", "torch_backend.schedule.kind") if sources(k))
             problems.append(str(exc).replace("params:", "")
                             + (f" (set: {set_in})" if set_in else ""))
     return problems
-
-
-def _layer(sources: ParameterSources, key: str) -> int:
-    """How specific the place that set `key` is: 0 --params, then the run env, then base
-    (len(layers) + 1 where nothing set it)."""
-    if key in sources.runtime:
-        return 0
-    return next((i + 1 for i, layer in enumerate(sources.layers) if key in layer),
-                len(sources.layers) + 1)
 
 
 def check_parameters(raw_params: Mapping[str, Any], conf_root: Path, base_env: str,
@@ -226,7 +230,7 @@ def check_parameters(raw_params: Mapping[str, Any], conf_root: Path, base_env: s
     """Raise one ParameterError listing every bad parameter, each with where it was set."""
     sources = ParameterSources(conf_root, base_env, run_env, runtime_params, project_path)
     problems = unknown_sections(raw_params, conf_root, sources)
-    problems.extend(f"params:{name}{_origin(sources, name)} is empty: give it keys, or remove "
+    problems.extend(f"params:{name}{sources.origin(name)} is empty: give it keys, or remove "
                     "it" for name in SECTIONS if name in raw_params and raw_params[name] is None)
     validated = {}
     for name, model in SECTIONS.items():

@@ -22,7 +22,6 @@ from flops_fit.fitting.surface.law import parametric_loss
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.formatting import (
     DataUnit,
-    as_float,
     format_count,
     format_flops,
     format_interval,
@@ -163,18 +162,11 @@ def _extrapolation_note(budget: float, smallest: float | None, largest: float | 
     if factor >= 10:
         note += (f": an extrapolation over {format_sig(math.log10(factor), 2)} orders of "
                  "magnitude")
-        if _has_interval(interval):
+        if inp.interval_pair(interval) is not None:
             note += (". The interval covers what the runs can show (the fit's noise and, for "
                      "Approach 3, the law's own error measured on them), not a change of "
                      "behaviour at larger scale")
     return note + "."
-
-
-def _has_interval(interval: Any) -> bool:
-    if interval is None:
-        return False
-    ends = [as_float(x) for x in interval]
-    return len(ends) == 2 and None not in ends
 
 
 def _close(a: pd.Series, b: float) -> pd.Series:

@@ -126,7 +126,7 @@ def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig, surface: SurfaceFit | N
     params = {**fit.params, **params_mapping(choice)}
     if choice.chosen == study_law:
         return params, ""
-    if choice.mode == "auto" and not choice.folds:
+    if choice.unchosen:
         # too few budgets below to repeat the choice: the law that answers the study is the one
         # whose extrapolation the user relies on, so it is the one checked (every family was
         # fitted to these runs for the choice)

@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from flops_fit.fitting.checks.extrapolation import EXTRAPOLATION_MISS
+from flops_fit.jsonsafe import is_finite_number
 
 ORDER = ("approach_3", "approach_2", "approach_1")
 
@@ -30,11 +29,8 @@ def _has_answer(section: Mapping[str, Any]) -> bool:
     """A finite coefficient and exponent for N_opt(C) and D_opt(C) (this runs before the
     document is made JSON-safe, where a NaN would still be a number)."""
     laws = [section.get(k) or {} for k in ("n_opt", "d_opt")]
-    return all(_finite(law.get("coefficient")) and _finite(law.get("exponent")) for law in laws)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and bool(np.isfinite(value))
+    return all(is_finite_number(law.get("coefficient")) and is_finite_number(law.get("exponent"))
+               for law in laws)
 
 
 def _problems(doc: Mapping[str, Any], approach: str) -> list[str]:

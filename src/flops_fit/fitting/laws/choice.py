@@ -163,6 +163,11 @@ class LawChoice:
     #: cannot answer, in the full data or in a draw
     left_out: list[str] = field(default_factory=list)
 
+    @property
+    def unchosen(self) -> bool:
+        """`law: auto` with no budget to hold out: Chinchilla's form answers, not chosen."""
+        return self.mode == "auto" and not self.folds
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode,

@@ -41,6 +41,10 @@ from flops_fit.parameters.analysis import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
+#: what a failed draw of the law families is (the warnings say it; the bootstrap note too)
+FAILED_DRAW = ("no valid law (non-finite objective, non-positive exponent, or a term in N or "
+               "in D that vanished: families.vanished)")
+
 
 def family_residuals(fit: FamilyFit, x: np.ndarray, y: np.ndarray, log_l: np.ndarray):
     """Fitted losses, log residuals ln(L / fitted) and each run's leverage (the diagonal of
@@ -155,9 +159,8 @@ def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
         residual_dof=dof, small_sample_factor=factor,
         note="; ".join(filter(None, [
             note, how, "a family's parameters are refitted in the draws it answers (NaN in "
-            "the others), Chinchilla's in every draw", "a draw whose family gives no valid law "
-            "(or whose term in N or in D vanished: families.vanished) is left out of the "
-            "percentiles and counted in failed_draws"])))
+            "the others), Chinchilla's in every draw", f"a draw whose family gives {FAILED_DRAW} "
+            "is left out of the percentiles and counted in failed_draws"])))
     log.info("Approach 3 bootstrap over %d families: %d draws in %.2f s (%s)", len(names),
              pick.size, time.perf_counter() - t1,
              ", ".join(f"{k} {v:.0%}" for k, v in choice.draw_shares.items()))

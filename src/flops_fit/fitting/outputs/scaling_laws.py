@@ -29,7 +29,7 @@ from flops_fit.fitting.surface.compute_model import (
 from flops_fit.fitting.surface.law import allocation_power_laws_6nd
 from flops_fit.fitting.surface.study import SurfaceFit
 from flops_fit.jsonsafe import json_safe
-from flops_fit.parameters.analysis import AnalysisConfig
+from flops_fit.parameters.analysis import MIN_DRAWS_FOR_INTERVAL, AnalysisConfig
 from flops_fit.schema import APPROACHES, ISOFLOP_APPROACHES, SURFACE_KEYS
 
 
@@ -119,11 +119,11 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
 
 
 def _standard_error(samples: np.ndarray) -> float | None:
-    """The SD of the finite draws; None with fewer than two, or where it overflows (a
-    coefficient's draws spanning hundreds of orders of magnitude)."""
+    """The SD of the finite draws; None with too few for an interval, or where it overflows
+    (a coefficient's draws spanning hundreds of orders of magnitude)."""
     x = np.asarray(samples, dtype=float)
     x = x[np.isfinite(x)]
-    if x.size < 2:
+    if x.size < MIN_DRAWS_FOR_INTERVAL:
         return None
     with np.errstate(over="ignore", invalid="ignore"):
         sd = float(np.std(x, ddof=1))

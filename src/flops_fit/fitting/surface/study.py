@@ -41,6 +41,7 @@ from flops_fit.fitting.laws.families import (
     vanished,
 )
 from flops_fit.fitting.laws.study import (
+    FAILED_DRAW,
     chinchilla_family_fit,
     family_residuals,
     fit_laws,
@@ -159,7 +160,7 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
             result.choice, laws = fit_laws(fit, n, d, loss, used["budget"].to_numpy(float),
                                            positions, resampling, cfg)
             answer = result.choice.fits[result.law]
-            if result.choice.mode == "auto" and not result.choice.folds:
+            if result.choice.unchosen:
                 result.warnings.append(
                     f"analysis.law is auto but no family could be chosen: "
                     f"{result.choice.reason}; add budgets (each with analysis.budgets.min_runs "
@@ -185,7 +186,7 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
                 basins = (laws.chinchilla_basins if result.law == DEFAULT_LAW
                           else np.zeros(0, dtype=bool))
                 result.warnings.extend(surface_bootstrap_warnings(basins, laws.report,
-                                                                  families=True))
+                                                                  FAILED_DRAW))
         if cfg.law_error:
             result.law_error = _law_error(result, n, d, loss, used["budget"].to_numpy(float),
                                           cfg, model)

@@ -25,10 +25,10 @@ BASINS_WARN = 0.05  # share of bootstrap draws where a perturbed start found a b
 
 
 def surface_bootstrap_warnings(
-    improved_by_extra_start: np.ndarray, report: BootstrapReport, families: bool = False
+    improved_by_extra_start: np.ndarray, report: BootstrapReport, failure: str | None = None
 ) -> list[str]:
     """Draws whose best minimum came from a perturbed start (several basins), failed draws
-    (with `families`, the draws of law families, which also fail on a vanished term)."""
+    (`failure`: what a failed draw is, where not the Chinchilla surface's default)."""
     warnings = []
     moved = float(np.mean(improved_by_extra_start)) if len(improved_by_extra_start) else 0.0
     if moved > BASINS_WARN:
@@ -37,8 +37,6 @@ def surface_bootstrap_warnings(
             f"minimum than the full-data fit: the surface has several basins for these "
             f"runs, so its intervals may be wide and its fit fragile"
         )
-    failure = ("no valid law (non-finite objective, non-positive exponent, or a term in N or "
-               "in D that vanished)") if families else None
     return warnings + bootstrap_warnings("approach_3", report, failure)
 
 

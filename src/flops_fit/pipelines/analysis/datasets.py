@@ -114,6 +114,12 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
         return bool(self._filepath) and _home_path(self._filepath).is_file()
 
 
+def runs_file(catalog: Any) -> RunsFileDataset | None:
+    """The catalog's `results` where it is runs trained elsewhere (conf/imported), else None."""
+    results = catalog.get("results") if "results" in catalog else None
+    return results if isinstance(results, RunsFileDataset) else None
+
+
 def _home_path(filepath: str) -> Path:
     """`filepath` with a leading ~ expanded, also after Kedro made it absolute by putting the
     project folder before it (project/~/runs.csv)."""
