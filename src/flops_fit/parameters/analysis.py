@@ -48,7 +48,9 @@ class OutlierRule(Section):
 
     enabled: StrictBool = True
     alpha: Number = Field(1.0e-3, gt=0, lt=1)  # P(an honest study loses any run); Bonferroni
-    degree: Literal[2, 3] = 2  # of each budget's curve of log-loss in log10 N
+    # of each budget's curve of log-loss in log10 N; auto: a quadratic, or a cubic where the
+    # study's profiles share a skew (`selection.shared_skew`)
+    degree: Literal["auto", 2, 3] = "auto"
     min_points: PositiveInt = 5  # only budgets with at least this many runs are screened
     min_scale: PositiveNumber = 0.005  # floor of the noise SD (log-loss)
     max_fraction: Number = Field(0.2, ge=0, le=1)  # flag at most this share of a budget

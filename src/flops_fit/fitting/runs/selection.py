@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from scipy.stats import t as student_t
 
 from flops_fit.fitting.runs.table import RunsTableError
@@ -209,6 +210,55 @@ def _deleted_residuals(b: _Budget, left_out: np.ndarray) -> _Scores:
     return _Scores(deleted, var, own, float(resid[kept] @ resid[kept]), int(kept.sum()) - rank)
 
 
+#: `outliers.degree: auto` screens with a cubic when the profiles' skew is this unlikely under
+#: quadratic profiles (two-sided)
+SKEW_ALPHA = 0.01
+#: the skew is judged only on at least this many budgets (one of them set aside)
+SKEW_MIN_BUDGETS = 4
+
+
+def shared_skew(profiles: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """How far the study's IsoFLOP profiles (log10 N, log-loss per budget) lean one way, as a
+    standard normal score; NaN with fewer than SKEW_MIN_BUDGETS budgets of 5+ runs.
+
+    Each budget's cubic coefficient over its standard error (the noise a robust scale of every
+    budget's cubic residuals) is a z; their Stouffer sum over the budgets, setting aside the one
+    with the largest |z|, is the score. A lone diverged run makes one budget's profile lean,
+    and that budget is set aside; a steep wall on one side of every budget's minimum (a
+    classifier's loss against its capacity) makes them all lean the same way, and a quadratic
+    through such a profile predicts its end runs far too low."""
+    fits, scaled = [], []
+    for log_n, log_loss in profiles:
+        if log_n.size < 5:
+            continue
+        x = _curve_design(log_n, 3)
+        inv = np.linalg.pinv(x.T @ x)
+        coef = inv @ x.T @ log_loss
+        lev = np.einsum("ij,jk,ik->i", x, inv, x)
+        scaled.append((log_loss - x @ coef) / np.sqrt(np.maximum(1.0 - lev, 1e-12)))
+        fits.append((coef[0], inv[0, 0]))
+    if len(fits) < SKEW_MIN_BUDGETS:
+        return float("nan")
+    coef, var = (np.array(v, dtype=float) for v in zip(*fits, strict=True))
+    # robust (the median of the residuals over the noise they carry), so that a diverged run
+    # does not inflate the noise and hide the other budgets' skew
+    noise = max(1.4826 * float(np.median(np.abs(np.concatenate(scaled)))), 1e-300)
+    z = coef / (noise * np.sqrt(np.maximum(var, 1e-300)))
+    rest = np.delete(z, int(np.argmax(np.abs(z))))
+    return float(rest.sum() / math.sqrt(rest.size))
+
+
+def screen_degree(rule: OutlierRule, profiles: list[tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[int, float]:
+    """The degree of the screening curves (`rule.degree`, or for auto 2 unless `shared_skew`
+    is beyond the two-sided SKEW_ALPHA quantile, then 3), and the skew score (NaN if unjudged)."""
+    if rule.degree != "auto":
+        return int(rule.degree), float("nan")
+    score = shared_skew(profiles)
+    limit = float(norm.isf(SKEW_ALPHA / 2))
+    return (3 if abs(score) > limit else 2), score
+
+
 def _screened_budgets(runs: pd.DataFrame, rule: OutlierRule) -> list[_Budget]:
     """The used runs of every budget with at least `rule.min_points` of them (NumPy, no groupby:
     the calibration test calls this thousands of times)."""
@@ -218,15 +268,22 @@ def _screened_budgets(runs: pd.DataFrame, rule: OutlierRule) -> list[_Budget]:
     log_n = np.log10(used["model_size"].to_numpy(float))
     log_loss = np.log(used["final_loss"].to_numpy(float))
     budget = used["budget"].to_numpy(float)
+    groups = [rows for code in range(int(codes.max(initial=-1)) + 1)
+              if len(rows := np.flatnonzero(codes == code)) >= rule.min_points]
+    degree, score = screen_degree(rule, [(log_n[rows], log_loss[rows]) for rows in groups])
+    if degree == 3 and rule.degree == "auto":
+        log.info("Outlier screen: the IsoFLOP profiles share a skew (score "
+                 "%.1f over %d budgets, the most skewed set aside), so each budget's curve is a "
+                 "cubic in log10 N (analysis.outliers.degree: auto)", score,
+                 sum(len(rows) >= 5 for rows in groups) - 1)
     out = []
-    for code in range(int(codes.max(initial=-1)) + 1):
-        rows = np.flatnonzero(codes == code)
-        if len(rows) < max(rule.min_points, rule.degree + 2):
+    for rows in groups:
+        if len(rows) < degree + 2:
             continue
         out.append(_Budget(
-            index[rows], _curve_design(log_n[rows], rule.degree), log_loss[rows],
+            index[rows], _curve_design(log_n[rows], degree), log_loss[rows],
             float(budget[rows[0]]),  # at most max_fraction, and always degree + 2 kept
-            min(int(math.floor(rule.max_fraction * len(rows))), len(rows) - rule.degree - 2),
+            min(int(math.floor(rule.max_fraction * len(rows))), len(rows) - degree - 2),
         ))
     return out
 
@@ -236,9 +293,10 @@ def find_outliers(runs: pd.DataFrame, rule: OutlierRule | None = None) -> dict[A
     noise (index -> reason); `rule` is `params:analysis.outliers`.
 
     The study is one linear model: per budget with at least `min_points` used runs, log(loss)
-    is a polynomial of degree `degree` (default 2) in log10 N, and all budgets share one noise
-    level. A run's score is its externally studentized residual: its log-loss minus the curve
-    fitted to its budget's other runs, divided by that difference's standard deviation, with
+    is a polynomial of degree `degree` in log10 N (auto: a quadratic, or cubics where the
+    profiles share a skew, `screen_degree`), and all budgets share one noise level. A run's
+    score is its externally studentized residual: its log-loss minus the curve fitted to its
+    budget's other runs, divided by that difference's standard deviation, with
     the noise estimated from every screened budget's residual sum of squares leaving the run
     itself out (floored at `min_scale`). Under Gaussian noise that is Student-t with the pooled
     degrees of freedom, so the limit is Bonferroni's: the t quantile at `alpha / (2 n)` for
