@@ -251,7 +251,7 @@ def test_one_diverged_run_does_not_make_the_screen_cubic():
     """A run at 2x the loss at the end of one sweep makes that budget's profile lean; the skew
     score sets the most skewed budget aside, so the screen stays quadratic and catches it. (300
     studies per design and noise level, 0.5-5 %: with such a run the screen turns cubic in 0-4 %
-    of them, as often as without; most at 0.5 % noise, where Chinchilla's own profiles lean.)"""
+    of them, without in 0-1.3 %.)"""
     runs, true = _study(**DESIGNS["5x9"])
     _noisy(runs, true, 0.01, np.random.default_rng(4))
     runs.loc[runs.index[9 * 2], "final_loss"] *= 2.0
@@ -261,7 +261,7 @@ def test_one_diverged_run_does_not_make_the_screen_cubic():
 
 def test_the_skew_needs_four_budgets_and_a_pinned_degree_is_kept():
     runs, true = _study(**DESIGNS["3x5"])
-    assert np.isnan(shared_skew(_profiles(runs)))
+    assert np.isnan(shared_skew(_profiles(runs), 0.005))
     assert screen_degree(OutlierRule(), _profiles(runs)) == (2, pytest.approx(np.nan, nan_ok=True))
     skewed = _profiles(_screened(pd.read_csv(MNIST1D_7)))
     assert screen_degree(OutlierRule(degree=2), skewed)[0] == 2

@@ -217,9 +217,10 @@ SKEW_ALPHA = 0.01
 SKEW_MIN_BUDGETS = 4
 
 
-def shared_skew(profiles: list[tuple[np.ndarray, np.ndarray]]) -> float:
+def shared_skew(profiles: list[tuple[np.ndarray, np.ndarray]], min_scale: float) -> float:
     """How far the study's IsoFLOP profiles (log10 N, log-loss per budget) lean one way, as a
     standard normal score; NaN with fewer than SKEW_MIN_BUDGETS budgets of 5+ runs.
+    `min_scale` floors the noise, as it floors the screen's.
 
     Each budget's cubic coefficient over its standard error (the noise a robust scale of every
     budget's cubic residuals) is a z; their Stouffer sum over the budgets, setting aside the one
@@ -242,7 +243,7 @@ def shared_skew(profiles: list[tuple[np.ndarray, np.ndarray]]) -> float:
     coef, var = (np.array(v, dtype=float) for v in zip(*fits, strict=True))
     # robust (the median of the residuals over the noise they carry), so that a diverged run
     # does not inflate the noise and hide the other budgets' skew
-    noise = max(1.4826 * float(np.median(np.abs(np.concatenate(scaled)))), 1e-300)
+    noise = max(1.4826 * float(np.median(np.abs(np.concatenate(scaled)))), min_scale)
     z = coef / (noise * np.sqrt(np.maximum(var, 1e-300)))
     rest = np.delete(z, int(np.argmax(np.abs(z))))
     return float(rest.sum() / math.sqrt(rest.size))
@@ -254,7 +255,7 @@ def screen_degree(rule: OutlierRule, profiles: list[tuple[np.ndarray, np.ndarray
     is beyond the two-sided SKEW_ALPHA quantile, then 3), and the skew score (NaN if unjudged)."""
     if rule.degree != "auto":
         return int(rule.degree), float("nan")
-    score = shared_skew(profiles)
+    score = shared_skew(profiles, rule.min_scale)
     limit = float(norm.isf(SKEW_ALPHA / 2))
     return (3 if abs(score) > limit else 2), score
 
