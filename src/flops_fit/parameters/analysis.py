@@ -42,14 +42,14 @@ class BudgetGrouping(Section):
 
 class OutlierRule(Section):
     """Runs too far off their budget's IsoFLOP curve for the study's own noise are left out
-    (`find_outliers` in fitting/runs/selection.py)."""
+    (`find_outliers` in fitting/runs/outliers.py)."""
 
     SECTION = "analysis.outliers"
 
     enabled: StrictBool = True
     alpha: Number = Field(1.0e-3, gt=0, lt=1)  # P(an honest study loses any run); Bonferroni
     # of each budget's curve of log-loss in log10 N; auto: a quadratic, or a cubic where the
-    # study's profiles share a skew (`selection.shared_skew`)
+    # profiles lean one way on balance (`outliers.shared_skew`)
     degree: Literal["auto", 2, 3] = "auto"
     min_points: PositiveInt = 5  # only budgets with at least this many runs are screened
     min_scale: PositiveNumber = 0.005  # floor of the noise SD (log-loss)
