@@ -187,6 +187,20 @@ def test_profiles_that_lean_one_way_are_screened_with_cubics(caplog):
     assert list(find_outliers(runs)) == [bad]
 
 
+def test_a_budget_of_five_sizes_keeps_its_quadratic_in_a_cubic_screen(caplog):
+    """A cubic through 5 runs must keep degree + 2 = 5 of them, so it could leave none out: a
+    budget with fewer than 6 sizes is screened with its quadratic while the others turn cubic,
+    and its diverged run is still caught."""
+    runs = _screened(pd.read_csv(MNIST1D_7))
+    at = runs["compute_budget"] == 5e10
+    runs = runs.drop(index=runs.index[at & runs["model_size"].isin([2434, 104770])])
+    bad = runs.index[(runs["compute_budget"] == 5e10) & (runs["model_size"] == 17050)][0]
+    runs.loc[bad, "final_loss"] *= 2.0
+    with caplog.at_level(logging.INFO, logger=outliers.__name__):
+        assert list(find_outliers(runs)) == [bad]
+    assert CUBIC in caplog.text
+
+
 def test_a_profile_that_leans_less_keeps_the_quadratic(caplog):
     """The stored 4-budget MNIST-1D pilot leans the same way, less (score -2.2, inside the
     two-sided 1 % limit of 2.58, outside a 5 % one): the quadratic screens it, as before."""
