@@ -45,9 +45,16 @@ def test_surface_warnings():
     fit = ParametricFit(E=1.0, A=400.0, B=400.0, alpha=3.5, beta=0.3, objective=0.0, n_runs=9)
     warned = surface_fit_warnings(fit, np.array([2.0, 3.0]), Approach3Params())
     assert "alpha = 3.5 lies outside the start grid (0, 3]" in warned[0]
-    assert not any("implausible" in w for w in warned)
+    assert not any("E " in w for w in warned)
     fit.E = 2.5
-    assert "implausible" in surface_fit_warnings(fit, np.array([2.0, 3.0]), Approach3Params())[-1]
+    assert surface_fit_warnings(fit, np.array([2.0, 3.0]), Approach3Params())[-1] == (
+        "E = 2.5 is implausible: an irreducible loss above the lowest loss 2 that a run reached")
+    fit.E = 0.3
+    assert surface_fit_warnings(fit, np.array([2.0, 3.0]), Approach3Params())[-1].startswith(
+        "E = 0.3, under a fifth of the lowest loss 2: the runs do not show the floor")
+    fit.E = 1.364e-157  # at its bound: MNIST-1D's cross entropy, which falls towards 0
+    assert surface_fit_warnings(fit, np.array([0.0631, 3.0]), Approach3Params())[-1].startswith(
+        "E ≈ 0, under a fifth of the lowest loss 0.0631:")
 
 
 def test_bootstrap_warnings_count_failed_draws_and_budget_draws():

@@ -43,7 +43,8 @@ def surface_bootstrap_warnings(
 def surface_fit_warnings(
     fit: ParametricFit, loss: np.ndarray, settings: Approach3Params
 ) -> list[str]:
-    """Exponents outside the start grid, an irreducible loss E implausible next to the runs."""
+    """Exponents outside the start grid; an irreducible loss E above the lowest loss, or so far
+    below it that the runs do not constrain it."""
     warnings = []
     for key in ("alpha", "beta"):
         value = getattr(fit, key)
@@ -53,10 +54,18 @@ def surface_fit_warnings(
                 f"{key} = {value:.3g} lies outside the start grid (0, {hi:g}]: "
                 f"the surface may be degenerate for these runs"
             )
-    if 0.2 * float(np.min(loss)) > fit.E or float(np.min(loss)) < fit.E:
+    lowest, floor = float(np.min(loss)), float(fit.E)
+    if floor > lowest:
         warnings.append(
-            f"E = {fit.E:.3g} is implausible next to the lowest loss "
-            f"{np.min(loss):.3g}: the runs may not constrain the irreducible loss"
+            f"E = {floor:.3g} is implausible: an irreducible loss above the lowest loss "
+            f"{lowest:.3g} that a run reached"
+        )
+    elif floor < 0.2 * lowest:
+        shown = "E ≈ 0" if floor < 1e-6 * lowest else f"E = {floor:.3g}"
+        warnings.append(
+            f"{shown}, under a fifth of the lowest loss {lowest:.3g}: the runs do not show the "
+            "floor the loss falls towards (a loss that falls towards 0, or budgets too small "
+            "to reach it), so they barely constrain the irreducible loss"
         )
     return warnings
 
