@@ -261,6 +261,23 @@ def test_a_runs_path_under_home_is_expanded_after_kedro_made_it_absolute(tmp_pat
         assert RunsFileDataset(filepath=given).check() == tmp_path / "runs.csv"
 
 
+def test_a_runs_file_that_cannot_be_read_is_a_user_error(tmp_path):
+    """Found only when the analysis loads it (after the hook's check): still one Error: line,
+    through Kedro's wrapping of the dataset's error."""
+    from kedro.io import DatasetError
+
+    from flops_fit.cli_errors import user_error
+
+    path = tmp_path / "runs.json"
+    path.write_text('{"runs": 5')
+    with pytest.raises(DatasetError) as err:
+        RunsFileDataset(filepath=str(path)).load()
+    wrapped = DatasetError("Failed while loading data from dataset results")
+    wrapped.__cause__ = err.value
+    assert user_error(wrapped) is err.value
+    assert str(err.value).startswith(f"{path}: not valid JSON")
+
+
 def test_a_user_error_is_one_line_anything_else_keeps_its_traceback(capsys, monkeypatch):
     from flops_fit.cli_errors import TRACEBACK_VARIABLE, excepthook, user_error
 

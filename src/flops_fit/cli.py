@@ -66,9 +66,8 @@ class _Study:
 
     def load(self, *names: str) -> list[Any]:
         with KedroSession.create(**self.kwargs) as session:
-            context = session.load_context()
-            return [context.params[n[len("params:"):]] if n.startswith("params:")
-                    else context.catalog.load(n) for n in names]
+            catalog = session.load_context().catalog
+            return [catalog.load(n) for n in names]
 
     def preflight(self) -> tuple[Any, Any, list[dict[str, Any]], bool]:
         """From one session, before planning: the planning and study parameters, the round

@@ -34,6 +34,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from flops_fit.fitting.surface.compute_model import ComputeModelError
     from flops_fit.hooks import ImportedRunsError, MissingStageOutput
     from flops_fit.parameters.base import ParameterError
+    from flops_fit.pipelines.analysis.datasets import RunsFileError
     from flops_fit.planning.sweep import PlanningError
     from flops_fit.planning.trunks import TrunkPlanError
     from flops_fit.study.rounds import StudyConfigError, StudyStateError
@@ -41,7 +42,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (ParameterError, RunsTableError, AnalysisInputError, ComputeModelError,
             MissingStageOutput, ImportedRunsError, StudyConfigError, StudyStateError,
             PlanningError, TrunkPlanError, SettingsChangedError, StorageError,
-            StudyLockedError, CorpusError)
+            StudyLockedError, CorpusError, RunsFileError)
 
 
 def user_error(error: BaseException | None) -> BaseException | None:

@@ -30,7 +30,6 @@ import logging
 from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
-from kedro.io import DatasetError
 from kedro.validation.exceptions import ParameterValidationError
 
 from flops_fit.execution import interrupt
@@ -67,7 +66,7 @@ def check_imported_runs(pipeline, catalog, runtime_params: dict | None) -> None:
     """Runs trained elsewhere (`RunsFileDataset` as `results`, conf/imported) are analysed,
     never trained, and runs_path means nothing without them: either mismatch, or a runs_path
     that names no runs file, is one line before the first node."""
-    from flops_fit.pipelines.analysis.datasets import runs_file
+    from flops_fit.pipelines.analysis.datasets import RunsFileError, runs_file
 
     results = runs_file(catalog)
     imported = results is not None
@@ -79,7 +78,7 @@ def check_imported_runs(pipeline, catalog, runtime_params: dict | None) -> None:
     if imported and "results" in pipeline.inputs():
         try:
             results.check()
-        except DatasetError as exc:
+        except RunsFileError as exc:
             raise ImportedRunsError(f"{exc}. Nothing was run") from None
     if not imported and (runtime_params or {}).get("runs_path"):
         raise ImportedRunsError(

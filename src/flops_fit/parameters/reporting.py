@@ -8,9 +8,14 @@ from __future__ import annotations
 from typing import Literal
 
 from flops_fit.parameters.base import PositiveNumber, Section
-from flops_fit.reporting.headline import MAX_EXTRAPOLATION
 from flops_fit.reporting.styles import STYLES
 from flops_fit.schema import APPROACHES
+
+#: `reporting.max_headline_extrapolation`: a headline budget more than this many times the
+#: largest fitted budget gets no numbers (predictions.csv still has them). Public scaling
+#: studies extrapolate by 10-1,000x (Chinchilla's runs to Gopher's budget: ~50x); at 10^4x and
+#: beyond, a law fitted on a toy's budgets says nothing about a frontier model's.
+MAX_EXTRAPOLATION = 1.0e4
 
 
 class ReportingConfig(Section):

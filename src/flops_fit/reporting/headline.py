@@ -19,6 +19,7 @@ import pandas as pd
 
 from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.surface.law import parametric_loss
+from flops_fit.parameters.reporting import MAX_EXTRAPOLATION
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.formatting import (
     DataUnit,
@@ -30,11 +31,6 @@ from flops_fit.reporting.formatting import (
 
 #: The fallback order when the preferred headline approach could not be fitted.
 HEADLINE_ORDER = ("approach_3", "approach_2", "approach_1")
-#: `reporting.max_headline_extrapolation`: a headline budget more than this many times the
-#: largest fitted budget gets no numbers (predictions.csv still has them). Public scaling
-#: studies extrapolate by 10-1,000x (Chinchilla's runs to Gopher's budget: ~50x); at 10^4x and
-#: beyond, a law fitted on a toy's budgets says nothing about a frontier model's.
-MAX_EXTRAPOLATION = 1.0e4
 
 
 def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,

@@ -18,10 +18,11 @@ import pandas as pd
 
 from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.jsonsafe import json_safe
+from flops_fit.parameters.reporting import MAX_EXTRAPOLATION
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures import figure_specs
 from flops_fit.reporting.formatting import DataUnit, as_float
-from flops_fit.reporting.headline import MAX_EXTRAPOLATION, headline
+from flops_fit.reporting.headline import headline
 from flops_fit.reporting.study_summary import study_section, validation_section
 from flops_fit.schema import APPROACHES, SURFACE_KEYS
 

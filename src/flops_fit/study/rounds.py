@@ -10,6 +10,7 @@ trained again, and the study's plan is always the pilot plus every round's runs.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ from flops_fit.planning.trunks import added_flops
 from flops_fit.schema import STUDY_ROUND_COLUMNS
 from flops_fit.study.design import RoundDesign
 from flops_fit.study.target import Answer
+
+log = logging.getLogger(__name__)
 
 
 class StudyConfigError(ValueError):
@@ -154,6 +157,8 @@ def stop_before_design(cfg: StudyConfig, answer: Answer, plan: Sequence[Mapping[
     if k >= cfg.max_rounds:
         return (f"study.max_rounds ({cfg.max_rounds}) rounds after the pilot are done"
                 + (f"; {unsettled}" if unsettled else ""))
+    if ratio is not None and ratio <= cfg.precision:
+        log.info("Within study.precision, and yet another round: %s", unsettled)
     return None
 
 

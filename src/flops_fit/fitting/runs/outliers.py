@@ -91,6 +91,13 @@ class _Scores:
     own: np.ndarray  # the run's share of the kept runs' RSS (0 for a left-out run)
     rss: float  # RSS of the kept runs
     dof: int  # kept runs minus curve parameters
+    coef: np.ndarray  # the curve through the kept runs, highest power first
+    coef_var: np.ndarray  # their variances in units of the noise variance: diag (X'X)^+
+
+    @property
+    def standardized(self) -> np.ndarray:
+        """Deleted residuals in units of the noise SD."""
+        return self.deleted / np.sqrt(self.var)
 
 
 def _curve_design(log_n: np.ndarray, degree: int) -> np.ndarray:
@@ -106,33 +113,32 @@ def _robust_sd(standardized: np.ndarray, floor: float) -> float:
     return max(1.4826 * float(np.median(np.abs(standardized))), floor)
 
 
-def _least_squares(design: np.ndarray, y: np.ndarray):
-    """(coefficients, their unscaled covariance (X'X)^+, rank, pseudo-inverse factors) of the
-    least-squares fit, by SVD: a budget with fewer distinct N than the curve has parameters
-    gets the minimum-norm fit of its rank."""
-    u, sv, vt = np.linalg.svd(design, full_matrices=False)
-    rank = int((sv > sv[0] * 1e-10).sum())  # < degree + 1 when the budget has few distinct N
-    u, sv, vt = u[:, :rank], sv[:rank], vt[:rank]
-    coef = vt.T @ ((u.T @ y) / sv)
-    scaled_v = vt.T / sv  # (X'X)^+ = scaled_v @ scaled_v.T
-    return coef, scaled_v @ scaled_v.T, rank, scaled_v
+def _cubic_fits(log_n: np.ndarray) -> bool:
+    """Whether a budget has the CUBIC_MIN_SIZES distinct sizes a cubic needs."""
+    return np.unique(log_n).size >= CUBIC_MIN_SIZES
 
 
 def _deleted_residuals(b: _Budget, left_out: np.ndarray) -> _Scores:
     """Each run's residual from the least-squares curve through the budget's other kept runs.
 
     A kept run with leverage h: residual e / (1 - h), variance 1 / (1 - h); a left-out run: its
-    prediction error, variance 1 + x'(X'X)^-1 x (X: the kept runs).
+    prediction error, variance 1 + x'(X'X)^-1 x (X: the kept runs). The fit is by SVD: a budget
+    with fewer distinct N than the curve has parameters gets the minimum-norm fit of its rank.
     """
     kept = ~left_out
-    coef, _, rank, scaled_v = _least_squares(b.design[kept], b.y[kept])
+    u, sv, vt = np.linalg.svd(b.design[kept], full_matrices=False)
+    rank = int((sv > sv[0] * 1e-10).sum())  # < degree + 1 when the budget has few distinct N
+    u, sv, vt = u[:, :rank], sv[:rank], vt[:rank]
+    scaled_v = vt.T / sv  # (X'X)^+ = scaled_v @ scaled_v.T
+    coef = scaled_v @ (u.T @ b.y[kept])
     resid = b.y - b.design @ coef
     lev = ((b.design @ scaled_v) ** 2).sum(axis=1)  # x'(X'X)^+ x
     room = np.maximum(1.0 - lev, 1e-12)  # a kept run at leverage 1 cannot be tested: score ~0
     deleted = np.where(kept, resid / room, resid)
     var = np.where(kept, 1.0 / room, 1.0 + lev)
     own = np.where(kept, resid**2 / room, 0.0)
-    return _Scores(deleted, var, own, float(resid[kept] @ resid[kept]), int(kept.sum()) - rank)
+    return _Scores(deleted, var, own, float(resid[kept] @ resid[kept]), int(kept.sum()) - rank,
+                   coef, (scaled_v**2).sum(axis=1))
 
 
 def shared_skew(profiles: list[tuple[np.ndarray, np.ndarray]], min_scale: float
@@ -146,19 +152,14 @@ def shared_skew(profiles: list[tuple[np.ndarray, np.ndarray]], min_scale: float
     sum over the budgets, the one with the largest |z| set aside, is the score. A lone diverged
     run makes one profile lean, and that budget is set aside; a steep wall on one side of every
     budget's minimum makes them all lean the same way."""
-    fits, scaled = [], []
-    for log_n, log_loss in profiles:
-        if np.unique(log_n).size < CUBIC_MIN_SIZES:
-            continue
-        x = _curve_design(log_n, 3)
-        coef, cov, _, scaled_v = _least_squares(x, log_loss)
-        lev = ((x @ scaled_v) ** 2).sum(axis=1)
-        scaled.append((log_loss - x @ coef) / np.sqrt(np.maximum(1.0 - lev, 1e-12)))
-        fits.append((coef[0], cov[0, 0]))
+    fits = [_deleted_residuals(_Budget(np.arange(log_n.size), _curve_design(log_n, 3), log_loss,
+                                       math.nan, 0), np.zeros(log_n.size, bool))
+            for log_n, log_loss in profiles if _cubic_fits(log_n)]
     if len(fits) < SKEW_MIN_BUDGETS:
         return float("nan"), len(fits)
-    coef, var = (np.array(v, dtype=float) for v in zip(*fits, strict=True))
-    noise = _robust_sd(np.concatenate(scaled), min_scale)
+    noise = _robust_sd(np.concatenate([f.standardized for f in fits]), min_scale)
+    coef = np.array([f.coef[0] for f in fits])
+    var = np.array([f.coef_var[0] for f in fits])
     z = coef / (noise * np.sqrt(np.maximum(var, 1e-300)))
     rest = np.delete(z, int(np.argmax(np.abs(z))))
     return float(rest.sum() / math.sqrt(rest.size)), len(fits)
@@ -184,7 +185,7 @@ def _screened(groups, rule: OutlierRule, degree: int) -> list[_Budget]:
     CUBIC_MIN_SIZES distinct sizes, else a quadratic)."""
     out = []
     for index, log_n, log_loss, budget in groups:
-        deg = 2 if degree == 3 and np.unique(log_n).size < CUBIC_MIN_SIZES else degree
+        deg = 2 if degree == 3 and not _cubic_fits(log_n) else degree
         if len(index) < max(rule.min_points, deg + 2):
             continue
         out.append(_Budget(  # at most max_fraction, and always deg + 2 kept
@@ -225,8 +226,7 @@ def _flag(budgets: list[_Budget], rule: OutlierRule) -> dict[Any, str]:
 
     left = [np.zeros(len(b.y), bool) for b in budgets]
     scores = [_deleted_residuals(b, f) for b, f in zip(budgets, left, strict=True)]
-    robust = _robust_sd(np.concatenate([s.deleted / np.sqrt(s.var) for s in scores]),
-                        rule.min_scale)
+    robust = _robust_sd(np.concatenate([s.standardized for s in scores]), rule.min_scale)
     start_limit = limit(sum(s.dof for s in scores) - 1)
     for b, f in zip(budgets, left, strict=True):  # start: worst first within each budget
         while f.sum() < b.max_flag:

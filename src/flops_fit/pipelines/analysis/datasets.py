@@ -33,6 +33,11 @@ class AnalysisRunsDataset(CSVDataset):
         return coerce_runs(super().load())
 
 
+class RunsFileError(DatasetError):
+    """A runs file that is missing, empty or cannot be read: the user's file, whose message is
+    the whole story (the command line prints it as one line)."""
+
+
 class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
     """Read-only: `.csv` (or `.tsv`) with a header row, or `.json` holding a list of objects
     (or an object with the list under "runs")."""
@@ -51,22 +56,22 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
         return {"filepath": self._filepath, "load_args": self._load_args}
 
     def check(self) -> Path:
-        """The runs file, or a DatasetError saying what is wrong with runs_path (called by
+        """The runs file, or a RunsFileError saying what is wrong with runs_path (called by
         the project hook before any node, and by `load`)."""
         path = _home_path(self._filepath)
         # Kedro turns an empty relative `filepath` into the project folder, so a missing
         # runs_path arrives here as a directory.
         if not self._filepath or path.is_dir():
             given = f" (runs_path is empty or a folder: {path})" if self._filepath else ""
-            raise DatasetError(
+            raise RunsFileError(
                 f"no runs file given{given}: run `kedro run --pipelines analysis,reporting "
                 "--env imported --params runs_path=/abs/path/runs.csv` (a CSV with a header "
                 "row, or a JSON list of runs)"
             )
         if not path.is_file():
-            raise DatasetError(f"runs file {path} does not exist (runs_path)")
+            raise RunsFileError(f"runs file {path} does not exist (runs_path)")
         if not path.read_bytes().strip():
-            raise DatasetError(
+            raise RunsFileError(
                 f"runs file {path} is empty (runs_path): expected a CSV with a header row, "
                 "or a JSON list of runs"
             )
@@ -80,7 +85,7 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
                 try:
                     data = json.load(fh)
                 except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{path}: not valid JSON: {exc}") from exc
+                    raise RunsFileError(f"{path}: not valid JSON: {exc}") from exc
             if isinstance(data, dict):
                 data = next(
                     (
@@ -91,7 +96,7 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
                     None,
                 )
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-                raise DatasetError(
+                raise RunsFileError(
                     f"{path}: expected a JSON list of run objects "
                     "(or an object with the list under 'runs')"
                 )
@@ -101,7 +106,7 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
             try:
                 df = pd.read_csv(path, **{"sep": sep, **self._load_args})
             except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-                raise DatasetError(f"{path}: cannot be read as a table: {exc}") from exc
+                raise RunsFileError(f"{path}: cannot be read as a table: {exc}") from exc
             # a table we wrote (results.csv) quotes formula-like text: read it as it was
             df = restore_text(df)
         df.attrs["source"] = str(path)

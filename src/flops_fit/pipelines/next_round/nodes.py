@@ -72,9 +72,6 @@ def plan_next_round(
     budget = rounds.allowance(cfg, plan)
     previous = rounds.previous_assessment(round_plans)
     stop = rounds.stop_before_design(cfg, answer, plan, previous)
-    unsettled = rounds.moved(answer, previous)
-    if unsettled and stop is None and (answer.ratio or float("inf")) <= cfg.precision:
-        log.info("Within study.precision, and yet another round: %s", unsettled)
     design = None
     if stop is None:
         planning = PlanningConfig.from_params(planning_params)
