@@ -11,6 +11,7 @@ from flops_fit.datasets.run_store import RunPartitionsDataset
 from flops_fit.execution import RunStream, prepare_training, run_task
 from flops_fit.execution.tasks import expand_plan, partition_key
 from flops_fit.parameters.base import ParameterError
+from flops_fit.planning.sweep import PlanningError
 from flops_fit.schema import SchemaError
 
 SYNTH = {"backend": "synthetic", "executor": "sequential", "show_progress": False}
@@ -70,6 +71,14 @@ def _strip(record):
             {**SYNTH, "synthetic": {"beta": 0}},
             ValueError,
             r"params:training\.synthetic\.beta",
+        ),
+        (
+            lambda p: [{**r, "model_factory": "flops_fit.models.mnist1d:mlp"} for r in p],
+            SYNTH,
+            PlanningError,
+            r"^the sweep plan was made for the model flops_fit\.models\.mnist1d:mlp, but "
+            r"params:training\.model\.factory trains flops_fit\.nn\.model:make_gpt \(was the "
+            r"plan made under another --env\?\)",
         ),
         (
             lambda p: p,

@@ -181,8 +181,11 @@ def test_training_checks_the_plugins_of_the_plan():
 
 
 def test_training_refuses_a_plan_made_for_another_factory():
+    from flops_fit.execution import prepare_training
+    from flops_fit.planning.sweep import PlanningError
+
     plan, _ = _plan(training_params(), flops_formula="6nd")
-    with pytest.raises(ValueError, match=rf"the sweep plan was made for model factory "
-                                         rf"\['{HERE}mlp'\] but params:training\.model names "
-                                         rf"{HERE}fixed_size; re-run planning"):
-        _prepare(plan, training_params(model="fixed_size"))
+    with pytest.raises(PlanningError, match=rf"the sweep plan was made for the model {HERE}mlp, "
+                                            rf"but params:training\.model\.factory trains "
+                                            rf"{HERE}fixed_size \("):
+        prepare_training(plan, {}, training_params(model="fixed_size"))

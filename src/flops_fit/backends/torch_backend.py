@@ -48,11 +48,6 @@ class TorchBackend:
         study = build_study(
             training_data, training, umup=params.umup, corpus_params=corpus_params,
             context_length=plan_context_length(plan), heldout_tokens=params.eval.heldout_tokens)
-        factories = {str(r.get("model_factory", study.model.factory_path)) for r in plan}
-        if factories != {study.model.factory_path}:
-            raise ValueError(
-                f"the sweep plan was made for model factory {sorted(factories)} but "
-                f"params:training.model names {study.model.factory_path}; re-run planning")
         check_plan(study, plan)
         check_branches(plan, params.schedule)
         return study.data, study.model, study.loss_path

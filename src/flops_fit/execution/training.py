@@ -26,7 +26,9 @@ from flops_fit.execution.settings import (
 from flops_fit.execution.stream import RunStream
 from flops_fit.execution.tasks import expand_plan, select_pending
 from flops_fit.parameters.training import TrainingConfig
+from flops_fit.planning.sweep import PlanningError
 from flops_fit.planning.trunks import is_branch
+from flops_fit.plugins.models import BUILTIN_GPT
 from flops_fit.schema import validate_plan
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,22 @@ def backend_section(config: TrainingConfig, sections: Mapping[str, Any] | None) 
     return f"{config.backend}_backend", sections.get(config.backend)
 
 
+def check_planned_model(records: list[dict[str, Any]], config: TrainingConfig) -> None:
+    """PlanningError unless the plan was made for the model the configuration trains.
+
+    A plan made under one ``--env`` and trained under another would otherwise train (or, on the
+    synthetic backend, draw losses for) a model the configuration never names, and store the
+    results as this study's.
+    """
+    configured = config.model.factory or BUILTIN_GPT
+    planned = sorted({str(r["model_factory"]) for r in records if r.get("model_factory")})
+    if planned and planned != [configured]:
+        raise PlanningError(
+            f"the sweep plan was made for the model {', '.join(planned)}, but "
+            f"params:training.model.factory trains {configured} (was the plan made under "
+            "another --env?): run the planning pipeline again with this configuration")
+
+
 def prepare_training(
     plan: Any,
     existing_runs: Mapping[str, Any] | None,
@@ -56,6 +74,7 @@ def prepare_training(
     """Validate everything, pick the pending runs, and return them as a lazy RunStream."""
     config = TrainingConfig.from_params(training_params)
     records = validate_plan(plan)
+    check_planned_model(records, config)
     backend = get_backend(config.backend)
     section, backend_params = backend_section(config, backend_sections)
     backend_params = backend.validate_params(backend_params)
