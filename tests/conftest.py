@@ -10,8 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
+
+# Property tests draw the same examples on every run (derived from each test's own code), so a
+# clean clone's `make test` is reproducible and a failure reruns as it failed;
+# HYPOTHESIS_PROFILE=explore draws new ones on every run to search further.
+settings.register_profile("reproducible", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "reproducible"))
 os.environ.setdefault("COLUMNS", "200")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
