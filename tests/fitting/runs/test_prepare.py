@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,3 +118,18 @@ def test_one_model_size_or_one_loss_for_every_run_is_an_error_naming_the_column(
     mixed.loc[0, ["model_size", "status"]] = [2e8, "failed"]
     with pytest.raises(RunsTableError, match="the same model size"):
         prepare_runs(mixed, cfg)
+
+
+def test_a_run_written_twice_is_one_warning_and_counted_once(caplog):
+    results = synthetic_results(budgets=(1e17, 1e18, 1e19), sizes_per_budget=5).drop(
+        columns="experiment_id")
+    twice = pd.concat([results, results.iloc[[6]]], ignore_index=True)
+    with caplog.at_level(logging.WARNING, logger="flops_fit.fitting.runs.prepare"):
+        runs, summary = prepare_runs(twice, AnalysisConfig(), source="pasted.csv")
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "pasted.csv: 1 row(s) repeat an earlier row" in record.getMessage()
+    assert "row 16 = row 7 (budget 1e+18" in record.getMessage()
+    assert summary["n_runs"] == 15
+    assert summary["notes"] == [record.getMessage().removeprefix("pasted.csv: ")]
+    once, _ = prepare_runs(results, AnalysisConfig(), source="pasted.csv")
+    pd.testing.assert_frame_equal(runs, once)

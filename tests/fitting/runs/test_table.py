@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from flops_fit.fitting.runs.table import (
     default_columns,
     normalise_runs,
     run_data_unit,
+    run_label,
     run_loss_unit,
 )
 from flops_fit.parameters.analysis import AnalysisConfig
@@ -193,3 +196,55 @@ def test_an_empty_list_of_runs_says_so():
     for empty in ({"runs": []}, [], pd.DataFrame()):
         with pytest.raises(RunsTableError, match=r"^runs\.json: the table has no runs$"):
             normalise_runs(empty, None, "runs.json")
+
+
+def test_a_row_written_twice_is_counted_once_and_said_so():
+    """A run pasted twice into a table without ids is one run, named by its rows; replicates
+    (same size and budget, another loss) stay two runs."""
+    df = pd.concat([chinchilla_like(), chinchilla_like().iloc[[3]]], ignore_index=True)
+    df.loc[len(df)] = {"Model Size": 2e8, "Training FLOP": 1e19, "loss": 2.71}  # a second seed
+    runs = normalise_runs(df, CHINCHILLA_COLUMNS, "chin.csv")
+    assert len(runs) == 10
+    assert (runs["model_size"] == 1e8).sum() == 3 and (runs["model_size"] == 2e8).sum() == 4
+    assert runs["experiment_id"].tolist()[-1] == "run-0011"  # ids still count the file's rows
+    [warning] = runs.attrs["warnings"]
+    assert re.search(r"1 row\(s\) repeat an earlier row in every column.*counted once \(row 10 = "
+                     r"row 4 \(budget 1e\+19, N 1e\+08, loss 2\.8\) \(data rows counted", warning)
+    assert normalise_runs(chinchilla_like(), CHINCHILLA_COLUMNS, "c.csv").attrs["warnings"] == []
+
+
+def test_a_row_written_twice_with_its_id_is_counted_once_too():
+    """The same rule with ids: an exact copy is counted once; one id on two different rows is
+    the error of test_duplicate_ids_are_an_error."""
+    df = chinchilla_like().assign(run=[f"r{i}" for i in range(9)])
+    df = pd.concat([df, df.iloc[[0, 0]]], ignore_index=True)
+    runs = normalise_runs(df, {**CHINCHILLA_COLUMNS, "experiment_id": "run"}, "c.csv")
+    assert runs["experiment_id"].tolist() == [f"r{i}" for i in range(9)]
+    assert "2 row(s) repeat" in runs.attrs["warnings"][0]
+    assert "row 10 = row 1" in runs.attrs["warnings"][0]
+    df.loc[10, "loss"] = 3.2
+    with pytest.raises(RunsTableError, match=r"repeats ids at rows 1, 11 .*differ"):
+        normalise_runs(df, {**CHINCHILLA_COLUMNS, "experiment_id": "run"}, "c.csv")
+
+
+def test_empty_ids_are_named_by_their_row():
+    """An empty id column (or cell) is no id, not one id repeated."""
+    df = chinchilla_like().assign(experiment_id=np.nan)
+    runs = normalise_runs(df, CHINCHILLA_COLUMNS, "c.csv")
+    assert runs["experiment_id"].tolist() == [f"run-{i:04d}" for i in range(1, 10)]
+    df["experiment_id"] = ["a", "", "b", " ", "c", None, "d", "e", "f"]
+    runs = normalise_runs(df, CHINCHILLA_COLUMNS, "c.csv")
+    assert runs["experiment_id"].tolist()[:6] == ["a", "run-0002", "b", "run-0004", "c",
+                                                  "run-0006"]
+    assert runs.attrs["rows"] == {"run-0002": "row 2", "run-0004": "row 4", "run-0006": "row 6"}
+    assert run_label(runs, 3) == "row 4 (budget 1e+19, N 1e+08)"
+    assert run_label(runs, 2) == "b (budget 1e+18, N 4e+08)"
+
+
+def test_rows_are_the_file_rows_after_a_filter():
+    df = pd.concat([chinchilla_like().assign(condition="exp_loss"),
+                    chinchilla_like().assign(condition="raw_loss")], ignore_index=True)
+    df = pd.concat([df, df.iloc[[9]]], ignore_index=True)
+    runs = normalise_runs(df, CHINCHILLA_COLUMNS, "c.csv", {"condition": "raw_loss"})
+    assert len(runs) == 9 and "row 19 = row 10" in runs.attrs["warnings"][0]
+    assert runs.attrs["rows"]["run-0001"] == "row 10"

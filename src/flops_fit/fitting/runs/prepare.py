@@ -39,6 +39,9 @@ def prepare_runs(
     notes = list(runs.attrs.get("notes", []))
     for note in notes:
         log.info("%s: %s", label, note)
+    for warning in runs.attrs.get("warnings", []):  # e.g. a run written twice, counted once
+        log.warning("%s: %s", label, warning)
+        notes.append(warning)
     runs = assign_budgets(runs, cfg.budgets)
     runs = select_runs(runs, cfg)
     runs.attrs["columns_used"] = columns_used

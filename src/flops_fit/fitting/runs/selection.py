@@ -1,7 +1,8 @@
 """Which runs the fits use, and why the others are left out.
 
 `select_runs` marks failed runs, runs without a finite positive loss (`schema.loss_problem`, the
-rule training applies too; one WARNING counts and names them) or a budget, the
+rule training applies too; one WARNING counts and names them) or a budget, runs whose D
+contradicts their compute (`consistency.contradictions`; one WARNING names them), the
 `analysis.drop_highest_loss` highest losses and outliers (`outliers.find_outliers`, configured by
 `params:analysis.outliers`), each with its reason; `check_enough_budgets` refuses a table whose
 usable runs span too few budgets, saying which runs were left out and why.
@@ -15,8 +16,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from flops_fit.fitting.runs.consistency import contradictions
 from flops_fit.fitting.runs.outliers import find_outliers
-from flops_fit.fitting.runs.table import RunsTableError
+from flops_fit.fitting.runs.table import RunsTableError, run_label
 from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.schema import loss_problem
 
@@ -94,7 +96,8 @@ def _left_out_summary(runs: pd.DataFrame) -> str:
 def select_runs(runs: pd.DataFrame, cfg: AnalysisConfig | None = None) -> pd.DataFrame:
     """Add `used_in_fit` and `reason` (why a run is left out; empty when used).
 
-    In order: failed runs, runs without a finite positive loss, runs with no budget, the
+    In order: failed runs, runs without a finite positive loss, runs with no budget, runs
+    whose D contradicts their C or budget (`contradictions`), the
     `cfg.drop_highest_loss` highest losses (Epoch AI dropped Chinchilla's 5 highest), then
     outliers: runs too far off their budget's IsoFLOP curve for the study's pooled noise
     (`find_outliers`, `cfg.outliers`).
@@ -117,6 +120,10 @@ def select_runs(runs: pd.DataFrame, cfg: AnalysisConfig | None = None) -> pd.Dat
     if "budget_id" in out.columns:
         no_budget = (reason == "") & out["budget_id"].isna()
         reason[no_budget] = "no compute budget (C, D or compute_budget missing)"
+    contradicting = {i: why for i, why in contradictions(out).items() if reason[i] == ""}
+    for i, why in contradicting.items():
+        reason[i] = why
+    _warn_contradictions(out, contradicting)
     k = cfg.drop_highest_loss
     if k > 0:
         candidates = loss[reason == ""].sort_values(ascending=False)
@@ -149,6 +156,20 @@ def _warn_bad_losses(runs: pd.DataFrame, loss: pd.Series, bad: pd.Series) -> Non
     log.warning(
         "%s: %d of %d runs left out, their final_loss is not a positive finite number: %s",
         source, len(named), len(runs), shown,
+    )
+
+
+def _warn_contradictions(runs: pd.DataFrame, why: dict) -> None:
+    """One WARNING that names the runs left out because their D contradicts their compute."""
+    if not why:
+        return
+    named = [f"{run_label(runs, i)}: {reason}" for i, reason in why.items()]
+    shown = "; ".join(named[:MAX_NAMED])
+    if len(named) > MAX_NAMED:
+        shown += f"; and {len(named) - MAX_NAMED} more"
+    log.warning(
+        "%s: %d of %d runs left out, their D, C and budget contradict each other: %s",
+        runs.attrs.get("source", "the runs table"), len(named), len(runs), shown,
     )
 
 

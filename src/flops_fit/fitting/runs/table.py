@@ -15,6 +15,12 @@ left out by `fitting.runs.selection` (with a WARNING naming the rows). A role th
 for under its default name (`AnalysisConfig.columns`, = conf/base). Problems raise
 `RunsTableError` naming the column, the rows and the file.
 
+A row that repeats an earlier row in every column is the same run written twice: it is counted
+once, and `attrs["warnings"]` says which rows (`fitting.runs.prepare` logs it as a WARNING). An
+id that names two different rows is an error: which of them is the run cannot be told. A row
+without an id (no id column, or an empty cell) is named `run-<k>`, k its row among the rows
+read; `attrs["rows"]` maps such a name to the row of the file, for messages (`run_label`).
+
 What D counts is the `data_unit` column (a plan field: "tokens" for the built-in GPT, "examples"
 for a classifier, or the data source's own word), one unit per table; a table without it, such
 as one trained elsewhere, counts tokens (`run_data_unit`). What the loss measures is the
@@ -74,12 +80,59 @@ def default_columns() -> dict[str, list[str]]:
 def _rows(index: Sequence[int], source_kind: str) -> str:
     shown = ", ".join(str(i + 1) for i in index[:MAX_LISTED])
     more = f" and {len(index) - MAX_LISTED} more" if len(index) > MAX_LISTED else ""
-    where = (
-        " (data rows counted from 1, after the header)"
-        if source_kind == "csv"
-        else " (records counted from 1)"
-    )
-    return f"row{'s' if len(index) > 1 else ''} {shown}{more}{where}"
+    return f"row{'s' if len(index) > 1 else ''} {shown}{more}{_counted(source_kind)}"
+
+
+def _counted(source_kind: str) -> str:
+    """How rows are numbered in messages."""
+    if source_kind == "csv":
+        return " (data rows counted from 1, after the header)"
+    return " (records counted from 1)"
+
+
+def _row_word(index: int, source_kind: str) -> str:
+    """One row as `_rows` counts it, without the note: 'row 5' (CSV) or 'record 5' (JSON)."""
+    return f"{'row' if source_kind == 'csv' else 'record'} {index + 1}"
+
+
+def _repeats(df: pd.DataFrame) -> np.ndarray:
+    """Per row, the position of the first earlier row equal to it in every column, else -1."""
+    # as text: hashable whatever the cells hold (JSON lists), and exact for floats (repr)
+    keys = list(df.astype(str).itertuples(index=False, name=None))
+    first: dict[tuple, int] = {}
+    out = np.full(len(keys), -1)
+    for i, key in enumerate(keys):
+        out[i] = first.setdefault(key, i)
+    return np.where(out == np.arange(len(keys)), -1, out)
+
+
+def _repeats_note(out: pd.DataFrame, repeats: np.ndarray, rows: np.ndarray, kind: str) -> str:
+    """The WARNING for rows written twice: which rows, and what run they hold."""
+    pairs = [
+        f"{_row_word(rows[i], kind)} = {_row_word(rows[j], kind)} "
+        f"({_budget_and_size(out.iloc[i])}, loss {out['final_loss'].iloc[i]:.6g})"
+        for i, j in enumerate(repeats) if j >= 0
+    ]
+    more = f" and {len(pairs) - MAX_LISTED} more" if len(pairs) > MAX_LISTED else ""
+    return (f"{len(pairs)} row(s) repeat an earlier row in every column, the same run written "
+            f"twice: each run is counted once ({'; '.join(pairs[:MAX_LISTED])}{more}"
+            f"{_counted(kind)})")
+
+
+def _budget_and_size(run: Mapping[str, Any]) -> str:
+    """'budget 1e+18, N 2e+08': a run's planned budget (else its C) and model size."""
+    budget = run.get("compute_budget")
+    if budget is None or not np.isfinite(budget):
+        budget = run.get("compute")
+    return f"budget {float(budget):.3g}, N {float(run['model_size']):.3g}"
+
+
+def run_label(runs: pd.DataFrame, index: Any) -> str:
+    """A run as messages name it: its experiment_id, or the row of the file for a run without
+    one (`attrs["rows"]`), with its budget and model size."""
+    run = runs.loc[index]
+    eid = str(run["experiment_id"])
+    return f"{runs.attrs.get('rows', {}).get(eid, eid)} ({_budget_and_size(run)})"
 
 
 def _shown(value: Any) -> str:
@@ -202,6 +255,7 @@ def normalise_runs(
     df = _to_frame(table, source)
     if not len(df.columns):  # an empty list of runs, or a file with nothing in it
         raise RunsTableError(f"{source}: the table has no runs")
+    rows = np.arange(len(df))  # each row's position in the file, through the filters
     for column, wanted in (filters or {}).items():
         if column not in df.columns:
             raise RunsTableError(
@@ -211,6 +265,7 @@ def normalise_runs(
         allowed = wanted if isinstance(wanted, (list, tuple)) else [wanted]
         keep = df[column].astype(str).isin([str(v) for v in allowed])
         df = df[keep.to_numpy()].reset_index(drop=True)
+        rows = rows[keep.to_numpy()]
         if df.empty:
             raise RunsTableError(f"{source}: no row has {column} in {allowed} (analysis.filter)")
     mapping = default_columns()
@@ -275,18 +330,22 @@ def normalise_runs(
         else np.nan
     )
     out["final_loss"] = loss
+    repeats = _repeats(df)
+    width = max(4, len(str(len(df))))
+    ids = pd.Series([f"run-{i + 1:0{width}d}" for i in range(len(df))], index=df.index)
+    given = pd.Series(False, index=df.index)
     if found["experiment_id"]:
-        ids = df[found["experiment_id"]].astype(str)
-        dup = np.flatnonzero(ids.duplicated(keep=False).to_numpy())
+        cells = df[found["experiment_id"]]
+        given = cells.notna() & (cells.astype(str).str.strip() != "")
+        ids = ids.where(~given, cells.astype(str))
+        kept = np.flatnonzero(repeats < 0)  # a row written twice is not a repeated id
+        dup = kept[ids.iloc[kept].duplicated(keep=False).to_numpy()]
         if len(dup):
             raise RunsTableError(
                 f"{source}: column '{found['experiment_id']}' (experiment_id) "
-                f"repeats ids at {_rows(dup, kind)}"
+                f"repeats ids at {_rows(dup, kind)}, rows that differ in other columns"
             )
-        out["experiment_id"] = ids
-    else:
-        width = max(4, len(str(len(df))))
-        out["experiment_id"] = [f"run-{i + 1:0{width}d}" for i in range(len(df))]
+    out["experiment_id"] = ids
     if found["status"]:
         out["status"] = df[found["status"]].fillna("").astype(str).str.strip().str.lower()
     else:
@@ -300,10 +359,15 @@ def normalise_runs(
     for col in extra:
         out[col] = df[col]
     ordered = list(ANALYSIS_RUN_COLUMNS) + extra
-    out = out[ordered].reset_index(drop=True)
+    warnings = [_repeats_note(out, repeats, rows, kind)] if (repeats >= 0).any() else []
+    unnamed = {ids[i]: _row_word(rows[i], kind) for i in np.flatnonzero(~given.to_numpy())}
+    out = out[ordered][repeats < 0].reset_index(drop=True)
     run_data_unit(out, source)  # one unit of D per table, or a clear error now
     run_loss_unit(out, source)  # and one kind of loss
     out.attrs["source"] = source
     out.attrs["columns_used"] = {k: v for k, v in found.items() if v is not None}
     out.attrs["notes"] = notes
+    out.attrs["warnings"] = warnings
+    out.attrs["rows"] = {eid: row for eid, row in unnamed.items()
+                         if eid in set(out["experiment_id"])}
     return out

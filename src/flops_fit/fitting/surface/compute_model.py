@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 #: |log(f / 6N)| below this at every size is the 6 N model (closed form)
 EXACT_6ND_TOL = 1e-9
-_PER_UNIT_COLUMN = "flops_per_token"  # a plan field: training FLOPs per unit of D
+PER_UNIT_COLUMN = "flops_per_token"  # a plan field: training FLOPs per unit of D
 # Numerical allocation: a scan of this many points over +-_SCAN_HALF_WIDTH in ln N around the
 # closed-form guess (a factor 400 each way), then bisection between the best point's neighbours.
 _SCAN_POINTS, _SCAN_HALF_WIDTH, _BISECTIONS = 49, 6.0, 64
@@ -216,8 +216,8 @@ def compute_model_of(runs: pd.DataFrame, source: str) -> ComputeModel:
         per_unit = (pd.to_numeric(runs["compute"], errors="coerce")
                     / pd.to_numeric(runs["num_tokens"], errors="coerce"))
         return from_points(n, per_unit, "each run's own C / D (analysis.compute_model = table)")
-    if _PER_UNIT_COLUMN in runs.columns:
-        per_unit = pd.to_numeric(runs[_PER_UNIT_COLUMN], errors="coerce")
+    if PER_UNIT_COLUMN in runs.columns:
+        per_unit = pd.to_numeric(runs[PER_UNIT_COLUMN], errors="coerce")
         if per_unit.notna().any():
             formulas = sorted(set(runs.get("flops_formula", pd.Series(dtype=str))
                                   .dropna().astype(str)) - {""})
