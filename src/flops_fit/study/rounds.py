@@ -78,14 +78,16 @@ def pilot_fingerprint(pilot: Sequence[Mapping[str, Any]]) -> str:
     return hashlib.sha1(ids.encode()).hexdigest()[:12]
 
 
-def check_pilot(docs: Sequence[Mapping[str, Any]], fingerprint: str) -> None:
-    """Every round file must have been planned from the pilot the study has now."""
+def check_pilot(docs: Sequence[Mapping[str, Any]], fingerprint: str,
+                pilot: str = "sweep_plan's (its runs changed since)") -> None:
+    """Every round file must have been planned from the pilot the study has now (`pilot`
+    says which one that is, for the message)."""
     stale = [int(d["round"]) for d in docs if d.get("pilot") not in (None, fingerprint)]
     if stale:
         raise StudyStateError(
             f"round(s) {', '.join(map(str, stale))} were planned from another pilot than "
-            "sweep_plan's (its runs changed since): restore the planning parameters, or start "
-            "the study anew by deleting the round files (data/02_intermediate/study)")
+            f"{pilot}: restore the planning parameters, or start the study anew by deleting "
+            "the round files (data/02_intermediate/study)")
 
 
 def check_target(docs: Sequence[Mapping[str, Any]], target_budget: float) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -17,6 +17,7 @@ from flops_fit.planning import wall_time
 from flops_fit.planning.sweep import StudyModel, budget_tag, plan_sweep, summarise_plan
 from flops_fit.planning.trunks import is_branch
 from flops_fit.schema import PLAN_FIELDS, TRUNK_PLAN_FIELDS
+from flops_fit.study.rounds import check_pilot, pilot_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,15 @@ def plan_isoflop_sweep(
     training_params: TrainingConfig,
     corpus_params: CorpusConfig,
     torch_backend_params: TorchConfig,
+    round_plans: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One record per run (see schema.PLAN_FIELDS), and the target sizes dropped with reasons.
 
     With a plugin model, a measured FLOP count or the torch backend, the model, data and loss
     are probed here first (flops_fit.plugins.contracts), so a broken plugin fails at planning.
+    A steered study's rounds (`round_plans`) were planned from its pilot: a pilot these
+    parameters would plan differently is refused here, before `sweep_plan` is written, so the
+    plan on disk keeps matching the runs the study trained.
     """
     cfg = PlanningConfig.from_params(planning_params).with_budgets(compute_budgets)
     training = TrainingConfig.from_params(training_params)
@@ -92,6 +97,8 @@ def plan_isoflop_sweep(
                                torch_backend_params)
     schedule = TorchConfig.from_params(torch_backend_params).schedule
     records, dropped = plan_sweep(cfg, model.train_units, model, schedule)
+    check_pilot(round_plans or [], pilot_fingerprint(records),
+                pilot="the one the planning parameters plan now (sweep_plan is left as it was)")
     if study is not None and training.backend == "torch":
         from flops_fit.plugins.contracts import check_plan
 
