@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import pytest
 
@@ -16,6 +18,9 @@ from flops_fit.study.validation import (
 from tests.study.conftest import simulate, six_nd_planner
 from tests.study.test_rounds import PILOT
 
+#: C* and max_compute of a study whose pilot is PILOT (budgets up to 1e19)
+STUDY = {"target_budget": 1e20, "max_compute": 5e20}
+
 
 def test_the_budget_is_out_of_sample_by_default_and_the_leftover_on_request():
     cfg = StudyConfig.from_params({"target_budget": 1e21})
@@ -28,13 +33,13 @@ def test_the_budget_is_out_of_sample_by_default_and_the_leftover_on_request():
     at_target = StudyConfig.from_params({"target_budget": 1e20, "max_compute": 5e20,
                                          "validation": {"budget": "leftover"}})
     assert validation_budget(at_target, PILOT)[0] == 1e20
-    explicit = StudyConfig.from_params({"validation": {"budget": 3e19}})
+    explicit = StudyConfig.from_params({**STUDY, "validation": {"budget": 3e19}})
     assert validation_budget(explicit, PILOT) == (3e19, "study.validation.budget")
-    inside = StudyConfig.from_params({"validation": {"budget": 1e19}})  # the pilot's largest
+    inside = StudyConfig.from_params({**STUDY, "validation": {"budget": 1e19}})  # the pilot's
     with pytest.raises(StudyConfigError, match=r"study.validation.budget \(1e\+19 FLOPs\) is "
                        r"not above the pilot's largest budget \(1e\+19 FLOPs\)"):
         check_validation_budget(inside, 1e19)
-    check_validation_budget(StudyConfig.from_params({"validation": {"budget": 3e19}}), 1e19)
+    check_validation_budget(explicit, 1e19)
     # the rounds trained up to it: the nearest budget beyond the fit, saying why
     budget, why = validation_budget(inside, PILOT)
     assert budget == 2e19
@@ -42,6 +47,39 @@ def test_the_budget_is_out_of_sample_by_default_and_the_leftover_on_request():
                         "rounds trained")
     with pytest.raises(ValueError, match="valid boolean"):
         StudyConfig.from_params({"validation": {"neighbours": "no"}})
+
+
+def test_a_validation_budget_beyond_the_study_fails_or_is_said(caplog):
+    """Costing more than study.max_compute (three runs with neighbours) is an error before any
+    work; above C* it is a warning, and validation.json's budget_from says so."""
+    def cfg(budget, neighbours=False):
+        return StudyConfig.from_params({**STUDY, "validation": {"budget": budget,
+                                                                "neighbours": neighbours}})
+
+    too_big = (r"study.validation.budget \(6e\+20 FLOPs\) costs more than study.max_compute "
+               r"\(5e\+20 FLOPs\), the training the whole study may spend")
+    with pytest.raises(StudyConfigError, match=too_big):
+        check_validation_budget(cfg(6e20), 1e19)
+    with pytest.raises(StudyConfigError, match=too_big):  # the validation pipeline run alone
+        validation_budget(cfg(6e20), PILOT)
+    with pytest.raises(StudyConfigError, match=r"2e\+20 FLOPs, x 3 runs with "
+                       r"study.validation.neighbours\) costs more than study.max_compute"):
+        check_validation_budget(cfg(2e20, neighbours=True), 1e19)
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="flops_fit.study.validation"):
+        check_validation_budget(cfg(2e20), 1e19)  # within max_compute, above C* = 1e20
+        budget, why = validation_budget(cfg(2e20), PILOT)
+    beyond = ("above study.target_budget (1e+20 FLOPs): it checks an extrapolation beyond the "
+              "answer the study is for")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2 and all(beyond in m for m in warned)
+    assert budget == 2e20 and why == f"study.validation.budget, {beyond}"
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="flops_fit.study.validation"):
+        assert validation_budget(cfg(1e20), PILOT) == (1e20, "study.validation.budget")  # at C*
+    assert not caplog.records
 
 
 def _validate(analysis, results, neighbours=False):

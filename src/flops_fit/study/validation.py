@@ -38,14 +38,43 @@ ROLES: dict[str, float] = {"optimum": 1.0, "half": 0.5, "double": 2.0}  # role -
 
 def check_validation_budget(cfg: StudyConfig, largest: float) -> None:
     """A budget the user names must lie beyond the fitted ones: inside them a run tests an
-    interpolation, and "validation passed" would claim more than it showed."""
-    budget = StudyConfig.from_params(cfg).validation.budget
-    if isinstance(budget, float | int) and budget <= largest:
+    interpolation, and "validation passed" would claim more than it showed. It must fit
+    study.max_compute, and above C* it is said to test more than the study's answer
+    (`_explicit_budget_note`)."""
+    cfg = StudyConfig.from_params(cfg)
+    budget = cfg.validation.budget
+    if not isinstance(budget, float | int):
+        return
+    if budget <= largest:
         raise StudyConfigError(
             f"study.validation.budget ({budget:.3g} FLOPs) is not above the pilot's largest "
             f"budget ({largest:.3g} FLOPs): a validation run must test the law beyond the "
             "budgets it was fitted to; set it above that, or null (study.validation.min_factor "
             "x the largest fitted budget)")
+    _explicit_budget_note(cfg, float(budget))
+
+
+def _explicit_budget_note(cfg: StudyConfig, budget: float) -> str | None:
+    """What `budget_from` adds for a study.validation.budget above C* (also a warning), None
+    below it. A validation that alone costs more than study.max_compute is an error: max_compute
+    caps what the rounds train, and a validation bigger than the whole study is out of scale
+    with the study it checks."""
+    runs = len(ROLES) if cfg.validation.neighbours else 1
+    if budget * runs > cfg.max_compute:
+        each = f", x {runs} runs with study.validation.neighbours" if runs > 1 else ""
+        raise StudyConfigError(
+            f"study.validation.budget ({budget:.3g} FLOPs{each}) costs more than "
+            f"study.max_compute ({cfg.max_compute:.3g} FLOPs), the training the whole study "
+            "may spend: the validation alone would not fit it. Set a smaller "
+            "study.validation.budget, null (study.validation.min_factor x the largest fitted "
+            "budget) or leftover (what study.max_compute leaves after the rounds)")
+    if budget <= cfg.target_budget:
+        return None
+    note = (f"above study.target_budget ({cfg.target_budget:.3g} FLOPs): it checks an "
+            "extrapolation beyond the answer the study is for")
+    log.warning("study.validation.budget (%.3g FLOPs) is %s; at most study.target_budget, it "
+                "would check the law where the study answers", budget, note)
+    return note
 
 
 def validation_budget(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> tuple[float, str]:
@@ -60,7 +89,8 @@ def validation_budget(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> tu
         return floor, floor_why
     if v.budget != "leftover":
         if float(v.budget) > largest:
-            return float(v.budget), "study.validation.budget"
+            note = _explicit_budget_note(cfg, float(v.budget))
+            return float(v.budget), "study.validation.budget" + (f", {note}" if note else "")
         # the rounds trained at or beyond the budget asked for (checked against the pilot
         # before it was planned): the nearest budget beyond the fit instead, saying why
         why = (f"{floor_why}, as study.validation.budget ({float(v.budget):.3g} FLOPs) is not "
