@@ -173,3 +173,32 @@ def test_without_the_bootstrap_the_report_claims_no_intervals(study):
     assert "no intervals: the bootstrap was off (analysis.bootstrap)" in md
     assert "bootstrap intervals" not in md
     assert "intervals are 95% bootstrap intervals" in render_markdown(summary_of(study))
+
+
+def _study_rounds(assessed_last: bool) -> pd.DataFrame:
+    """study_rounds as next_round writes it: round 1's N_opt(C*) is in round 2's file, written
+    by the next_round run after round 1's fit (the manual workflow may stop before it)."""
+    answer = {"approach": "approach_3", "n_opt": 1.6e10, "n_opt_lo": 1.3e10,
+              "n_opt_hi": 2.0e10, "interval_ratio": 1.53}
+    rows = [{"round": 0, "runs_added": 57, "flops_added": 1.1e22, "flops_so_far": 1.1e22,
+             **answer, "stop_reason": None},
+            {"round": 1, "runs_added": 26, "flops_added": 1e22, "flops_so_far": 2.1e22,
+             **(answer if assessed_last else dict.fromkeys(answer)),
+             "stop_reason": "study.max_rounds (1) rounds after the pilot are done"
+             if assessed_last else None}]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("render", [render_markdown, render_html])
+def test_a_last_round_no_next_round_assessed_says_how_to_fill_its_row(study, render, caplog):
+    with caplog.at_level("WARNING", logger="flops_fit.reporting.study_summary"):
+        summary = summary_of(study, study_rounds=_study_rounds(assessed_last=False))
+    assert summary["study"]["unassessed"]["round"] == 1
+    text = render(summary)
+    assert "Round 1 has no N_opt(C*) yet: a round is assessed by the next_round run after" in text
+    assert "--params study.max_rounds=1" in text
+    assert any("Study round 1 has no N_opt(C*)" in r.getMessage() for r in caplog.records)
+
+    done = summary_of(study, study_rounds=_study_rounds(assessed_last=True))
+    assert done["study"]["unassessed"] is None
+    assert "has no N_opt(C*) yet" not in render(done)

@@ -4,12 +4,15 @@ has none: a single `kedro run` without the validation pipeline, or without round
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from flops_fit.reporting.formatting import as_float
+
+log = logging.getLogger(__name__)
 
 
 def validation_section(validation: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -36,12 +39,28 @@ def validation_section(validation: Mapping[str, Any] | None) -> dict[str, Any] |
 
 
 def study_section(study_rounds: pd.DataFrame | None) -> dict[str, Any] | None:
-    """The rounds table as rows, and the stop reason of the last round."""
+    """The rounds table as rows, the stop reason of the last round, and `unassessed` when no
+    next_round has assessed the last round yet ({"round", "why"}, else None)."""
     if not isinstance(study_rounds, pd.DataFrame) or study_rounds.empty:
         return None
     rows = []
     for r in study_rounds.to_dict("records"):
         rows.append({k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()})
     stop = next((r["stop_reason"] for r in reversed(rows) if r.get("stop_reason")), None)
-    return {"rounds": rows, "stop_reason": stop,
-            "flops_so_far": as_float(rows[-1].get("flops_so_far"))}
+    last = rows[-1]
+    unassessed = None
+    if last.get("n_opt") is None and not last.get("stop_reason"):
+        unassessed = {"round": int(last["round"]), "why": _unassessed_why(int(last["round"]))}
+        log.warning("Study round %d has no N_opt(C*) in study_rounds: %s", unassessed["round"],
+                    unassessed["why"])
+    return {"rounds": rows, "stop_reason": stop, "unassessed": unassessed,
+            "flops_so_far": as_float(last.get("flops_so_far"))}
+
+
+def _unassessed_why(k: int) -> str:
+    """A round's N_opt(C*) is in the file of the round after it, which the next_round run after
+    the round's fit writes; the manual workflow can stop before that run."""
+    return (f"a round is assessed by the next_round run after its fit (kedro study always runs "
+            f"it), and none has run since round {k} was planned. Train and fit it, then run "
+            f'"kedro run --pipelines next_round" (with "--params study.max_rounds={k}" to stop '
+            "the study there) and the reporting pipeline again")
