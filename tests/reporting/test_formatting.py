@@ -7,6 +7,8 @@ from flops_fit.reporting.formatting import (
     format_count,
     format_flops,
     format_interval,
+    format_param,
+    format_param_interval,
     format_percent,
     format_sig,
 )
@@ -38,6 +40,26 @@ def test_significant_figures_percent_and_intervals():
     assert format_interval([1.2e9, 3.4e9], format_count) == "1.2B – 3.4B"
     assert format_interval([1.0, None]) == "n/a"
     assert format_interval(None) == "n/a"
+
+
+def test_a_parameter_on_its_bound_is_said_in_words():
+    zero = {"side": "lower", "bound": 0.0, "fit": True, "interval": [True, True]}
+    assert format_param(1.364e-157, zero) == "≈ 0 (at its bound)"
+    assert format_param_interval([1.364e-157, 1.364e-157], zero) == "≈ 0"
+    assert format_param_interval([1e-200, 0.05], {**zero, "interval": [True, False]}) == (
+        "≈ 0 – 0.05")
+    # the saturating law's L_max near its ceiling, with draws on their own (moving) ceilings:
+    # the upper end is their bound, not a number just below the fit's
+    ceiling = {"side": "upper", "bound": 4911.1, "fit": False, "interval": [False, True]}
+    assert format_param(4910.54, ceiling, 4) == "4911"
+    assert format_param_interval([8.063, 4898.1], ceiling) == "8.06 – its bound"
+    assert format_param(50.0, {**ceiling, "fit": True}) == "50 (at its bound)"
+    assert format_param_interval([60.0, 61.0], {**ceiling, "interval": [True, True]}) == (
+        "at its bound")
+    # nothing on a bound, or nothing to show
+    assert format_param(0.3412) == "0.341" and format_param(None, zero) == "n/a"
+    assert format_param_interval([0.31, 0.55]) == "0.31 – 0.55"
+    assert format_param_interval([None, 0.55], zero) == "n/a"
 
 
 @pytest.mark.parametrize("unit, plural, singular", [

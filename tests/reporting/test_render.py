@@ -8,7 +8,10 @@ import re
 
 import pandas as pd
 import pytest
+from markupsafe import escape
 
+from flops_fit.fitting.laws.bounded import NOTE
+from flops_fit.fitting.laws.families import FAMILIES
 from flops_fit.reporting import figures
 from flops_fit.reporting.render import (
     figure_to_data_uri,
@@ -118,3 +121,32 @@ def test_both_reports_carry_the_notes_and_the_choice_of_approach(study, render):
     assert "no approach passed every check of analysis" in text
     assert "alpha and beta are not identified" in text
     assert f"Compute counted as {summary['headline']['compute_model']}" in text
+
+
+def test_a_parameter_on_its_bound_reads_as_such_in_both_reports(study):
+    """MNIST-1D's E = 1.364e-157, on its bound 0: the report says E ≈ 0, never the number; the
+    saturating law's L_max near its ceiling with its interval's upper end among draws on their
+    own ceilings: that end is the bound, not a number just short of the fit's."""
+    a3 = study["scaling_laws"]["approach_3"]
+    assert NOTE not in render_markdown(summary_of(study))  # nothing on a bound: no note
+    a3["E"], a3["intervals"]["E"] = 1.364e-157, [1.364e-157, 1.364e-157]
+    a3["at_bound"] = {"E": {"side": "lower", "bound": 0.0, "fit": True,
+                            "interval": [True, True]}}
+    summary = summary_of(study)
+    markdown, html = render_markdown(summary), render_html(summary)
+    assert "| E | ≈ 0 (at its bound) | ≈ 0 |" in markdown
+    assert "<td>≈ 0 (at its bound)</td><td>≈ 0</td>" in html
+    assert "e-157" not in markdown and "e-157" not in html
+    assert NOTE in markdown and escape(NOTE) in html
+
+    sat = {"A": 6.675e-5, "B": 8.103e-5, "alpha": 0.35, "beta": 0.3004, "L_max": 4910.54,
+           "k": 0.4745}
+    a3.update({"law": "saturating", "law_formula": FAMILIES["saturating"].formula,
+               "law_params": sat, "law_intervals": {k: [0.9 * v, 1.1 * v] for k, v in sat.items()},
+               **{f"saturating.{k}": v for k, v in sat.items()}})
+    a3["law_intervals"]["L_max"] = [8.063, 4898.1]
+    a3["law_at_bound"] = {"L_max": {"side": "upper", "bound": 4911.1, "fit": False,
+                                    "interval": [False, True]}}
+    markdown = render_markdown(summary_of(study))
+    assert "| L_max | 4911 | 8.06 – its bound |" in markdown
+    assert "| k | 0.4745 | 0.427 – 0.522 |" in markdown

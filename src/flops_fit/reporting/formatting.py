@@ -8,10 +8,11 @@ Every function accepts None or NaN and returns "n/a" for it, so a template never
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flops_fit.fitting.laws.bounded import AT_BOUND, ZERO, end_text, value_text
 from flops_fit.schema import DEFAULT_LOSS_UNIT
 
 MISSING = "n/a"
@@ -109,6 +110,29 @@ def format_interval(bounds: Sequence[Any] | None, fmt=format_sig, sep: str = " �
     if lo is None or hi is None:
         return MISSING
     return f"{fmt(lo)}{sep}{fmt(hi)}"
+
+
+def format_param(value: Any, at_bound: Mapping[str, Any] | None = None, digits: int = 3) -> str:
+    """A fitted parameter to `digits` significant figures, or, when the fit sits on its bound
+    (`at_bound`: the entry of scaling_laws' `at_bound` / `law_at_bound`), said in words:
+    "≈ 0 (at its bound)" for E at 0, "50 (at its bound)" for a ceiling."""
+    shown = format_sig(value, digits)
+    return shown if shown == MISSING else value_text(shown, at_bound)
+
+
+def format_param_interval(bounds: Sequence[Any] | None,
+                          at_bound: Mapping[str, Any] | None = None, sep: str = " – ") -> str:
+    """A parameter's interval as `format_interval` gives it, with an end that sits on the bound
+    said in words ("≈ 0", "its bound"): its number would only be the draws' bound; both ends
+    there read as one ("≈ 0", "at its bound")."""
+    text = format_interval(bounds)
+    if text == MISSING:
+        return text
+    words = [end_text(at_bound, end) for end in (0, 1)]
+    if words[0] and words[1]:
+        return ZERO if words[0] == ZERO else AT_BOUND
+    lo, hi = (w or format_sig(b) for w, b in zip(words, bounds, strict=True))
+    return f"{lo}{sep}{hi}"
 
 
 #: What D counts when nothing says otherwise: a language model's training tokens.

@@ -22,6 +22,8 @@ from flops_fit.reporting.formatting import (
     format_count,
     format_flops,
     format_interval,
+    format_param,
+    format_param_interval,
     format_percent,
     format_sci,
     format_sig,
@@ -108,6 +110,9 @@ def template_environment(markdown: bool = False) -> Environment:
         sig=format_sig,
         sci=format_sci,
         pct=format_percent,
+        # a parameter table's row: its value and interval, in words where on a bound
+        param=lambda row, digits=4: format_param(row["value"], row.get("at_bound"), digits),
+        param_interval=lambda row: format_param_interval(row["interval"], row.get("at_bound")),
         md=(lambda value: Markup(escape_markdown(value))) if markdown else _md_cell,
         interval=lambda pair, kind="sig": format_interval(
             pair, {"count": format_count, "flops": format_flops, "sig": format_sig}[kind]),

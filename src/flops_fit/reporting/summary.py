@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from flops_fit.fitting.laws.bounded import NOTE as BOUND_NOTE
 from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.jsonsafe import json_safe
 from flops_fit.parameters.reporting import MAX_EXTRAPOLATION
@@ -147,8 +148,7 @@ def _law_entry(a3: Mapping[str, Any]) -> dict[str, Any]:
     law_params = a3.get("law_params") if isinstance(a3.get("law_params"), Mapping) else {}
     law_iv = a3.get("law_intervals") if isinstance(a3.get("law_intervals"), Mapping) else {}
     if out["law"] != DEFAULT_LAW and law_params:
-        out["surface"] = [{"name": k, "value": as_float(v),
-                           "interval": inp.interval_pair(law_iv.get(k))}
+        out["surface"] = [_param_row(k, v, law_iv.get(k), a3.get("law_at_bound"))
                           for k, v in law_params.items() if as_float(v) is not None]
     choice = a3.get("law_choice") if isinstance(a3.get("law_choice"), Mapping) else None
     if choice:
@@ -162,6 +162,14 @@ def _law_entry(a3: Mapping[str, Any]) -> dict[str, Any]:
              "share": as_float(shares.get(name)), "chosen": name == choice.get("chosen")}
             for name, f in (choice.get("families") or {}).items() if isinstance(f, Mapping)]
     return out
+
+
+def _param_row(name: str, value: Any, interval: Any, at_bound: Any) -> dict[str, Any]:
+    """One row of a parameter table: its value, interval, and where it sits on a bound
+    (`at_bound`: scaling_laws' `at_bound` or `law_at_bound`; None when it does not)."""
+    entry = at_bound.get(name) if isinstance(at_bound, Mapping) else None
+    return {"name": name, "value": as_float(value), "interval": inp.interval_pair(interval),
+            "at_bound": dict(entry) if isinstance(entry, Mapping) else None}
 
 
 def _law_error_text(err: Any) -> str | None:
@@ -205,12 +213,13 @@ def _law_summary(laws, approach: str) -> dict[str, Any]:
             intervals = params.get("intervals") if isinstance(params.get("intervals"),
                                                               Mapping) else {}
             entry["surface"] = [
-                {"name": name, "value": as_float(params.get(name)),
-                 "interval": inp.interval_pair(intervals.get(name))}
+                _param_row(name, params.get(name), intervals.get(name), params.get("at_bound"))
                 for name in SURFACE_KEYS
                 if as_float(params.get(name)) is not None
             ]
             entry.update(_law_entry(params))
+            entry["bound_note"] = (BOUND_NOTE if any(r["at_bound"] for r in entry["surface"])
+                                   else None)
             entry["objective"] = as_float(params.get("objective"))
             method = params.get("fit_method") if isinstance(params.get("fit_method"),
                                                             Mapping) else {}

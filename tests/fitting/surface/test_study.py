@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from flops_fit import analyse
 from flops_fit.fitting.bootstrap import residual_pool
 from flops_fit.fitting.runs.prepare import prepare_runs
 from flops_fit.fitting.runs.simulated import CHINCHILLA_TRUTH, synthetic_results
+from flops_fit.fitting.surface import study
 from flops_fit.fitting.surface.compute_model import (
     ComputeModel,
     compute_model_of,
@@ -17,8 +23,10 @@ from flops_fit.fitting.surface.study import fit_surface, surface_residuals
 from flops_fit.fitting.surface.surface_warnings import DRIFT_MIN_DRAWS, drifting_draws_warning
 from flops_fit.parameters.analysis import AnalysisConfig, Approach3Params
 from flops_fit.schema import SURFACE_KEYS
+from tests.fitting.test_api import analysis_params
 
 SIX_ND = ComputeModel.six_nd()
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 
 def test_fit_and_draws_of_the_small_study(small_study):
@@ -124,3 +132,27 @@ def test_draws_that_drift_from_the_fit_are_warned_about(small_study):
                               "at 5 of the runs' 5 budgets (1e+17-1e+21 FLOPs)")
     few = {k: (v[:DRIFT_MIN_DRAWS - 1] if np.ndim(v) else v) for k, v in moved.items()}
     assert drifting_draws_warning(surface.params, few, budgets, SIX_ND, 0.95) == []
+
+
+def test_an_irreducible_loss_at_its_bound_is_logged_and_recorded_as_such(caplog):
+    """MNIST-1D's cross entropy falls towards 0: Chinchilla's E runs off to 1.364e-157, on its
+    bound 0. The log says E ≈ 0, the document keeps the number and says where it sits; a
+    healthy fit's E is logged as a number and recorded nowhere."""
+    results = pd.read_csv(STUDIES / "mnist1d_measured_results.csv")
+    params = {**analysis_params("mnist1d"), "bootstrap": {"draws": 50}, "law": "chinchilla"}
+    with caplog.at_level(logging.INFO, logger=study.__name__):
+        a3 = analyse(results, params, compute_model="auto").scaling_laws["approach_3"]
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Approach 3:")]
+    assert line.startswith("Approach 3: E ≈ 0 (at its bound) A=607.2 B=1.281e+04")
+    assert a3["E"] == pytest.approx(1.364e-157, rel=1e-3)  # the number itself stays
+    assert a3["at_bound"] == {"E": {"side": "lower", "bound": 0.0, "fit": True,
+                                    "interval": [True, True]}}
+    assert a3["law_at_bound"] == {}  # Chinchilla's form pinned: no family was fitted
+
+    caplog.clear()
+    cfg = AnalysisConfig.from_params({"bootstrap": {"draws": 20}})
+    runs, _ = prepare_runs(synthetic_results(noise=0.01, seed=1), cfg)
+    with caplog.at_level(logging.INFO, logger=study.__name__):
+        healthy = fit_surface(runs, cfg, SIX_ND)
+    assert f"Approach 3: E={healthy.fit.E:.4g} A=" in caplog.text
+    assert healthy.at_bound == {}

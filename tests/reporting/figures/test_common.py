@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -16,8 +18,10 @@ from flops_fit.reporting.figures.common import (
     flops_tick,
     no_data_figure,
     sig_tick,
+    suptitle_within,
 )
 from flops_fit.reporting.formatting import DataUnit
+from flops_fit.reporting.styles import styled_figure
 from tests.reporting.helpers import is_no_data
 
 
@@ -69,3 +73,16 @@ def test_figure_specs_name_the_unit_and_keep_chinchilla_for_tokens():
     assert "Chinchilla" not in specs["tokens_per_param"]["caption"]
     assert "model size, examples and loss" in specs["scaling_laws"]["caption"]
     assert not any("token" in s["title"] + s["caption"] for s in specs.values())
+
+
+def test_a_title_line_wider_than_the_figure_is_split_between_its_items():
+    items = [f"p{i} = {1.234e-5 * i:.3g}" for i in range(1, 13)]
+    with styled_figure("paper", width_scale=0.5) as fig:
+        fig.add_subplot()
+        suptitle_within(fig, ["Approach 3 (kaplan): L = (A/N^α + B/D)^q", ",  ".join(items)])
+    (title,) = fig.texts
+    lines = title.get_text().split("\n")
+    assert lines[0] == "Approach 3 (kaplan): L = (A/N^α + B/D)^q" and len(lines) > 2
+    assert re.split(r",\s+", " ".join(lines[1:])) == items  # split between items only
+    box = title.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from matplotlib.contour import ContourSet
 
+from flops_fit.fitting.laws.families import FAMILIES, LAW_NAMES
+from flops_fit.fitting.runs.simulated import FAMILY_TRUTHS
 from flops_fit.reporting import figures
+from flops_fit.reporting.styles import STYLES
 from tests.reporting import synthetic_study as truth
 from tests.reporting.helpers import N_BUDGETS, colorbar_labels, data_axes, in_unit, is_no_data
 
@@ -48,3 +52,25 @@ def test_parametric_fit_not_fitted_says_why(study):
     text = is_no_data(figures.parametric_fit(study["analysis_runs"], laws))
     assert "optimiser did not converge" in text
     assert "scaling_laws is empty" in is_no_data(figures.parametric_fit(None, {}))
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+@pytest.mark.parametrize("law", LAW_NAMES)
+def test_the_whole_title_shows_for_every_family(study, law, style):
+    """The title names the answering family's law and its parameters; the longest laws
+    (interaction's, the saturating one) with an E on its bound must not run off the page."""
+    a3 = study["scaling_laws"]["approach_3"]
+    values = dict(FAMILY_TRUTHS[law])
+    if "E" in values:  # as MNIST-1D's fits: E on its bound 0
+        values["E"] = 1.364e-157
+        a3["at_bound"] = a3["law_at_bound"] = {"E": {"side": "lower", "bound": 0.0,
+                                                     "fit": True, "interval": [True, True]}}
+    a3.update({"law": law, "law_formula": FAMILIES[law].formula, "law_params": values,
+               **{FAMILIES[law].key(k): v for k, v in values.items()}})
+    fig = figures.parametric_fit(study["analysis_runs"], study["scaling_laws"], style=style)
+    (title,) = [t for t in fig.texts if t.get_text().startswith("Approach 3")]
+    text = title.get_text()
+    assert f"Approach 3 ({law}): {FAMILIES[law].formula}" in text
+    assert ("E ≈ 0 (at its bound)" in text) == ("E" in values)
+    box = title.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height, text

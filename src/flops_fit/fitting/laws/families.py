@@ -111,16 +111,36 @@ def bounds(name: str, log_l_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
+def highest_log_loss(log_l: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Each problem's highest counted log-loss (K,), what its bounds hang on: log_l (K, n), and
+    weights (K, n) or None (a run of weight 0 is not counted)."""
+    log_l = np.atleast_2d(log_l)
+    counted = log_l if weights is None else np.where(weights > 0, log_l, -np.inf)
+    return np.max(counted, axis=1)
+
+
+def bound_sides(name: str, theta: np.ndarray, log_l_max: np.ndarray) -> np.ndarray:
+    """Where parameter rows theta (K, p) sit on a bound of problems whose highest measured
+    log-loss is `log_l_max` (K,): -1 on the lower bound, 1 on the upper, 0 elsewhere (K, p)."""
+    theta = np.atleast_2d(np.asarray(theta, dtype=float))
+    sides = np.zeros(theta.shape, dtype=int)
+    for bound, side in zip(bounds(name, np.atleast_1d(log_l_max)), (-1, 1), strict=True):
+        tol = 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(bound), bound, 0.0)))
+        sides[np.isfinite(bound) & (side * (theta - bound) >= -tol)] = side
+    return sides
+
+
 def at_bound(name: str, theta: np.ndarray, log_l_max: float) -> list[str]:
     """The named parameters of a fit theta (p,) that sit on one of their bounds."""
-    fam = family(name)
-    theta = np.asarray(theta, dtype=float)
-    hit = np.zeros(theta.shape, dtype=bool)
-    for bound, side in zip(bounds(name, np.array([log_l_max])), (-1.0, 1.0), strict=True):
-        b = bound[0]
-        tol = 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(b), b, 0.0)))
-        hit |= np.isfinite(b) & (side * (theta - b) >= -tol)
-    return [fam.param_names[i] for i in np.flatnonzero(hit)]
+    sides = bound_sides(name, theta, np.array([log_l_max]))[0]
+    return [family(name).param_names[i] for i in np.flatnonzero(sides)]
+
+
+def negligible(floor, lowest_loss: float):
+    """Whether an irreducible loss E (a number or an array) is so small next to the lowest loss
+    measured that its term has vanished (under VANISHED_SHARE of the loss at every run): E sits
+    on its bound 0, which ln E, unbounded, only runs off towards."""
+    return np.asarray(floor, dtype=float) < VANISHED_SHARE * lowest_loss
 
 
 #: each family's coefficient terms as (coefficient, exponent on ln N, exponent on ln D): an

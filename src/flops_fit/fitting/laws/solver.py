@@ -21,6 +21,7 @@ from flops_fit.fitting.laws.families import (
     bounds,
     centre,
     family,
+    highest_log_loss,
     log_loss_and_jacobian,
     theta_to_named,
     valid,
@@ -121,8 +122,7 @@ def minimise(name: str, theta0: np.ndarray, x: np.ndarray, y: np.ndarray, log_l:
     target = log_l if objective == "huber_log" else np.exp(log_l)
     if weights is not None:
         weights = np.broadcast_to(np.asarray(weights, dtype=float), (k, n))
-    counted = log_l if weights is None else np.where(weights > 0, log_l, -np.inf)
-    lower, upper = bounds(name, np.max(counted, axis=1))
+    lower, upper = bounds(name, highest_log_loss(log_l, weights))
     theta0 = np.clip(theta0, lower, upper)
     out_t, out_f = np.empty_like(theta0), np.empty(k)
     chunk = batch_rows(n)

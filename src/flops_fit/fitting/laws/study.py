@@ -29,6 +29,8 @@ from flops_fit.fitting.laws.choice import LawChoice, choose_law, draw_choice
 from flops_fit.fitting.laws.families import (
     DEFAULT_LAW,
     FAMILIES,
+    bound_sides,
+    highest_log_loss,
     log_loss_and_jacobian,
     theta_to_named,
     valid,
@@ -92,6 +94,9 @@ class LawDraws:
     draws: dict[str, np.ndarray]
     report: BootstrapReport
     chinchilla_basins: np.ndarray
+    #: family -> where each draw's parameters (B, p) sit on the draw's own bounds
+    #: (`families.bound_sides`; 0 where the family did not answer the draw or failed it)
+    sides: dict[str, np.ndarray]
 
 
 def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
@@ -138,20 +143,25 @@ def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
     ok = np.isfinite(boot.objective) & np.isfinite(named["G"])
     draws.update({key: np.where(ok, value, np.nan) for key, value in named.items()})
     answered |= ok & (pick == names.index(DEFAULT_LAW))
+    sides = {}
     for i, name in enumerate(names):
         rows = np.flatnonzero(pick == i)
         if name == DEFAULT_LAW:
             continue
         named = {key: np.full(pick.size, np.nan) for key in FAMILIES[name].param_names}
+        sides[name] = np.zeros((pick.size, FAMILIES[name].n_params), dtype=int)
         if rows.size:  # a family is refitted in the draws it answers, warm from its fit
             start = np.repeat(choice.fits[name].theta[None, :], rows.size, axis=0)
-            theta, objective = minimise(name, start, x, y, log_draws[rows],
-                                        weights=None if weights is None else weights[rows], **kw)
+            counts = None if weights is None else weights[rows]
+            theta, objective = minimise(name, start, x, y, log_draws[rows], weights=counts,
+                                        **kw)
             got = theta_to_named(name, theta)
             good = valid(name, got) & np.isfinite(objective) & ~vanished(name, theta, x, y)
             for key in named:
                 named[key][rows] = np.where(good, got[key], np.nan)
             answered[rows[good]] = True
+            on_bound = bound_sides(name, theta, highest_log_loss(log_draws[rows], counts))
+            sides[name][rows] = np.where(good[:, None], on_bound, 0)
         draws.update({FAMILIES[name].key(k): v for k, v in named.items()})
     choice.draw_shares = {name: float(np.mean(pick == i)) for i, name in enumerate(names)}
     report = BootstrapReport(
@@ -164,4 +174,4 @@ def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
     log.info("Approach 3 bootstrap over %d families: %d draws in %.2f s (%s)", len(names),
              pick.size, time.perf_counter() - t1,
              ", ".join(f"{k} {v:.0%}" for k, v in choice.draw_shares.items()))
-    return choice, LawDraws(draws, report, boot.improved_by_extra_start)
+    return choice, LawDraws(draws, report, boot.improved_by_extra_start, sides)

@@ -66,6 +66,8 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
             "d_opt": LawFit(coefficient=None, exponent=None).to_dict(),
             "bootstrap": None,
             "interval_note": None,
+            "at_bound": {},
+            "law_at_bound": {},
             "warnings": warnings,
         }
     draws = surface.draws
@@ -102,6 +104,9 @@ def surface_section(surface: SurfaceFit, level: float) -> dict[str, Any]:
             k: (interval(draws[FAMILIES[surface.law].key(k)], level) if draws is not None
                 else [None, None]) for k in FAMILIES[surface.law].param_names},
         "law_choice": surface.choice.to_dict() if surface.choice is not None else None,
+        # which parameters sit on a bound (a number there means nothing), for the report
+        "at_bound": surface.at_bound,
+        "law_at_bound": surface.law_at_bound,
         "law_error": surface.law_error.to_dict() if surface.law_error is not None else None,
         "objective": fit.objective,
         "n_runs": fit.n_runs,

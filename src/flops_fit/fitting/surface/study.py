@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from flops_fit.fitting.bootstrap import (
     plan_draws,
 )
 from flops_fit.fitting.laws.beyond import LawError, measure_law_error
+from flops_fit.fitting.laws.bounded import FLOOR, floor_entry, law_bounds, named_text
 from flops_fit.fitting.laws.choice import MIN_FIT_BUDGETS, LawChoice, rollout_folds
 from flops_fit.fitting.laws.families import (
     DEFAULT_LAW,
@@ -84,6 +85,10 @@ class SurfaceFit:
     #: the answering law's own error away from its data (None: off, or not measured and no
     #: floor; without folds: the loss's floor alone)
     law_error: LawError | None = None
+    #: Chinchilla's surface's and the answering law's parameters on a bound, in the fit or at
+    #: an end of their intervals (`laws.bounded`: name -> entry)
+    at_bound: dict[str, dict[str, Any]] = field(default_factory=dict)
+    law_at_bound: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def law(self) -> str:
@@ -129,9 +134,10 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
         t_fit = time.perf_counter() - t0
         result.fit = fit
         log.info(
-            "Approach 3: E=%.4g A=%.4g B=%.4g alpha=%.4g beta=%.4g objective=%.6g "
+            "Approach 3: %s A=%.4g B=%.4g alpha=%.4g beta=%.4g objective=%.6g "
             "(%d runs, %.2f s; %s)",
-            fit.E,
+            named_text("E", f"{fit.E:.4g}", floor_entry(fit.E, None, loss, cfg.confidence_level),
+                       "="),
             fit.A,
             fit.B,
             fit.alpha,
@@ -156,6 +162,7 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
                 result.warnings.extend(
                     surface_bootstrap_warnings(boot.improved_by_extra_start, result.bootstrap)
                 )
+        laws = None
         if cfg.law != DEFAULT_LAW:
             result.choice, laws = fit_laws(fit, n, d, loss, used["budget"].to_numpy(float),
                                            positions, resampling, cfg)
@@ -192,6 +199,15 @@ def fit_surface(runs: pd.DataFrame, cfg: AnalysisConfig, model: ComputeModel) ->
                                           cfg, model)
     if result.law == DEFAULT_LAW:
         result.warnings.extend(surface_fit_warnings(fit, loss, cfg.approach_3))
+    # what sits on a bound is shown as such, not as the solver's last number
+    level = cfg.confidence_level
+    floor = floor_entry(fit.E, None if result.draws is None else result.draws[FLOOR], loss,
+                        level)
+    result.at_bound = {FLOOR: floor} if floor is not None else {}
+    if result.choice is not None:
+        result.law_at_bound = law_bounds(
+            result.law, result.choice.fits[result.law].theta, result.draws,
+            None if laws is None else laws.sides.get(result.law), loss, level)
     if result.draws is not None:
         result.warnings.extend(drifting_draws_warning(
             result.params, result.draws, used["budget"].to_numpy(float), model,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flops_fit.fitting.bootstrap import bootstrap_warnings, intervals_columns
+from flops_fit.fitting.laws.families import negligible
 from flops_fit.fitting.surface.compute_model import optimal_allocation
 from flops_fit.fitting.surface.law import parametric_loss
 
@@ -61,7 +62,7 @@ def surface_fit_warnings(
             f"{lowest:.3g} that a run reached"
         )
     elif floor < 0.2 * lowest:
-        shown = "E ≈ 0" if floor < 1e-6 * lowest else f"E = {floor:.3g}"
+        shown = "E ≈ 0" if negligible(floor, lowest) else f"E = {floor:.3g}"
         warnings.append(
             f"{shown}, under a fifth of the lowest loss {lowest:.3g}: the runs do not show the "
             "floor the loss falls towards (a loss that falls towards 0, or budgets too small "

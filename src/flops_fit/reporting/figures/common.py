@@ -157,6 +157,27 @@ def legend_below(fig: Figure, handles: list, ncols: int = 3) -> None:
         fig.legend(handles=handles, loc="outside lower center", ncols=min(ncols, len(handles)))
 
 
+def suptitle_within(fig: Figure, lines: Sequence[str], sep: str = ",  ") -> None:
+    """The figure's title, one line per item of `lines`, each line wider than the figure split
+    at `sep` (a long law and its parameters are clipped at both sides otherwise, since a
+    title is centred and the constrained layout never narrows it)."""
+    title = fig.suptitle("\n".join(lines))
+    width = fig.bbox.width
+    renderer = fig.canvas.get_renderer()
+    out = []
+    for line in lines:
+        parts, current = line.split(sep), ""
+        for part in parts:
+            trial = f"{current}{sep}{part}" if current else part
+            title.set_text(trial)
+            if current and title.get_window_extent(renderer).width > width:
+                out.append(current + sep.rstrip())
+                trial = part
+            current = trial
+        out.append(current)
+    title.set_text("\n".join(out))
+
+
 def finite(*arrays) -> np.ndarray:
     """True where every one of `arrays` is finite."""
     mask = np.ones(len(arrays[0]), dtype=bool)

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from flops_fit.fitting.laws.bounded import named_text
 from flops_fit.fitting.laws.families import DEFAULT_LAW, FAMILIES
 from flops_fit.fitting.surface.compute_model import ComputeModel, optimal_allocation
 from flops_fit.fitting.surface.law import parametric_loss
@@ -24,6 +25,7 @@ from flops_fit.reporting.figures.common import (
     finite,
     legend_below,
     no_data_figure,
+    suptitle_within,
 )
 from flops_fit.reporting.formatting import DataUnit, format_flops, format_sig
 from flops_fit.reporting.styles import get_style, styled_figure
@@ -77,21 +79,25 @@ def parametric_fit(
         _draw_surface(ax, s, k)
         _draw_residuals(res_ax, s, k)
         s.colours.colorbar(fig, res_ax)
-        fig.suptitle(_title(params))
+        suptitle_within(fig, _title(params))
         legend_below(fig, _legend_handles(s, k), ncols=3)
     return fig
 
 
-def _title(params: dict[str, Any]) -> str:
-    """The answering family's law and parameters (Chinchilla's unless another answered)."""
+def _title(params: dict[str, Any]) -> list[str]:
+    """The answering family's law, and its fitted parameters (Chinchilla's unless another
+    answered; one on its bound said so), as the title's two lines."""
     law = str(params.get("law") or DEFAULT_LAW)
     values = params.get("law_params") if law != DEFAULT_LAW else None
+    bounded = params.get("law_at_bound" if isinstance(values, dict) else "at_bound")
     if not isinstance(values, dict):
         values = {k: params.get(k) for k in ("E", "A", "B", "alpha", "beta")}  # the order shown
+    bounded = bounded if isinstance(bounded, dict) else {}
     symbols = {"alpha": r"$\alpha$", "beta": r"$\beta$", "L_max": r"$L_{max}$"}
-    fit = ",  ".join(f"{symbols.get(k, k)} = {format_sig(v)}" for k, v in values.items())
+    fit = ",  ".join(named_text(symbols.get(k, k), format_sig(v), bounded.get(k))
+                     for k, v in values.items())
     formula = str(params.get("law_formula") or FAMILIES[DEFAULT_LAW].formula)
-    return f"Approach 3 ({law}): {formula} with {fit}"
+    return [f"Approach 3 ({law}): {formula}", f"fitted: {fit}"]
 
 
 def _surface(params: dict[str, Any], runs: pd.DataFrame, laws: dict[str, Any],
