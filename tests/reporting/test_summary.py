@@ -163,6 +163,10 @@ def test_the_family_table_says_how_the_law_was_chosen(study, mode, held_out, cho
                                          study["predictions"], study["scaling_law_curves"]))
     assert ("Each family was fitted to the smaller budgets" in md) is chosen
     assert ("Every family's fit to all runs, for comparison" in md) is not chosen
+    lines = md.splitlines()
+    # Markdown renders a table only when a blank line (or another table row) comes before it
+    assert not [(above, row) for above, row in zip(lines, lines[1:])
+                if row.startswith("|") and above.strip() and not above.startswith("|")]
 
 
 def test_without_the_bootstrap_the_report_claims_no_intervals(study):
