@@ -27,6 +27,7 @@ line says what was saved, and the process exits with 128 + the signal's number.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
@@ -169,8 +170,16 @@ class ParameterValidationHooks:
             self._release()
             self._lock = StudyLock(folder).acquire()
         self._signals = interrupt.install()
+        _user_error_seen.clear()
         for name in _RUNNER_LOGGERS:
-            logging.getLogger(name).addFilter(_no_resume_advice_when_interrupted)
+            logging.getLogger(name).addFilter(_no_resume_advice)
+
+    @hook_impl
+    def on_node_error(self, error, node, catalog, inputs, is_async, run_id) -> None:
+        from flops_fit.cli_errors import user_error
+
+        if user_error(error) is not None:
+            _user_error_seen.set()
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
@@ -190,7 +199,8 @@ class ParameterValidationHooks:
         signals, self._signals = self._signals, {}
         interrupt.restore(signals)
         for name in _RUNNER_LOGGERS:
-            logging.getLogger(name).removeFilter(_no_resume_advice_when_interrupted)
+            logging.getLogger(name).removeFilter(_no_resume_advice)
+        _user_error_seen.clear()
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.release()
@@ -220,7 +230,15 @@ _RUNNER_LOGGERS = tuple(f"kedro.runner.{kind}_runner" for kind in ("sequential",
                                                                    "thread"))
 
 
-def _no_resume_advice_when_interrupted(record: logging.LogRecord) -> bool:
-    """Drop Kedro's "nodes that have not run ... --from-nodes" advice after SIGTERM / SIGINT:
-    the sweep's own line says to run the same command, which is what resumes it."""
-    return not (interrupt.requested() and "nodes that have not run" in record.getMessage())
+#: a node of the current run raised one of `cli_errors.user_errors()`
+_user_error_seen = threading.Event()
+
+
+def _no_resume_advice(record: logging.LogRecord) -> bool:
+    """Drop Kedro's resume advice ("nodes that have not run ... --from-nodes", "No nodes ran.
+    Repeat the previous command") after SIGTERM / SIGINT, where the sweep's own line says to
+    run the same command, which is what resumes it; and after a user error, where resuming or
+    repeating fails the same way until the input its message names is changed."""
+    message = record.getMessage()
+    advice = "nodes that have not run" in message or message.startswith("No nodes ran.")
+    return not (advice and (interrupt.requested() or _user_error_seen.is_set()))

@@ -165,7 +165,7 @@ def test_the_family_table_says_how_the_law_was_chosen(study, mode, held_out, cho
     assert ("Every family's fit to all runs, for comparison" in md) is not chosen
     lines = md.splitlines()
     # Markdown renders a table only when a blank line (or another table row) comes before it
-    assert not [(above, row) for above, row in zip(lines, lines[1:])
+    assert not [(above, row) for above, row in zip(lines, lines[1:], strict=False)
                 if row.startswith("|") and above.strip() and not above.startswith("|")]
 
 

@@ -67,7 +67,7 @@ def _session_run(data_root, pipelines: list[str], planning: dict) -> None:
         session.run(pipeline_names=pipelines)
 
 
-def test_a_refused_change_of_the_pilot_leaves_the_plan_on_disk_as_it_was(tmp_path):
+def test_a_refused_change_of_the_pilot_leaves_the_plan_on_disk_as_it_was(tmp_path, caplog):
     """Once a round was planned from the pilot, planning refuses parameters that plan another
     pilot before it writes sweep_plan: the plan on disk still matches the runs trained."""
     _session_run(tmp_path, ["planning", "training", "analysis"], PILOT)
@@ -81,4 +81,7 @@ def test_a_refused_change_of_the_pilot_leaves_the_plan_on_disk_as_it_was(tmp_pat
                        r"than the one the planning parameters plan now \(sweep_plan is left"):
         _session_run(tmp_path, ["planning"], other)
     assert {p.name: p.read_bytes() for p in plan_files} == before
+    # resuming from the failed node would fail the same way, so Kedro's advice to is not shown
+    assert "Running node: plan_isoflop_sweep" in caplog.text
+    assert "--from-nodes" not in caplog.text and "nodes that have not run" not in caplog.text
     _session_run(tmp_path, ["planning", "training"], PILOT)  # restored: the study goes on
