@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from flops_fit.fitting.checks.extrapolation import ExtrapolationEntry, extrapolation_check
@@ -61,7 +63,7 @@ def test_check_of_the_small_study(small_study):
     assert abs(check.approaches["approach_3"].n_opt_rel_error) < 0.5
 
 
-def test_a_check_that_tests_another_family_than_the_studys_says_so_in_the_report():
+def test_a_check_that_tests_another_family_than_the_studys_says_so_in_the_report(caplog):
     """MNIST-1D's pilot: the saturating law answers on four budgets; the check has three, too
     few to repeat the choice, so it checks the saturating law pinned (not Chinchilla's form,
     which `auto` falls back to on three budgets), and its note and the report say so."""
@@ -72,11 +74,20 @@ def test_a_check_that_tests_another_family_than_the_studys_says_so_in_the_report
     from tests.fitting.test_api import STUDIES, analysis_params
 
     params = {**analysis_params("mnist1d"), "bootstrap": {"draws": 50}}
-    result = analyse(pd.read_csv(STUDIES / "mnist1d_measured_results.csv"), params,
-                     compute_model="auto")
+    # after the imports above: Kedro's logging set-up, which they load, replaces root handlers
+    logging.getLogger("flops_fit").addHandler(caplog.handler)
+    with caplog.at_level(logging.INFO, logger="flops_fit"):
+        result = analyse(pd.read_csv(STUDIES / "mnist1d_measured_results.csv"), params,
+                         compute_model="auto")
     assert result.surface.law == "saturating"
     note = result.scaling_laws["extrapolation_check"]["approach_3"]["note"]
     assert note.startswith("checks the study's saturating law, pinned:")
+    # the log names the law the check used, not the one its fewer budgets would default to
+    logging.getLogger("flops_fit").removeHandler(caplog.handler)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert [m for m in said if m.startswith("Approach 3's law:")] == [
+        m for m in said if m.startswith("Approach 3's law: saturating")]
+    assert f"Extrapolation check: Approach 3 {note}" in said
     check = result.extrapolation.approaches["approach_3"]
     pinned = analyse(pd.read_csv(STUDIES / "mnist1d_measured_results.csv"),
                      {**params, "law": "saturating"}, compute_model="auto")

@@ -121,10 +121,12 @@ def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig, surface: SurfaceFit | N
               if held_out in fits and fits[held_out].ok}
     choice, _ = fit_laws(fit, n, d, loss, runs["budget"].to_numpy(float),
                          np.arange(loss.size), None, cfg, starts=starts or None,
-                         below=below or None)
+                         below=below or None, log_level=logging.DEBUG)
     study_law = surface.law if surface is not None else choice.chosen
     params = {**fit.params, **params_mapping(choice)}
     if choice.chosen == study_law:
+        log.info("Extrapolation check: Approach 3 refitted below %.3g FLOPs with the %s law "
+                 "(%s)", held_out, study_law, choice.reason)
         return params, ""
     if choice.unchosen:
         # too few budgets below to repeat the choice: the law that answers the study is the one
@@ -133,12 +135,15 @@ def _surface_on(runs: pd.DataFrame, cfg: AnalysisConfig, surface: SurfaceFit | N
         if not choice.fits[study_law].ok:
             raise ParametricFitError(f"the study's {study_law} law could not be fitted to the "
                                      "budgets below the held-out one")
-        return {**params, "law": study_law}, (
-            f"checks the study's {study_law} law, pinned: the budgets below the held-out one "
-            f"are fewer than {MIN_FIT_BUDGETS + 1} with {cfg.budgets.min_runs}+ runs, too few "
-            "to repeat the choice.")
-    return params, (f"checks the {choice.chosen} law, not the study's {study_law} law; on the "
-                    f"budgets below the held-out one, {choice.reason}.")
+        note = (f"checks the study's {study_law} law, pinned: the budgets below the held-out "
+                f"one are fewer than {MIN_FIT_BUDGETS + 1} with {cfg.budgets.min_runs}+ runs, "
+                "too few to repeat the choice.")
+        log.info("Extrapolation check: Approach 3 %s", note)
+        return {**params, "law": study_law}, note
+    note = (f"checks the {choice.chosen} law, not the study's {study_law} law; on the budgets "
+            f"below the held-out one, {choice.reason}.")
+    log.info("Extrapolation check: Approach 3 %s", note)
+    return params, note
 
 
 def extrapolation_check(

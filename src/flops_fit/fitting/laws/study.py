@@ -102,13 +102,14 @@ class LawDraws:
 def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
              resampling: Resampling | None, cfg: AnalysisConfig,
              starts: dict[str, np.ndarray] | None = None,
-             below: dict[str, dict[float, FamilyFit]] | None = None
-             ) -> tuple[LawChoice, LawDraws | None]:
+             below: dict[str, dict[float, FamilyFit]] | None = None,
+             log_level: int = logging.INFO) -> tuple[LawChoice, LawDraws | None]:
     """The families' fits, the choice, and (with `resampling`) the draws that repeat it.
 
     `fit` is Approach 3's own fit of Chinchilla's form; `positions` are the rows of the runs
     table that the runs (n, d, loss) are, for the resampling's columns; `starts` (a family's
-    theta) replace a family's start grid, `below` as in `choice.choose_law`."""
+    theta) replace a family's start grid, `below` as in `choice.choose_law`; `log_level`: of the
+    line that says which law answers (a check that refits on fewer runs says its own)."""
     settings, lc = cfg.approach_3, cfg.law_choice
     kw = {"delta": settings.huber_delta, "objective": settings.objective}
     x, y, log_l = np.log(n), np.log(d), np.log(loss)
@@ -117,8 +118,8 @@ def fit_laws(fit: ParametricFit, n, d, loss, budget, positions: np.ndarray,
                         held_out=lc.held_out, tie=lc.tie, min_runs=cfg.budgets.min_runs,
                         chinchilla=chinchilla_family_fit(fit), starts=starts, below=below,
                         **kw)
-    log.info("Approach 3's law: %s (%s; %.2f s)", choice.chosen, choice.reason,
-             time.perf_counter() - t0)
+    log.log(log_level, "Approach 3's law: %s (%s; %.2f s)", choice.chosen, choice.reason,
+            time.perf_counter() - t0)
     if resampling is None:
         return choice, None
     t1 = time.perf_counter()
