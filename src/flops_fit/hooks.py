@@ -141,11 +141,21 @@ class ParameterValidationHooks:
         # Kedro validates the typed params: inputs of the pipelines it has loaded, and 1.7 loads
         # only those named with --pipelines; every section is checked here as well, so a bad
         # `reporting.style` fails a `--pipelines planning` run too, before any work.
+        # Kedro logs each failure with pydantic's own dump first; check_parameters says every
+        # problem at once in one Error:, so Kedro's lines are held and shown only if it does not
+        held = _Held()
+        validator = logging.getLogger(_PARAMETER_VALIDATOR)
+        validator.addFilter(held)
         try:
             context.params  # noqa: B018 - Kedro's own validation of every typed params: input
         except ParameterValidationError as kedro_error:
+            validator.removeFilter(held)
             check_parameters(raw, conf_root, **self._where(context, loader, project_path))
+            for record in held.records:
+                validator.handle(record)
             raise kedro_error  # a typed input outside flops_fit.parameters.SECTIONS
+        finally:
+            validator.removeFilter(held)
         check_parameters(raw, conf_root, **self._where(context, loader, project_path))
 
     @staticmethod
@@ -223,6 +233,22 @@ def find_cause(error: BaseException | None,
 def _interruption(error: BaseException | None) -> interrupt.SweepInterrupted | None:
     """The SweepInterrupted behind `error` (Kedro wraps what a dataset's save raises)."""
     return find_cause(error, interrupt.SweepInterrupted)
+
+
+#: the logger of Kedro's validation of typed params: inputs
+_PARAMETER_VALIDATOR = "kedro.validation.parameter_validator"
+
+
+class _Held(logging.Filter):
+    """Keeps the records it is asked about, and lets none through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
 
 
 #: the loggers of Kedro's runners (`logging.getLogger(runner.__module__)`)
