@@ -30,6 +30,16 @@ def test_runs_file_reads_a_csv(tmp_path):
     assert df.attrs["source"] == str(path)
 
 
+@pytest.mark.parametrize("sep", ["\t", ";"])
+def test_a_csv_separated_by_tabs_or_semicolons_reads_as_its_header_says(tmp_path, sep):
+    path = tmp_path / "runs.csv"
+    path.write_text(sep.join(["Model Size", "Training FLOP", "loss"]) + "\n"
+                    + sep.join(["1e6", "1e15", "3.0"]) + "\n")
+    df = RunsFileDataset(filepath=str(path)).load()
+    assert list(df.columns) == ["Model Size", "Training FLOP", "loss"]
+    assert df["loss"].tolist() == [3.0]
+
+
 @pytest.mark.parametrize("given", ["", "folder"])
 def test_no_runs_path_says_how_to_give_one(tmp_path, given):
     """Kedro makes an empty `filepath` the project folder: both read as 'no runs file given'."""

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,22 @@ from flops_fit.csvsafe import restore_text
 from flops_fit.datasets.atomic import CSVDataset
 from flops_fit.fitting.runs.prepare import coerce_runs
 
+log = logging.getLogger(__name__)
+
 
 class AnalysisRunsDataset(CSVDataset):
     """Our atomic `CSVDataset` whose `load` returns the typed analysis runs table."""
 
     def load(self) -> pd.DataFrame:
         return coerce_runs(super().load())
+
+
+def _other_separator(df: pd.DataFrame) -> str | None:
+    """The separator a table read as one column shows in its header (tab or semicolon)."""
+    if len(df.columns) != 1:
+        return None
+    header = str(df.columns[0])
+    return next((sep for sep in ("\t", ";") if sep in header), None)
 
 
 class RunsFileError(DatasetError):
@@ -54,6 +65,12 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "load_args": self._load_args}
+
+    def _read_csv(self, path: Path, sep: str) -> pd.DataFrame:
+        try:
+            return pd.read_csv(path, **{"sep": sep, **self._load_args})
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise RunsFileError(f"{path}: cannot be read as a table: {exc}") from exc
 
     def check(self) -> Path:
         """The runs file, or a RunsFileError saying what is wrong with runs_path (called by
@@ -103,10 +120,14 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
             df = pd.DataFrame.from_records(data)
         else:
             sep = "\t" if suffix == ".tsv" else ","
-            try:
-                df = pd.read_csv(path, **{"sep": sep, **self._load_args})
-            except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-                raise RunsFileError(f"{path}: cannot be read as a table: {exc}") from exc
+            df = self._read_csv(path, sep)
+            other = _other_separator(df) if "sep" not in self._load_args else None
+            if other is not None:
+                # a spreadsheet's export with tabs or semicolons reads as one column of
+                # everything: its header says which separator it used
+                log.info("%s: its header is separated by %r, not %r: read with %r", path,
+                         other, sep, other)
+                df = self._read_csv(path, other)
             # a table we wrote (results.csv) quotes formula-like text: read it as it was
             df = restore_text(df)
         df.attrs["source"] = str(path)
