@@ -150,3 +150,15 @@ def test_a_parameter_on_its_bound_reads_as_such_in_both_reports(study):
     markdown = render_markdown(summary_of(study))
     assert "| L_max | 4911 | 8.06 – its bound |" in markdown
     assert "| k | 0.4745 | 0.427 – 0.522 |" in markdown
+
+
+def test_a_and_b_are_said_to_be_the_6nd_exponents_under_another_compute_model(study):
+    """Under a compute model other than 6 N D the surface's a and b are not N_opt's and D_opt's
+    exponents at the study's budgets (the fitted laws are): the Markdown report says so."""
+    said = "are N_opt's and D_opt's exponents only where C = 6·N·D"
+    assert said not in render_markdown(summary_of(study))
+    study["scaling_laws"]["compute_model"] = {
+        "kind": "interpolated", "source": "the plan's flops_per_token",
+        "model_size": [1e6, 1e9], "ratio_to_6n": [1.6, 1.1]}
+    md = render_markdown(summary_of(study))
+    assert said in md and "under this study's compute, C = f(N)·D with f = 1.1–1.6 × 6N" in md
