@@ -32,11 +32,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from flops_fit.fitting.api import AnalysisInputError
     from flops_fit.fitting.runs.table import RunsTableError
     from flops_fit.fitting.surface.compute_model import ComputeModelError
-    from flops_fit.hooks import ImportedRunsError, MissingStageOutput
     from flops_fit.parameters.base import ParameterError
     from flops_fit.pipelines.analysis.datasets import RunsFileError
     from flops_fit.planning.sweep import PlanningError
     from flops_fit.planning.trunks import TrunkPlanError
+    from flops_fit.stage_errors import ImportedRunsError, MissingStageOutput
     from flops_fit.study.rounds import StudyConfigError, StudyStateError
 
     return (ParameterError, RunsTableError, AnalysisInputError, ComputeModelError,
@@ -48,7 +48,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def user_error(error: BaseException | None) -> BaseException | None:
     """The user error in `error`'s chain of causes, if any."""
     try:
-        from flops_fit.hooks import find_cause
+        from flops_fit.stage_errors import find_cause
 
         kinds = user_errors()
     except Exception:  # noqa: BLE001 - a broken import must not hide the original error

@@ -37,6 +37,7 @@ from flops_fit.execution import interrupt
 from flops_fit.execution.study_lock import StudyLock, check_writable_dir
 from flops_fit.parameters.base import ParameterError
 from flops_fit.parameters.sources import check_parameters, merge_conflicts
+from flops_fit.stage_errors import ImportedRunsError, MissingStageOutput, find_cause
 
 #: the data root when `--params data_root=...` is not given: the catalog's
 #: `${runtime_params:data_root,data}` default, relative to the project
@@ -49,14 +50,6 @@ WRITTEN_BY = {
     **dict.fromkeys(("analysis_runs", "scaling_laws", "bootstrap_draws", "optimal_points",
                      "predictions", "scaling_law_curves"), "analysis"),
 }
-
-
-class MissingStageOutput(RuntimeError):
-    """A pipeline needs a file an earlier stage has not written yet."""
-
-
-class ImportedRunsError(RuntimeError):
-    """runs_path and the environment that reads it do not match the pipelines asked for."""
 
 
 IMPORT_COMMAND = ("kedro run --env imported --pipelines analysis,reporting "
@@ -214,20 +207,6 @@ class ParameterValidationHooks:
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.release()
-
-
-def find_cause(error: BaseException | None,
-               kinds: type[BaseException] | tuple[type[BaseException], ...]
-               ) -> BaseException | None:
-    """The first exception of `kinds` in `error`'s chain of causes (Kedro wraps what a node or
-    a dataset raises), if any."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, kinds):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
 
 
 def _interruption(error: BaseException | None) -> interrupt.SweepInterrupted | None:
