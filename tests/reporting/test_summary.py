@@ -24,7 +24,8 @@ def test_report_sections_show_laws_agreement_checks_warnings_and_inventory(study
     assert "| exponent a | yes |" in md
     assert "the laws were refitted without the 1e21 FLOPs budget" in md
     assert "Only 6 budgets were fitted" in md
-    assert "63 runs recorded: 61 completed, 2 failed, 1 excluded by analysis" in md
+    assert ("63 runs recorded: 61 completed, 2 failed; of the completed, 1 excluded by "
+            "analysis and 60 used by the fits.") in md
     assert "`c1e19-n4`" in md and "loss became NaN" in md
     assert "loss 1.6x the IsoFLOP parabola (outlier)" in md
     assert "![IsoFLOP profiles](isoflops_curves.png)" in md
@@ -206,3 +207,22 @@ def test_a_last_round_no_next_round_assessed_says_how_to_fill_its_row(study, ren
     done = summary_of(study, study_rounds=_study_rounds(assessed_last=True))
     assert done["study"]["unassessed"] is None
     assert "has no N_opt(C*) yet" not in render(done)
+
+
+def test_an_agreement_too_wide_to_judge_reads_cannot_tell(study):
+    from flops_fit.fitting.checks.agreement import MAX_AGREEMENT_SPAN, agreement
+
+    ivs = {"approach_2": [3.52e12, 3.6e18], "approach_3": [1.64e10, 3.94e16]}
+    study["scaling_laws"]["agreement"]["n_opt_at_largest_target"] = agreement(
+        "N_opt at 1e+25 FLOPs", {"approach_2": 1.67e16, "approach_3": 4.5e13}, ivs, 0.95,
+        max_span=MAX_AGREEMENT_SPAN)
+    study["scaling_laws"]["agreement"]["exponent_b"] = agreement(
+        "exponent_b", {}, {"approach_2": [0.4, 0.6], "approach_3": None}, 0.95)
+    summary = summary_of(study)
+    assert [(g["name"], g["verdict"]) for g in summary["agreement"]] == [
+        ("exponent a", "yes"), ("exponent b", "n/a"), ("n opt at largest target", "cannot tell")]
+    md = render_markdown(summary)
+    assert "| exponent a | yes |" in md and "| exponent b | n/a |" in md
+    assert "| n opt at largest target | cannot tell | Approach 2: 1.67e16, Approach 3: 4.5e13 |" \
+        in md
+    assert '<td class="text">cannot tell</td>' in render_html(summary)

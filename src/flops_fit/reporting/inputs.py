@@ -24,6 +24,7 @@ from flops_fit.schema import (
     LAW_COLUMNS,
     OPTIMAL_POINT_COLUMNS,
     PREDICTION_COLUMNS,
+    loss_problem,
 )
 
 APPROACH_NAMES: dict[str, str] = {
@@ -81,14 +82,17 @@ def _text(series: pd.Series) -> pd.Series:
 def runs_frame(runs: Any) -> pd.DataFrame:
     """A table of runs (`analysis_runs`, or a `results`-shaped table), one row per experiment.
 
-    `completed` marks rows with a usable loss; `budget` is each run's budget as analysis groups
-    them (kept when the table already carries it, as `analysis_runs` does).
+    `completed` marks rows with status completed and a usable loss (`schema.loss_problem`, the
+    rule of training and analysis: a loss of -1 is not a result); `budget` is each run's budget
+    as analysis groups them (kept when the table already carries it, as `analysis_runs` does).
     """
     df = _frame(runs, ANALYSIS_RUN_COLUMNS)
     df["experiment_id"] = _text(df["experiment_id"])
     df["status"] = _text(df["status"]).str.lower()
     df["error_message"] = _text(df["error_message"])
-    df["completed"] = (df["status"] == "completed") & np.isfinite(df["final_loss"].astype(float))
+    usable = pd.Series([loss_problem(v) is None for v in df["final_loss"]], index=df.index,
+                       dtype=bool)
+    df["completed"] = (df["status"] == "completed") & usable
     if "budget" in df.columns:
         df["budget"] = pd.to_numeric(df["budget"], errors="coerce")
     if not len(df):
@@ -202,8 +206,9 @@ def approach_warnings(laws: Mapping[str, Any], approach: str) -> list[str]:
 
 
 def excluded_runs(laws: Mapping[str, Any], runs: pd.DataFrame | None = None) -> dict[str, str]:
-    """experiment_id -> why analysis left a completed run out of the fits: the `excluded_runs`
-    of scaling_laws, plus completed runs whose `used_in_fit` is false in the run table."""
+    """experiment_id -> why analysis left a run out of the fits: the `excluded_runs` of
+    scaling_laws (which lists failed runs too: a caller that wants the completed runs left out
+    filters by `completed`), plus completed runs whose `used_in_fit` is false in the run table."""
     out: dict[str, str] = {}
     for item in laws.get("excluded_runs") or []:
         if isinstance(item, Mapping) and item.get("experiment_id") is not None:

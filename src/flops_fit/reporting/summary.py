@@ -24,6 +24,7 @@ from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures import figure_specs
 from flops_fit.reporting.formatting import DataUnit, as_float
 from flops_fit.reporting.headline import headline
+from flops_fit.reporting.inventory import inventory
 from flops_fit.reporting.study_summary import study_section, validation_section
 from flops_fit.schema import APPROACHES, SURFACE_KEYS
 
@@ -87,7 +88,7 @@ def summarise_study(
         "agreement": _agreement(laws),
         "predictions": _predictions(preds),
         "extrapolation_check": _extrapolation_check(laws),
-        "inventory": _inventory(runs, laws, raw_runs is not None),
+        "inventory": inventory(runs, laws, raw_runs is not None),
         "meta": _meta(meta, laws),
         "figures": [{"name": name, **spec} for name, spec in figure_specs(unit).items()
                     if name != "loss_curves"
@@ -121,7 +122,7 @@ def _missing_inputs(raw_runs, runs, laws, optima, preds, curves) -> list[dict[st
                         "finished yet."})
     elif not runs["completed"].any():
         missing.append({"input": "analysis_runs", "why": f"none of the {len(runs)} recorded "
-                        "runs completed with a finite loss (see the run inventory)."})
+                        "runs completed with a finite positive loss (see the run inventory)."})
     if not laws:
         missing.append({"input": "scaling_laws", "why": "no fitted laws were given (missing or "
                         "empty): the analysis pipeline has not run, or had nothing to fit."})
@@ -243,9 +244,14 @@ def _agreement(laws) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping):
             continue
         values = item.get("values") if isinstance(item.get("values"), Mapping) else {}
+        agree = item.get("agree") if isinstance(item.get("agree"), bool) else None
+        # None: fewer than two intervals (n/a), or intervals too wide to judge by (cannot tell)
+        verdict = ("yes" if agree else "no") if agree is not None else (
+            "cannot tell" if item.get("too_wide") else "n/a")
         out.append({
             "name": name.replace("_", " "),
-            "agree": item.get("agree") if isinstance(item.get("agree"), bool) else None,
+            "agree": agree,
+            "verdict": verdict,
             "message": str(item.get("message") or ""),
             "by_approach": {inp.APPROACH_NAMES.get(k, k): as_float(v) for k, v in values.items()},
         })
@@ -290,75 +296,6 @@ def _warnings(laws) -> list[str]:
         out += [f"{inp.APPROACH_NAMES[approach]}: {str(w).removeprefix(f'{approach}: ')}"
                 for w in inp.approach_warnings(laws, approach)]
     return out
-
-
-def _inventory(runs: pd.DataFrame, laws, have_runs: bool) -> dict[str, Any]:
-    excluded = inp.excluded_runs(laws, runs)
-    completed = runs[runs["completed"]]
-    failed = runs[~runs["completed"]]
-    is_excluded = completed["experiment_id"].isin(excluded)
-    inventory: dict[str, Any] = {
-        "have_runs": have_runs,
-        "total": int(len(runs)),
-        "completed": int(len(completed)),
-        "failed": int(len(failed)),
-        "excluded": int(is_excluded.sum()),
-        "used": int((~is_excluded).sum()),
-        "failed_runs": [
-            {"experiment_id": r.experiment_id, "compute_budget": as_float(r.budget),
-             "model_size": as_float(r.model_size),
-             "status": r.status or "unknown",
-             "error": r.error_message or "no error message recorded"}
-            for r in failed.itertuples(index=False)
-        ],
-        "excluded_runs": [],
-        "per_budget": [],
-    }
-    by_id = runs.set_index("experiment_id") if len(runs) else None
-    for eid, reason in excluded.items():
-        row = by_id.loc[eid] if by_id is not None and eid in by_id.index else None
-        if isinstance(row, pd.DataFrame):
-            row = row.iloc[0]
-        inventory["excluded_runs"].append({
-            "experiment_id": eid, "reason": reason,
-            "compute_budget": as_float(row["budget"]) if row is not None else None,
-            "model_size": as_float(row["model_size"]) if row is not None else None,
-            "final_loss": as_float(row["final_loss"]) if row is not None else None,
-        })
-    for budget, group in runs.groupby("budget"):
-        done = group[group["completed"]]
-        inventory["per_budget"].append({
-            "compute_budget": as_float(budget), "runs": int(len(group)),
-            "completed": int(len(done)), "failed": int(len(group) - len(done)),
-            "excluded": int(done["experiment_id"].isin(excluded).sum()),
-            "best_loss": as_float(done["final_loss"].min()) if len(done) else None,
-        })
-    design = _design(runs)
-    if design is not None:
-        inventory["design"] = design
-    if {"num_replicas", "num_replicas_completed"} <= set(runs.columns) and len(runs):
-        total = pd.to_numeric(runs["num_replicas"], errors="coerce").sum()
-        done = pd.to_numeric(runs["num_replicas_completed"], errors="coerce").sum()
-        inventory["replicas"] = {"total": int(total), "completed": int(done),
-                                 "failed": int(total - done)}
-    return inventory
-
-
-def _design(runs: pd.DataFrame) -> dict[str, Any] | None:
-    """How the runs were trained when some are branches of trunks: the trunks, and the FLOPs
-    of the design against the same runs trained one by one; None otherwise."""
-    need = ["trunk_id", "experiment_id", "num_steps", "branch_step"]
-    cost = next((c for c in ("planned_flops", "compute") if c in runs.columns), None)
-    if cost is None or not set(need) <= set(runs.columns) or not runs["trunk_id"].notna().any():
-        return None
-    from flops_fit.planning.trunks import design_flops
-
-    rows = runs[need].astype(object).where(runs[need].notna(), None)
-    rows["planned_flops"] = runs[cost].to_numpy()  # each run's C, trained one by one
-    try:
-        return design_flops(rows.to_dict("records"))
-    except (TypeError, ValueError):  # a hand-edited table: say nothing rather than guess
-        return None
 
 
 def _meta(meta, laws) -> dict[str, Any]:

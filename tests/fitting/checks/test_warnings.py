@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from flops_fit.fitting.bootstrap import BootstrapReport, bootstrap_warnings
-from flops_fit.fitting.checks.agreement import agreement, study_warnings
+from flops_fit.fitting.checks.agreement import MAX_AGREEMENT_SPAN, agreement, study_warnings
 from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck, ExtrapolationEntry
 from flops_fit.fitting.surface.fit import ParametricFit
 from flops_fit.fitting.surface.surface_warnings import (
@@ -91,3 +91,32 @@ def test_an_agreement_that_rests_on_an_unreliable_interval_says_so():
     assert out["message"].endswith("though the interval of approach_2 is flagged unreliable "
                                    "(too many failed bootstrap draws)")
     assert "unreliable" not in agreement("exponent_a", {}, ivs, 0.95)["message"]
+
+
+def test_intervals_that_overlap_only_by_spanning_orders_of_magnitude_cannot_tell():
+    """N_opt at 1e25 FLOPs of a toy study: values 5 orders apart, intervals 6 orders wide."""
+    values = {"approach_1": 1.07e18, "approach_2": 1.67e16, "approach_3": 4.5e13}
+    ivs = {"approach_1": None, "approach_2": [3.52e12, 3.6e18], "approach_3": [1.64e10, 3.94e16]}
+    out = agreement("N_opt at 1e+25 FLOPs", values, ivs, 0.95, max_span=MAX_AGREEMENT_SPAN)
+    assert out["agree"] is None and out["too_wide"] == ["approach_2", "approach_3"]
+    assert out["message"] == (
+        "N_opt at 1e+25 FLOPs: cannot tell: the 95% intervals overlap, but approach_2 "
+        "[3.52e+12, 3.6e+18] spans 6 orders of magnitude, approach_3 [1.64e+10, 3.94e+16] spans "
+        "6.4 orders of magnitude; an interval wider than 10x cannot show that the approaches "
+        "agree")
+
+
+def test_narrow_intervals_keep_their_verdict_and_a_wide_one_is_set_aside():
+    narrow = {"approach_2": [1.07e11, 2.22e11], "approach_3": [1.02e11, 1.86e11]}
+    out = agreement("N_opt", {}, narrow, 0.95, max_span=MAX_AGREEMENT_SPAN)
+    assert out == {**agreement("N_opt", {}, narrow, 0.95), "too_wide": []}
+    assert out["agree"] is True and out["message"].startswith(
+        "N_opt: approach_2, approach_3 agree (their 95% intervals overlap on [1.07e+11, 1.86e+11])")
+    out = agreement("N_opt", {}, {**narrow, "approach_1": [1e9, 1e13]}, 0.95,
+                    max_span=MAX_AGREEMENT_SPAN)
+    assert out["agree"] is True and out["too_wide"] == ["approach_1"]
+    assert out["message"].endswith("; too wide to judge (wider than 10x): approach_1 "
+                                   "[1e+09, 1e+13] spans 4 orders of magnitude")
+    # wide intervals that do not overlap still disagree
+    out = agreement("N_opt", {}, {"a": [1e9, 1e12], "b": [1e13, 1e16]}, 0.95, max_span=10)
+    assert out["agree"] is False and "DISAGREE" in out["message"]

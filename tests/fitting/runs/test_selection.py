@@ -96,6 +96,25 @@ def test_nan_zero_and_negative_losses_are_left_out_with_one_warning_naming_them(
     assert "2 of 9 runs left out" in caplog.records[0].getMessage()
 
 
+def test_the_bad_loss_warning_names_the_tables_own_ids(caplog):
+    """An imported table with a `run_id` column (conf/imported's mapping): the WARNING names
+    its ids, not row numbers."""
+    import yaml
+
+    from tests.conftest import PROJECT_ROOT
+
+    conf = PROJECT_ROOT / "conf" / "imported" / "parameters_analysis.yml"
+    columns = yaml.safe_load(conf.read_text())["analysis"]["columns"]
+    df = chinchilla_like().rename(columns={"loss": "val_loss"})
+    df.insert(0, "run_id", [f"r{i + 1}" for i in range(len(df))])
+    df.loc[[2, 4], "val_loss"] = [np.nan, -1.0]
+    with caplog.at_level(logging.WARNING):
+        prepare_runs(df, AnalysisConfig(columns=columns), source="runs.csv")
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning == ("runs.csv: 2 of 9 runs left out, their final_loss is not a positive "
+                       "finite number: r3 (NaN), r5 (-1)")
+
+
 @pytest.mark.slow  # a real kedro run (~11 s); the same rule and message are tested in process above
 def test_imported_csv_with_bad_losses_fits_with_a_warning_naming_them(kedro_run, tmp_path):
     """Through a real `kedro run --env imported`: the 3 bad rows are left out, the rest fit."""

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.fitting.bootstrap import interval, unreliable_note
-from flops_fit.fitting.checks.agreement import agreement, study_warnings
+from flops_fit.fitting.checks.agreement import MAX_AGREEMENT_SPAN, agreement, study_warnings
 from flops_fit.fitting.checks.extrapolation import ExtrapolationCheck
 from flops_fit.fitting.checks.recommend import recommend_approach
 from flops_fit.fitting.checks.sweep import sweep_diagnostics
@@ -177,7 +177,8 @@ def _agreements(
     ivs = {r.approach: [r.model_size_lo, r.model_size_hi] for r in rows.itertuples()}
     ivs = {k: (v if all(np.isfinite(x) for x in v) else None) for k, v in ivs.items()}
     out["n_opt_at_largest_target"] = {
-        **agreement(f"N_opt at {top:.3g} FLOPs", values, ivs, level, unreliable),
+        **agreement(f"N_opt at {top:.3g} FLOPs", values, ivs, level, unreliable,
+                    max_span=MAX_AGREEMENT_SPAN),
         "compute_budget": top,
     }
     return out
