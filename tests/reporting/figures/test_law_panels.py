@@ -70,3 +70,26 @@ def test_an_optimum_without_a_minimum_is_not_drawn_and_does_not_set_the_scale(st
     assert l_opt.get_ylim()[1] < 100
     assert sum(len(c.get_offsets()) for c in l_opt.collections
                if isinstance(c, PathCollection)) == 3 * N_BUDGETS - 1
+
+
+def test_the_held_out_label_sits_away_from_the_optima():
+    """On the default GPT study (its optima climb to the held-out budget from the lower left
+    of the N_opt and D_opt panels) the 'held-out check' label covers no optimum's marker."""
+    import pandas as pd
+
+    from flops_fit import analyse
+    from tests.fitting.test_api import STUDIES, analysis_params
+
+    result = analyse(pd.read_csv(STUDIES / "default_gpt_full_results.csv"),
+                     {**analysis_params("imported"), "bootstrap": {"draws": 20}},
+                     compute_model="auto")
+    fig = figures.scaling_laws(result.optimal_points, result.curves, result.scaling_laws)
+    renderer = fig.canvas.get_renderer()
+    for ax in data_axes(fig):
+        (label,) = [t for t in ax.texts if t.get_text() == "held-out check"]
+        box = label.get_window_extent(renderer)
+        points = np.vstack([c.get_offset_transform().transform(c.get_offsets())
+                            for c in ax.collections if isinstance(c, PathCollection)])
+        inside = ((points[:, 0] >= box.x0) & (points[:, 0] <= box.x1)
+                  & (points[:, 1] >= box.y0) & (points[:, 1] <= box.y1))
+        assert not inside.any(), ax.get_title()

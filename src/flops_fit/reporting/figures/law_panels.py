@@ -79,8 +79,10 @@ def scaling_laws(
                 _annotate_span(ax, start, "extrapolation", top=key == "l_opt", ha="left")
             if held_out:
                 ax.axvline(held_out, color="0.25", ls=":", lw=1.2)
-                _annotate_span(ax, held_out / 1.25, "held-out check", top=False, rotation=90,
-                               ha="right")
+                # beside the line, away from the optima: below the falling loss, above the
+                # rising N_opt and D_opt
+                _annotate_span(ax, held_out / 1.25, "held-out check", top=key != "l_opt",
+                               rotation=90, ha="right")
             ax.set_title(panel_title)
             ax.set_xlabel("compute budget C (FLOPs)")
             ax.set_ylabel(ylabel)
