@@ -93,9 +93,9 @@ def test_every_bad_parameter_is_listed_at_once(conf):
 def test_a_key_another_key_makes_unused_is_an_error(conf):
     with pytest.raises(ParameterError) as err:
         _check(conf, "local", {"planning.compute_budgets.max": 1e13})
-    assert ("- planning.compute_budgets.max given with --params is not used while "
-            "planning.compute_budgets.values is set (1e+11, 3e+11, 1e+12 in "
-            "conf/base/parameters_planning.yml): set planning.compute_budgets.values=null to "
+    assert ("- planning.compute_budgets.max (1e+13) given with --params is not used while "
+            "planning.compute_budgets.values is set (1e+11, 3e+11, 1e+12) in "
+            "conf/base/parameters_planning.yml: set planning.compute_budgets.values=null to "
             "plan budgets from min, max and num") in str(err.value)
     _check(conf, "local", {"planning.compute_budgets.max": 1e13,
                            "planning.compute_budgets.values": None})
@@ -103,6 +103,56 @@ def test_a_key_another_key_makes_unused_is_an_error(conf):
                        r"torch_backend.schedule.kind is 'cosine'"):
         _check(conf, "local", {"planning.design": "trunks"})
     _check(conf, "local", {"planning.design": "trunks", "torch_backend.schedule.kind": "wsd"})
+
+
+@pytest.mark.parametrize(("env", "runtime", "message"), [
+    ("local", {"planning.model_sizes.power_law.coefficient": 0.3},
+     "- planning.model_sizes.power_law.coefficient (0.3) given with --params is not used while "
+     "planning.model_sizes.centre is fixed_range in conf/base/parameters_planning.yml: set "
+     "planning.model_sizes.centre=power_law"),
+    ("mnist1d", {"planning.model_sizes.fixed_range.max": 1e6},
+     "- planning.model_sizes.fixed_range.max (1e+06) given with --params is not used while "
+     "planning.model_sizes.centre is power_law in conf/mnist1d/parameters_planning.yml"),
+    # the mode and the key it ignores set in one place: the key still differs from its default
+    ("local", {"planning.model_sizes.centre": "fixed_range",
+               "planning.model_sizes.power_law.exponent": 0.4},
+     "planning.model_sizes.power_law.exponent (0.4) given with --params is not used while "
+     "planning.model_sizes.centre is fixed_range given with --params"),
+    ("local", {"planning.compute_budgets.values": [1e11, 1e12],
+               "planning.compute_budgets.num": 5},
+     "planning.compute_budgets.num (5) given with --params is not used while "
+     "planning.compute_budgets.values is set (1e+11, 1e+12) given with --params"),
+])
+def test_a_key_the_chosen_mode_does_not_read_is_an_error(conf, env, runtime, message):
+    with pytest.raises(ParameterError) as err:
+        _check(conf, env, runtime)
+    assert message in str(err.value)
+
+
+def test_span_factor_under_a_fixed_range_warns(conf, caplog, monkeypatch):
+    """A study's later rounds read span_factor whatever the centre: a warning, not an error."""
+    monkeypatch.setattr("flops_fit.parameters.sources._WARNED", set(), raising=False)
+    with caplog.at_level("WARNING", logger="flops_fit.parameters.sources"):
+        _check(conf, "local", {"planning.model_sizes.span_factor": 2})
+        _check(conf, "local", {"planning.model_sizes.span_factor": 2})
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1  # once per process, though kedro study checks at every session
+    assert warnings[0].startswith(
+        "planning.model_sizes.span_factor (2) given with --params does not change the planned "
+        "sizes while planning.model_sizes.centre is fixed_range in "
+        "conf/base/parameters_planning.yml: only a study's later rounds read it")
+
+
+def test_an_unread_key_at_its_default_or_under_a_mode_picked_later_passes(conf, caplog):
+    # an environment restating base's defaults beside base's mode sets nothing
+    _write(conf / "gpu/parameters_sizes.yml", "planning:\n  model_sizes:\n    span_factor: 8.0\n"
+           "    power_law: {coefficient: 1.0, exponent: 0.5}\n")
+    # mnist1d's power law and span are overridden by a centre picked with --params
+    with caplog.at_level("WARNING", logger="flops_fit.parameters.sources"):
+        _check(conf, "gpu")
+        _check(conf, "mnist1d", {"planning.model_sizes.centre": "fixed_range"})
+        _check(conf, "mock", {"planning.compute_budgets.values": [1e18, 1e19]})
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_open_mappings_accept_their_keys(conf):

@@ -5,9 +5,10 @@ Defaults equal `conf/base/parameters_planning.yml` (tests/parameters/test_defaul
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -25,6 +26,16 @@ from flops_fit.planning.flops import PLANNING_FORMULAS, readable_budget
 from flops_fit.planning.shapes import ShapeFamily
 
 MIN_SIZES_PER_BUDGET = 3  # an IsoFLOP profile needs three points to locate a minimum
+
+
+class UnreadKeys(NamedTuple):
+    """Keys (under `planning.`) that the mode `selector` picks leaves unread."""
+
+    selector: str  # the key whose value picks the mode
+    state: str  # its value, as a message shows it
+    keys: tuple[str, ...]
+    hint: str  # how to make the keys count
+    read_by: str | None = None  # who still reads them ("... read it"), or None: nothing does
 
 
 class ComputeBudgets(Section):
@@ -152,6 +163,39 @@ class PlanningConfig(Section):
     @property
     def max_tpp(self) -> float:
         return math.inf if self.max_tokens_per_param is None else self.max_tokens_per_param
+
+    def unread_keys(self) -> tuple[UnreadKeys, ...]:
+        """What the chosen modes do not read: explicit budgets leave min, max and num unread,
+        each centre of the sizes the other centre's keys. Under `fixed_range` a study's later
+        rounds still read `span_factor` (`flops_fit.study.design`), the planned sizes do not."""
+        unread = []
+        if self.compute_budgets.values is not None:
+            shown = ", ".join(f"{v:g}" for v in self.compute_budgets.values)
+            unread.append(UnreadKeys(
+                "compute_budgets.values", f"set ({shown})",
+                ("compute_budgets.min", "compute_budgets.max", "compute_budgets.num"),
+                "set planning.compute_budgets.values=null to plan budgets from min, max and num"))
+        if self.model_sizes.centre == "fixed_range":
+            hint = ("set planning.model_sizes.centre=power_law to centre each budget's sizes on "
+                    "power_law's N_opt(C), from centre/span_factor to centre*span_factor")
+            unread.append(UnreadKeys(
+                "model_sizes.centre", "fixed_range",
+                ("model_sizes.power_law.coefficient", "model_sizes.power_law.exponent"), hint))
+            unread.append(UnreadKeys(
+                "model_sizes.centre", "fixed_range", ("model_sizes.span_factor",), hint,
+                read_by="a study's later rounds read it (kedro study spans them span_factor "
+                        "each way of a fitted optimum)"))
+        else:
+            unread.append(UnreadKeys(
+                "model_sizes.centre", "power_law",
+                ("model_sizes.fixed_range.min", "model_sizes.fixed_range.max"),
+                "set planning.model_sizes.centre=fixed_range to plan every budget's sizes over "
+                "fixed_range"))
+        return tuple(unread)
+
+    def value_at(self, key: str) -> Any:
+        """The value of a dotted key under `planning.` (`model_sizes.power_law.exponent`)."""
+        return functools.reduce(getattr, key.split("."), self)
 
     def with_budgets(self, budgets: list[float] | tuple[float, ...]) -> PlanningConfig:
         """The same plan over explicit budgets (the planning pipeline passes them between nodes)."""

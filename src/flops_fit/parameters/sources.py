@@ -11,6 +11,7 @@ node runs.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,10 @@ from flops_fit.parameters.sections import SECTIONS
 
 PARAMETER_PATTERNS = ("parameters*.yml", "parameters*.yaml", "parameters*/**/*.yml")
 _RUNTIME_PARAM = re.compile(r"\$\{\s*runtime_params:\s*([A-Za-z0-9_.\-]+)")
+# once per process: `kedro study` checks the parameters again in each of its sessions
+_WARNED: set[str] = set()
+
+log = logging.getLogger(__name__)
 
 
 def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -195,21 +200,44 @@ def plugin_import_problems(training: Any, sources: ParameterSources) -> list[str
     return problems
 
 
+def unread_keys(planning: Any, sources: ParameterSources) -> tuple[list[str], list[str]]:
+    """(errors, warnings): keys that the chosen planning modes do not read (`unread_keys` of
+    `PlanningConfig`), set to something other than their default in a place at least as specific
+    as the key that picks the mode. base restates every default beside the mode that ignores it,
+    and a mode picked in a more specific place overrides what a less specific one set for the
+    other mode: neither is the user's mistake. A key a later stage still reads is a warning."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    defaults = type(planning)()
+    for unread in planning.unread_keys():
+        selector = f"planning.{unread.selector}"
+        for name in unread.keys:
+            key = f"planning.{name}"
+            value = planning.value_at(name)
+            if value == defaults.value_at(name) or sources.layer(key) > sources.layer(selector):
+                continue
+            where = f"{key} ({value:g}){sources.origin(key)}"
+            mode = f"{selector} is {unread.state}{sources.origin(selector)}"
+            if unread.read_by is None:
+                errors.append(f"{where} is not used while {mode}: {unread.hint}")
+            else:
+                warnings.append(f"{where} does not change the planned sizes while {mode}: "
+                                f"only {unread.read_by}. To plan with it, {unread.hint}")
+    return errors, warnings
+
+
 def cross_section_problems(validated: Mapping[str, Any], sources: ParameterSources) -> list[str]:
-    """Keys that are valid alone but not together: a value a more specific layer set that
-    another key makes unused, and a trunk design without the schedule it needs."""
+    """Keys that are valid alone but not together: a value the chosen mode does not read (see
+    `unread_keys`), and a trunk design without the schedule it needs."""
     problems = []
     planning = validated.get("planning")
-    if planning is not None and planning.compute_budgets.values is not None:
-        values_key = "planning.compute_budgets.values"
-        for name in ("min", "max", "num"):
-            key = f"planning.compute_budgets.{name}"
-            if sources.layer(key) < sources.layer(values_key):
-                problems.append(
-                    f"{key}{sources.origin(key)} is not used while {values_key} is set "
-                    f"({', '.join(f'{v:g}' for v in planning.compute_budgets.values)}"
-                    f"{sources.origin(values_key)}): "
-                    f"set {values_key}=null to plan budgets from min, max and num")
+    if planning is not None:
+        errors, warnings = unread_keys(planning, sources)
+        problems.extend(errors)
+        for warning in warnings:
+            if warning not in _WARNED:
+                _WARNED.add(warning)
+                log.warning("%s", warning)
     torch = validated.get("torch_backend")
     if planning is not None and torch is not None and planning.design == "trunks":
         from flops_fit.planning.trunks import TrunkPlanError, check_schedule
