@@ -72,6 +72,17 @@ def test_a_headline_far_beyond_the_runs_gives_no_numbers(study):
     assert "**No answer yet for 1e26 FLOPs.** 1e26 FLOPs is 4.6e5×" in md
 
 
+def test_values_that_may_not_be_a_loss_give_no_answer(study):
+    warning = "the analysed values (column 'acc') may not be a loss: 7 of 7 budgets' ..."
+    study["scaling_laws"].setdefault("diagnostics", {})["not_a_loss_warning"] = warning
+    summary = summary_of(study, headline_budget=1e21)
+    head = summary["headline"]
+    assert not head["available"] and "model_size" not in head
+    assert head["text"] == f"No answer for 1e21 FLOPs. Analysis warns that {warning}."
+    assert f"**No answer yet for 1e21 FLOPs.** Analysis warns that {warning}" in \
+        render_markdown(summary)
+
+
 def test_headline_beyond_the_curves_is_approach_3s_own_optimum(study):
     """Under a compute model other than 6N, Approach 3's stored laws are fitted through the
     study's budgets; far beyond them the headline is the surface's argmin, on its IsoFLOP line."""

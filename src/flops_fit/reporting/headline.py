@@ -5,7 +5,8 @@ The values come, in this order, from the predictions table (the budget is a targ
 fitted curves (the budget lies inside their range; read off in log-log) or the bare power laws
 (no interval; for Approach 3 the surface's own optimum under the study's compute model). When
 the preferred approach was not fitted, the next of `HEADLINE_ORDER` is used and the report says
-why.
+why. There is no answer, with the reason, when the budget lies too far beyond the fit or when
+analysis warns that the analysed values may not be a loss.
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
                         "compute_budget"].dropna()
     largest = float(fitted.max()) if not fitted.empty else None
     smallest = float(fitted.min()) if not fitted.empty else None
+    not_a_loss = inp.not_a_loss_warning(laws)
+    if not_a_loss:  # every approach minimised something that is not a loss: no answer
+        head["available"] = False
+        head["why_missing"] = f"Analysis warns that {not_a_loss}."
+        head["text"] = f"No answer for {format_flops(budget)} FLOPs. {head['why_missing']}"
+        return head
     if largest and budget / largest > max_extrapolation:
         head["available"] = False
         head["why_missing"] = (

@@ -137,6 +137,11 @@ def section(laws: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
+def not_a_loss_warning(laws: Mapping[str, Any]) -> str | None:
+    """Analysis's warning that the analysed values may not be a loss (`fitting.checks.sweep`)."""
+    return section(laws, "diagnostics").get("not_a_loss_warning") or None
+
+
 def law(laws: Mapping[str, Any], approach: str, key: str) -> dict[str, Any] | None:
     """A fitted power law y = coefficient · C^exponent, or None when it was not fitted."""
     entry = section(laws, approach).get(key)

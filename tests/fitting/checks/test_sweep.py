@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from flops_fit.fitting.checks.recommend import recommend_approach
 from flops_fit.fitting.checks.sweep import (
     budget_checks,
     identification,
+    loss_check,
     surface_misfit,
     sweep_diagnostics,
 )
@@ -36,9 +40,10 @@ def centred():
 
 def test_a_centred_sweep_raises_nothing(centred):
     runs, isoflop, surface = centred
-    doc = sweep_diagnostics(runs, isoflop, surface, ComputeModel.six_nd(), 0.95)
+    doc = sweep_diagnostics(runs, isoflop, surface, ComputeModel.six_nd(), 0.95, "final_loss")
     assert doc["warnings"] == []
     assert doc["identified"] is True and doc["misfit"] is False
+    assert doc["not_a_loss_warning"] is None and doc["downward_parabolas"] == 0
     for row in doc["budgets"]:
         assert 0.8 < row["centre_over_optimum"] < 1.25
         assert not row["off_centre"] and not row["optimum_at_edge"]
@@ -62,6 +67,37 @@ def test_an_optimum_beyond_the_sweep_is_flagged():
     rows, warnings = budget_checks(runs, isoflop, surface, ComputeModel.six_nd())
     assert all(r["optimum_at_edge"] for r in rows)
     assert any("its lowest loss is at the largest size" in w for w in warnings)
+
+
+def test_an_accuracy_analysed_as_the_loss_is_flagged_once(caplog):
+    """A real study's held-out accuracy: it rises with compute and peaks within each budget."""
+    table = pd.read_csv(Path(__file__).parents[1] / "studies/mnist1d_7_budgets_results.csv")
+    cfg = AnalysisConfig.from_params({"bootstrap": {"draws": 0},
+                                      "columns": {"loss": "heldout_accuracy"}})
+    runs, _ = prepare_runs(table, cfg)
+    isoflop = fit_isoflop_approaches(runs, cfg)
+    with caplog.at_level(logging.WARNING):
+        out, warnings = loss_check(runs, isoflop, "heldout_accuracy")
+    assert out["downward_parabolas"] == out["fitted_parabolas"] == 7
+    assert out["lowest_loss_rises"] is True
+    assert warnings == [out["not_a_loss_warning"]]
+    assert warnings[0].startswith(
+        "the analysed values (column 'heldout_accuracy') may not be a loss: 7 of 7 budgets' "
+        "loss-vs-log N parabolas open downward (a maximum, not a minimum) and its lowest value "
+        "per budget rises with compute, from 0.521 at 6.25e+09 FLOPs to 0.928 at 4e+11 FLOPs")
+    assert "set analysis.columns.loss" in warnings[0]
+    assert [r.getMessage() for r in caplog.records
+            if r.name == "flops_fit.fitting.checks.sweep"] == warnings
+
+
+def test_a_loss_that_rises_with_compute_is_flagged_without_downward_parabolas():
+    table = synthetic_results(noise=0.002, seed=4)
+    table["final_loss"] *= (table["compute_budget"] / table["compute_budget"].min()) ** 0.3
+    runs, isoflop, _ = fitted(table)
+    out, warnings = loss_check(runs, isoflop, "final_loss")
+    assert out["downward_parabolas"] == 0 and out["lowest_loss_rises"] is True
+    assert "(column 'final_loss') may not be a loss: its lowest value per budget rises" in \
+        warnings[0]
 
 
 def test_exponents_that_trade_off_are_not_identified(centred):

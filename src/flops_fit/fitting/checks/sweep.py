@@ -13,6 +13,10 @@ fitted optimum, and whether Approach 3's exponents are identified by the runs.
 - **Not identified**: alpha and beta trade off along a ridge (bootstrap correlation above
   `MAX_EXPONENT_CORRELATION`) or an interval is wider than its value: the surface's separate
   exponents rest on little, even when a = beta / (alpha + beta) is constrained.
+- **Not a loss**: more than `NOT_A_LOSS_SHARE` of the budgets' loss-vs-log N parabolas open
+  downward (a maximum, not a minimum), or the lowest value per budget rises at every step over
+  at least `MIN_RISING_BUDGETS` budgets: the analysed column is probably a score to maximise
+  (an accuracy), and every approach's answer, a minimum of it, means nothing.
 
 The fitted optimum of a budget is Approach 3's (under the study's compute model) when the
 surface was fitted, else Approach 2's vertex. Every warning names the fix. Nothing here changes
@@ -21,6 +25,7 @@ a number.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -41,6 +46,10 @@ OFF_CENTRE_FACTOR = 2.0  # sweep centre vs fitted optimum (either way) beyond th
 MAX_EXPONENT_CORRELATION = 0.95  # |corr(alpha, beta)| over the bootstrap draws above this
 MISFIT_FACTOR = 2.0  # surface RMS log-residual above this multiple of the parabolas' is flagged
 MISFIT_FLOOR = 0.01  # ... and above 1% of loss (near-noiseless runs: both are ~0)
+NOT_A_LOSS_SHARE = 0.5  # budgets whose parabola opens downward, above this share: not a loss
+MIN_RISING_BUDGETS = 3  # a lowest loss rising at every step of fewer budgets may be noise
+
+log = logging.getLogger(__name__)
 
 
 def _fix(law: dict[str, Any] | None) -> str:
@@ -180,16 +189,50 @@ def identification(surface: SurfaceFit, level: float) -> tuple[dict[str, Any], l
     ]
 
 
+def loss_check(runs: pd.DataFrame, isoflop: dict[str, IsoflopFit],
+               column: str) -> tuple[dict[str, Any], list[str]]:
+    """Do the analysed values (`column`) behave like a loss? See "Not a loss" above; the
+    warning is logged once, and `not_a_loss_warning` tells the report to give no answer."""
+    curvatures = [p.parabola["parabola_c2"] for p in (isoflop["approach_2"].points
+                                                      if isoflop else []) if p.parabola]
+    curvatures = [c for c in curvatures if np.isfinite(c)]
+    downward = sum(c <= 0 for c in curvatures)  # as estimators' "opens downward"
+    groups = budget_groups(runs)  # in increasing budget
+    lowest = [float(g.loss.min()) for g in groups]
+    rises = len(lowest) >= MIN_RISING_BUDGETS and all(np.diff(lowest) > 0)
+    mostly_down = bool(curvatures) and downward > NOT_A_LOSS_SHARE * len(curvatures)
+    signs = []
+    if mostly_down:
+        signs.append(f"{downward} of {len(curvatures)} budgets' loss-vs-log N parabolas open "
+                     "downward (a maximum, not a minimum)")
+    if rises:
+        signs.append(f"its lowest value per budget rises with compute, from {lowest[0]:.3g} at "
+                     f"{groups[0].budget:.3g} FLOPs to {lowest[-1]:.3g} at "
+                     f"{groups[-1].budget:.3g} FLOPs")
+    warning = None
+    if signs:
+        warning = (f"the analysed values (column '{column}') may not be a loss: "
+                   + " and ".join(signs) + "; every approach looks for its minimum, which "
+                   "means nothing for a score to maximise (an accuracy). Analyse a loss "
+                   "column: set analysis.columns.loss to its name")
+        log.warning("%s", warning)
+    return {"loss_column": column, "downward_parabolas": downward,
+            "fitted_parabolas": len(curvatures), "lowest_loss_rises": bool(rises),
+            "not_a_loss_warning": warning}, [warning] if warning else []
+
+
 def sweep_diagnostics(
     runs: pd.DataFrame,
     isoflop: dict[str, IsoflopFit],
     surface: SurfaceFit,
     model: ComputeModel,
     level: float,
+    loss_column: str,
 ) -> dict[str, Any]:
     """The scaling_laws document's `diagnostics` section: budgets, identification, warnings."""
+    loss, loss_warnings = loss_check(runs, isoflop, loss_column)
     rows, warnings = budget_checks(runs, isoflop, surface, model)
     ident, ident_warnings = identification(surface, level)
     fit, fit_warnings = surface_misfit(runs, surface)
-    return {"budgets": rows, **ident, **fit,
-            "warnings": warnings + ident_warnings + fit_warnings}
+    return {"budgets": rows, **ident, **fit, **loss,
+            "warnings": loss_warnings + warnings + ident_warnings + fit_warnings}

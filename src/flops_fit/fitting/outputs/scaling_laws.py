@@ -230,7 +230,9 @@ def summarise(
     if surface.fit is not None and (not model.is_6nd or surface.law != DEFAULT_LAW):
         doc["approach_3"].update(allocation_under(surface, model, budgets, level))
     doc["extrapolation_check"] = check.to_dict()
-    doc["diagnostics"] = sweep_diagnostics(runs, isoflop, surface, model, level)
+    doc["diagnostics"] = sweep_diagnostics(
+        runs, isoflop, surface, model, level,
+        (summary.get("columns_used") or {}).get("loss") or "final_loss")
     doc["agreement"] = _agreements(doc, predictions, cfg)
     doc["warnings"] = study_warnings(
         n_runs=len(runs),
