@@ -226,3 +226,33 @@ def test_an_agreement_too_wide_to_judge_reads_cannot_tell(study):
     assert "| n opt at largest target | cannot tell | Approach 2: 1.67e16, Approach 3: 4.5e13 |" \
         in md
     assert '<td class="text">cannot tell</td>' in render_html(summary)
+
+
+def test_a_validation_is_the_reports_only_when_it_scored_the_reported_fit(study):
+    """A validation.json of this fit opens the report; one of an earlier fit, or one that does
+    not say which fit it scored, is a note saying so, never the verdict."""
+    from flops_fit.study.validation import checked_fit
+
+    verdict = "At 2e+21 FLOPs the law (approach 3) predicted a loss of 2.256 nats"
+    stored = {"verdict": verdict, "passed": True, "compute_budget": 2e21,
+              "approach": "approach_3", "runs": [],
+              "prediction": {"approach": "approach_3", "n_opt": 2.67e9, "loss": 2.256},
+              "fit": checked_fit(study["scaling_laws"], "approach_3")}
+    summary = summary_of(study, validation=stored)
+    assert summary["validation"]["verdict"] == verdict
+    assert summary["earlier_validation"] is None
+    assert render_markdown(summary).split("\n")[4].startswith(f"**Validation passed:** {verdict}")
+
+    study["scaling_laws"]["approach_3"]["E"] *= 1.01  # refitted: another surface
+    for validation, which in ((stored, "checked an earlier fit, not this one"),
+                              ({k: v for k, v in stored.items() if k != "fit"},
+                               "does not record which fit it checked")):
+        summary = summary_of(study, validation=validation)
+        assert summary["validation"] is None
+        text = summary["earlier_validation"]["text"]
+        assert which in text and "predicted N_opt = 2.67B and a loss of 2.256 at 2e21" in text
+        assert "kedro run --pipelines validation,reporting" in text
+        md, html = render_markdown(summary), render_html(summary, {})
+        assert verdict not in md and "Validation passed" not in md
+        assert "**Validation of an earlier fit:**" in md
+        assert 'id="earlier-validation"' in html and verdict not in html

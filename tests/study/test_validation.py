@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pandas as pd
@@ -11,6 +12,7 @@ from flops_fit.parameters.study import StudyConfig
 from flops_fit.study.rounds import StudyConfigError
 from flops_fit.study.validation import (
     check_validation_budget,
+    checks_fit,
     plan_validation,
     score_validation,
     validation_budget,
@@ -155,3 +157,30 @@ def test_beyond_the_fit_the_predicted_loss_carries_the_laws_error(pilot_analysis
     (lo, hi), (blo, bhi) = (s["runs"][0]["parameter_interval"] for s in (widened, bare))
     assert lo < blo and hi > bhi
     assert widened["runs"][0]["predicted_loss"] == bare["runs"][0]["predicted_loss"]
+
+
+def test_a_validation_records_the_fit_it_scored_and_matches_only_that_fit(pilot_analysis):
+    """validation.json names the fit it scored; a report compares it with the fit it reports:
+    the same fit (read back from its JSON file or not) matches, any refit does not."""
+    _, analysis = pilot_analysis
+    records, about = _validate(analysis, None)
+    results = pd.DataFrame(simulate(records, noise=0.0))
+    doc = analysis.scaling_laws
+    scored = score_validation(records, results, doc, analysis.draws, about)
+    fit = scored["fit"]
+    assert fit["approach"] == scored["approach"] == "approach_3"
+    assert fit["law"] == doc["approach_3"]["law"] and fit["n_runs"] == 15
+    assert fit["largest_budget"] == 1e20 and len(fit["fingerprint"]) == 16
+    stored = json.loads(json.dumps(scored))
+    assert checks_fit(stored, doc) and checks_fit(stored, json.loads(json.dumps(doc)))
+    refit = json.loads(json.dumps(doc))
+    refit["approach_3"]["law_params"]["E"] *= 1.001
+    assert not checks_fit(stored, refit)
+    fewer = json.loads(json.dumps(doc))
+    fewer["meta"]["n_runs_used"] -= 1
+    assert not checks_fit(stored, fewer)
+    assert not checks_fit({k: v for k, v in stored.items() if k != "fit"}, doc)
+    assert not checks_fit(stored, None)
+    unplanned = score_validation([], pd.DataFrame(), doc, analysis.draws,
+                                 {**about, "not_planned": "no optimum"})
+    assert checks_fit(unplanned, doc)

@@ -1,6 +1,10 @@
 """The report's sections for a steered study: the validation verdict (which opens the report)
 and the rounds (one row per round, and why the study stopped). Both are None when the study
-has none: a single `kedro run` without the validation pipeline, or without rounds."""
+has none: a single `kedro run` without the validation pipeline, or without rounds.
+
+A verdict is the report's only when the validation scored the fit the report is about: a
+validation.json left by an earlier fit (the analysis run again since, with other runs or
+another law) is said to be one, with what it predicted and how to check this fit instead."""
 
 from __future__ import annotations
 
@@ -10,14 +14,27 @@ from typing import Any
 
 import pandas as pd
 
-from flops_fit.reporting.formatting import as_float
+from flops_fit.reporting.formatting import as_float, format_count, format_flops, format_sig
+from flops_fit.reporting.inputs import APPROACH_NAMES
+from flops_fit.study.validation import checks_fit
 
 log = logging.getLogger(__name__)
 
 
-def validation_section(validation: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """verdict, passed (True / False / None: not scored), the budget and every run's numbers."""
-    if not isinstance(validation, Mapping) or "verdict" not in validation:
+#: how to score the current fit, for a report that finds a validation of an earlier one
+RERUN = ("kedro run --pipelines validation,reporting (with the --env and --params of the "
+         "analysis this report is about)")
+
+
+def _scored(validation: Any) -> bool:
+    return isinstance(validation, Mapping) and "verdict" in validation
+
+
+def validation_section(validation: Mapping[str, Any] | None,
+                       laws: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """verdict, passed (True / False / None: not scored), the budget and every run's numbers;
+    None without a validation, or with one of another fit than `laws` (`earlier_validation`)."""
+    if not _scored(validation) or not checks_fit(validation, laws):
         return None
     runs = [{
         "role": r.get("role"), "experiment_id": r.get("experiment_id"),
@@ -36,6 +53,36 @@ def validation_section(validation: Mapping[str, Any] | None) -> dict[str, Any] |
         "approach": validation.get("approach"),
         "runs": runs,
     }
+
+
+def earlier_validation(validation: Mapping[str, Any] | None,
+                       laws: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A stored validation that did not score the fit `laws` is: what it checked (`fit`:
+    approach, law family, runs), its prediction, and `text`, the report's note; else None."""
+    if not _scored(validation) or checks_fit(validation, laws):
+        return None
+    fit = validation.get("fit") if isinstance(validation.get("fit"), Mapping) else {}
+    approach = fit.get("approach") or validation.get("approach")
+    prediction = validation.get("prediction") if isinstance(validation.get("prediction"),
+                                                            Mapping) else {}
+    what = APPROACH_NAMES.get(str(approach), str(approach or "an approach"))
+    if fit.get("law"):
+        what += f" ({fit['law']} law)"
+    if fit.get("n_runs") is not None:
+        what += f" fitted to {fit['n_runs']} runs"
+        if fit.get("largest_budget") is not None:
+            what += f" up to {format_flops(fit['largest_budget'])} FLOPs"
+    said = (f"{what} predicted N_opt = {format_count(prediction.get('n_opt'))} and a loss of "
+            f"{format_sig(prediction.get('loss'), 4)} at "
+            f"{format_flops(validation.get('compute_budget'))} FLOPs")
+    which = ("checked an earlier fit, not this one" if fit.get("fingerprint") else
+             "does not record which fit it checked (it predates that record)")
+    log.warning("validation.json %s: it is left out of the report", which)
+    return {"fit": dict(fit) or None, "approach": approach,
+            "compute_budget": as_float(validation.get("compute_budget")),
+            "prediction": dict(prediction) or None, "rerun": RERUN,
+            "text": (f"The stored validation (validation.json) {which}: {said}. Its verdict "
+                     f"says nothing about this fit; to check this fit, run {RERUN}.")}
 
 
 def study_section(study_rounds: pd.DataFrame | None) -> dict[str, Any] | None:

@@ -25,7 +25,11 @@ from flops_fit.reporting.figures import figure_specs
 from flops_fit.reporting.formatting import DataUnit, as_float
 from flops_fit.reporting.headline import headline
 from flops_fit.reporting.inventory import inventory
-from flops_fit.reporting.study_summary import study_section, validation_section
+from flops_fit.reporting.study_summary import (
+    earlier_validation,
+    study_section,
+    validation_section,
+)
 from flops_fit.schema import APPROACHES, SURFACE_KEYS
 
 
@@ -55,7 +59,8 @@ def summarise_study(
 
     `runs` is the run table (`analysis_runs`: every run with analysis's canonical columns,
     budget and used_in_fit / reason; a `results`-shaped table works too). `validation` and
-    `study_rounds`: a steered study's verdict and rounds (`reporting.study_summary`), if any.
+    `study_rounds`: a steered study's verdict and rounds (`reporting.study_summary`), if any;
+    a verdict on another fit than `scaling_laws` is `earlier_validation`, a note, instead.
     `settings_check`: training's comparison of the completed runs with the configuration; runs
     kept although their settings changed (`on_changed_settings: reuse`) are said at the top.
     `loss_curves`: the runs' loss curves; the figure of them is listed only when there are some.
@@ -79,7 +84,8 @@ def summarise_study(
         "loss_unit": loss_unit.to_dict(unit),
         "confidence_level": confidence,
         "missing": missing,
-        "validation": validation_section(validation),
+        "validation": validation_section(validation, laws),
+        "earlier_validation": earlier_validation(validation, laws),
         "study": study_section(study_rounds),
         "settings_reused": settings_reused(settings_check),
         "headline": headline(laws, preds, curves, optima, headline_budget, headline_approach,

@@ -10,10 +10,16 @@ percentile interval of those draws each times exp(noise x z), noise being the st
 noise in log-loss (`design.noise_sd`): a law can be right and one run still land off its
 mean by the noise. With neighbours (N_opt/2 and 2 N_opt at the same budget), the verdict also
 says whether the predicted optimum reached the lowest loss of the three.
+
+validation.json also records which fit it scored (`checked_fit`): the analysis can be run again
+after it (other runs, another law family), and a report must not quote a verdict on an earlier
+fit as if it checked the one it reports (`checks_fit`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,6 +30,7 @@ import pandas as pd
 from flops_fit.fitting.bootstrap import interval
 from flops_fit.fitting.outputs.draws import surface_draws
 from flops_fit.fitting.surface.law import parametric_loss
+from flops_fit.jsonsafe import json_safe
 from flops_fit.parameters.study import StudyConfig
 from flops_fit.planning.flops import readable_budget
 from flops_fit.reporting.inputs import surface as surface_point
@@ -34,6 +41,35 @@ from flops_fit.study.target import Answer, answer_at, law_error_of
 log = logging.getLogger(__name__)
 
 ROLES: dict[str, float] = {"optimum": 1.0, "half": 0.5, "double": 2.0}  # role -> N / N_opt
+#: what in scaling_laws' meta names the runs a fit saw and how its intervals were drawn
+FIT_META_KEYS = ("n_runs", "n_runs_used", "budgets", "bootstrap", "confidence_level")
+
+
+def checked_fit(doc: Mapping[str, Any], approach: str | None) -> dict[str, Any]:
+    """The fit a validation of `approach` scores, named (`approach`, `law`: Approach 3's
+    family, `n_runs`, `largest_budget`) and fingerprinted: a digest of the approach's section of
+    scaling_laws (its parameters, intervals and law error), the compute model and the runs and
+    bootstrap it was fitted with. Any refit that can change the prediction changes it."""
+    meta = doc.get("meta") if isinstance(doc.get("meta"), Mapping) else {}
+    section = doc.get(approach) if approach and isinstance(doc.get(approach), Mapping) else {}
+    basis = {"approach": approach, "section": section, "compute_model": doc.get("compute_model"),
+             "meta": {k: meta.get(k) for k in FIT_META_KEYS}}
+    text = json.dumps(json_safe(basis), sort_keys=True, allow_nan=False)
+    budgets = [b for b in meta.get("budgets") or [] if isinstance(b, int | float)]
+    return {"approach": approach,
+            "law": section.get("law") if approach == "approach_3" else None,
+            "n_runs": meta.get("n_runs_used"),
+            "largest_budget": max(budgets) if budgets else None,
+            "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+def checks_fit(validation: Mapping[str, Any], doc: Mapping[str, Any] | None) -> bool:
+    """Whether a stored validation scored the fit `doc` is (its recorded `fit` fingerprint is
+    `doc`'s); False for one that records none, as nothing says which fit it scored."""
+    fit = validation.get("fit")
+    if not isinstance(fit, Mapping) or not fit.get("fingerprint") or not isinstance(doc, Mapping):
+        return False
+    return checked_fit(doc, fit.get("approach"))["fingerprint"] == fit["fingerprint"]
 
 
 def check_validation_budget(cfg: StudyConfig, largest: float) -> None:
@@ -162,8 +198,9 @@ def score_validation(records: Sequence[Mapping[str, Any]], results: pd.DataFrame
     seed = int(((doc.get("meta") or {}).get("bootstrap") or {}).get("seed") or 0)
     budget = float(about["compute_budget"])
     if not records:
+        approach = (about.get("prediction") or {}).get("approach")
         return {"compute_budget": budget, "budget_from": about.get("budget_from"),
-                "approach": (about.get("prediction") or {}).get("approach"),
+                "approach": approach, "fit": checked_fit(doc, approach),
                 "confidence_level": level, "noise_sd": noise_sd(doc),
                 "prediction": about.get("prediction"), "runs": [], "passed": None,
                 "lowest_of_three": None,
@@ -189,7 +226,8 @@ def score_validation(records: Sequence[Mapping[str, Any]], results: pd.DataFrame
             getattr(row, "error_message", None), "verdict": where,
         })
     return {"compute_budget": budget, "budget_from": about.get("budget_from"),
-            "approach": answer.approach, "confidence_level": level,
+            "approach": answer.approach, "fit": checked_fit(doc, answer.approach),
+            "confidence_level": level,
             "noise_sd": noise_sd(doc), "prediction": answer.to_dict(), "runs": runs,
             **_verdict(runs, answer, doc.get("loss_unit"))}
 
