@@ -84,11 +84,18 @@ def test_the_validation_pipeline_run_as_the_note_says_scores_the_refit(study):
 
 
 def test_an_imported_study_reports_no_validation(study):
-    """Runs trained elsewhere have none, whatever validation.json the data root holds."""
+    """Runs trained elsewhere have none, whatever validation.json the data root holds; nor
+    the data root's study rounds, loss curves or settings check."""
     assert (study / "07_model_output" / "validation.json").exists()
+    assert (study / "03_primary" / "settings_check.json").exists()
+    (study / "08_reporting" / "study_rounds.csv").write_text(
+        "round,runs_added,flops_added,flops_so_far,approach,n_opt,n_opt_lo,n_opt_hi,"
+        "interval_ratio,stop_reason\n0,57,1e22,1e22,approach_3,1.6e10,1.3e10,2e10,1.5,\n")
     _session_run(study, ["analysis", "reporting"], env="imported", runs_path=str(RUNS_FILE),
                  reporting={"headline_budget": 3e12})
     summary, md = _report(study)
     assert summary["validation"] is None and summary["earlier_validation"] is None
     assert "alidation" not in md
+    assert summary["study"] is None and not summary["settings_reused"]
+    assert "loss_curves" not in [f["name"] for f in summary["figures"]]
     assert summary["headline"]["budget"] == 3e12
