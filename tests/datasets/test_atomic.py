@@ -155,6 +155,7 @@ READ_ONLY = {
     "flops_fit.datasets.PackageCorpusDataset",
     "flops_fit.datasets.MNIST1DDataset",
     "flops_fit.pipelines.analysis.datasets.RunsFileDataset",
+    "flops_fit.pipelines.analysis.datasets.NotTrainedHereDataset",
 }
 
 

@@ -7,6 +7,8 @@
   so that every error about the table names the file. A CSV's text cells lose the quote our
   own CSVs put before formula-like text (`flops_fit.csvsafe`), so our `results.csv` reads back
   as it was.
+- `NotTrainedHereDataset`: under `--env imported`, the validation, study rounds, loss curves and
+  settings check the report reads: nothing, whatever another study left in the data root.
 - `AnalysisRunsDataset`: the `analysis_runs` CSV (written atomically, formula-like text
   neutralised: `flops_fit.datasets.atomic.CSVDataset`), loaded as the typed table the fits
   expect (`fitting.runs.prepare.coerce_runs`): the one place the CSV round trip is undone.
@@ -138,6 +140,22 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
 
     def _exists(self) -> bool:
         return bool(self._filepath) and _home_path(self._filepath).is_file()
+
+
+class NotTrainedHereDataset(AbstractDataset):
+    """For runs trained elsewhere (conf/imported), what this project's own training, steering
+    and validation write: nothing. It loads as None, whatever another study left in the data
+    root, and refuses a save."""
+
+    def load(self) -> None:
+        return None
+
+    def save(self, data: Any) -> None:
+        raise DatasetError("NotTrainedHereDataset is read-only: runs trained elsewhere were "
+                           "not trained, steered or validated here")
+
+    def _describe(self) -> dict[str, Any]:
+        return {}
 
 
 def runs_file(catalog: Any) -> RunsFileDataset | None:
