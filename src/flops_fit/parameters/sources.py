@@ -200,10 +200,19 @@ def plugin_import_problems(training: Any, sources: ParameterSources) -> list[str
     return problems
 
 
+def _set_over(sources: ParameterSources, key: str, selector: str) -> bool:
+    """Was `key` set where it overrides the mode `selector` picks: in a more specific place,
+    or beside it with --params? A file may keep both modes' keys (base does; an environment
+    that switches `compute_budgets.values` on keeps its min, max and num for when it is off);
+    a command line that gives both asked for something it will not get."""
+    at, mode = sources.layer(key), sources.layer(selector)
+    return at < mode or at == mode == 0
+
+
 def unread_keys(planning: Any, sources: ParameterSources) -> tuple[list[str], list[str]]:
     """(errors, warnings): keys that the chosen planning modes do not read (`unread_keys` of
-    `PlanningConfig`), set to something other than their default in a place at least as specific
-    as the key that picks the mode. base restates every default beside the mode that ignores it,
+    `PlanningConfig`), set to something other than their default where it overrides the key that
+    picks the mode (`_set_over`). base restates every default beside the mode that ignores it,
     and a mode picked in a more specific place overrides what a less specific one set for the
     other mode: neither is the user's mistake. A key a later stage still reads is a warning."""
     errors: list[str] = []
@@ -214,7 +223,7 @@ def unread_keys(planning: Any, sources: ParameterSources) -> tuple[list[str], li
         for name in unread.keys:
             key = f"planning.{name}"
             value = planning.value_at(name)
-            if value == defaults.value_at(name) or sources.layer(key) > sources.layer(selector):
+            if value == defaults.value_at(name) or not _set_over(sources, key, selector):
                 continue
             where = f"{key} ({value:g}){sources.origin(key)}"
             mode = f"{selector} is {unread.state}{sources.origin(selector)}"
