@@ -39,8 +39,8 @@ def test_a_run_whose_d_is_off_is_named_once_and_left_out(factor, caplog):
         runs, summary = prepare_runs(_mock(factor=factor), AnalysisConfig(source="mock.csv"))
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warned) == 1
-    assert warned[0].startswith("mock.csv: 1 of 57 runs left out, their D, C and budget "
-                                "contradict each other: C4.64e17-d464-L7-d3c602bb (budget "
+    assert warned[0].startswith("mock.csv: 1 of 57 runs left out, their D contradicts their "
+                                "compute: C4.64e17-d464-L7-d3c602bb (budget "
                                 "4.64e+17, N 1.82e+07): its D disagrees with its C and budget")
     assert f"is {factor:.3g} x its C = 4.64e+17 ('planned_flops')" in warned[0]
     assert summary["n_runs_used"] == 56
@@ -90,3 +90,22 @@ def test_derived_values_and_a_uniform_offset_are_not_contradictions():
     only_budget.loc[VICTIM, "compute_budget"] *= 1e3
     assert contradictions(normalise_runs(only_budget)) == {}
     assert np.isfinite(normalise_runs(only_budget)["num_tokens"]).all()
+
+
+def test_a_compute_that_counts_embeddings_n_leaves_out_is_not_a_contradiction():
+    """Kaplan's convention: N without the embedding table, C the full training FLOPs, so C / 6 N D
+    runs from ~130 at the smallest model to ~1 at the largest; only a run off its neighbours
+    is named."""
+    import itertools
+
+    rows = []
+    for budget, d_model in itertools.product((1e17, 1e18, 1e19), (32, 64, 128, 256, 512, 1024,
+                                                                   2048)):
+        n = 12 * 4 * d_model**2
+        tokens = budget / (6 * (n + 50257 * d_model))
+        rows.append({"model_size": n, "num_tokens": tokens, "compute": budget, "final_loss": 3.0})
+    table = pd.DataFrame(rows)
+    assert contradictions(normalise_runs(table)) == {}
+    table.loc[10, "num_tokens"] *= 1e-3
+    found = contradictions(normalise_runs(table))
+    assert list(found) == [10] and "runs of its size" in found[10]

@@ -4,9 +4,10 @@ A runs table states a run's compute up to three ways: its own C (the compute col
 planned budget (compute_budget) and f(N) · D, its D at the plan's flops_per_token (6 N for a
 table without one). `contradictions` compares, for each run, every pair the table states (a
 value the table does not give, but `fitting.runs.table` derived from the others, agrees by
-construction and is not compared) with the same pair's median over the table: a table whose C
-counts more than 6 N D, or whose runs spend a little more than their budget, agrees with
-itself. A run off that median by more than a factor `MAX_DISAGREEMENT` is named, with the
+construction and is not compared) with the same pair's median over the `NEIGHBOURS` runs nearest
+in model size: a table whose C counts more than 6 N D (attention, or embeddings that N leaves
+out, the more so the smaller the model), or whose runs spend a little more than their budget,
+agrees with itself. A run off that median by more than a factor `MAX_DISAGREEMENT` is named, with the
 quantity that disagrees: the one in every pair that disagrees when the other pair agrees (D when
 C and the budget agree with each other but not with f(N) · D), else the pair.
 
@@ -27,11 +28,32 @@ import pandas as pd
 from flops_fit.fitting.surface.compute_model import PER_UNIT_COLUMN
 from flops_fit.planning.flops import compute_6nd
 
-#: a run whose compute statements disagree by more than this factor, beyond the table's median
-#: disagreement, contradicts itself
+#: a run whose compute statements disagree by more than this factor beyond what the runs of its
+#: size show (`NEIGHBOURS`) contradicts itself
 MAX_DISAGREEMENT = 10.0
 #: the fewest runs stating a pair for its median to say what agreeing means
 MIN_RUNS = 3
+#: how many runs nearest in model size set what agreeing means for a run (C / 6 N D falls with
+#: N where N leaves the embeddings out: a table-wide median would flag its smallest models)
+NEIGHBOURS = 8
+
+
+def _local_medians(log_ratio: pd.Series, log_n: pd.Series) -> pd.Series:
+    """Per run, the median of `log_ratio` over the NEIGHBOURS runs nearest in log N (in size
+    order, the run itself left out; a window at either end of the sizes shifts inwards)."""
+    known = np.isfinite(log_ratio.to_numpy()) & np.isfinite(log_n.to_numpy())
+    index = log_ratio.index[known]
+    order = np.argsort(log_n.to_numpy()[known], kind="stable")
+    values = log_ratio.to_numpy()[known][order]
+    n, half = len(values), NEIGHBOURS // 2
+    out = np.empty(n)
+    for p in range(n):
+        lo = min(max(0, p - half), max(0, n - 1 - NEIGHBOURS))
+        window = [q for q in range(lo, min(n, lo + NEIGHBOURS + 1)) if q != p][:NEIGHBOURS]
+        out[p] = np.median(values[window])
+    medians = pd.Series(np.nan, index=log_ratio.index)
+    medians[index[order]] = out
+    return medians
 
 
 def _statements(runs: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
@@ -62,28 +84,29 @@ def contradictions(runs: pd.DataFrame) -> dict[Any, str]:
     """Run index -> why its D and its compute contradict each other (see the module)."""
     said = _statements(runs)
     limit = np.log10(MAX_DISAGREEMENT)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_n = np.log10(pd.to_numeric(runs["model_size"], errors="coerce").astype(float))
     ratios: dict[tuple[str, str], pd.Series] = {}  # pair -> log10 of the run's ratio
-    medians: dict[tuple[str, str], float] = {}
+    medians: dict[tuple[str, str], pd.Series] = {}  # ... and of its neighbours' (per run)
     for a, b in combinations(said, 2):
         with np.errstate(divide="ignore", invalid="ignore"):
             log_ratio = np.log10(said[a][1] / said[b][1])
-        known = np.isfinite(log_ratio)
-        if known.sum() >= MIN_RUNS:
+        if (np.isfinite(log_ratio) & np.isfinite(log_n)).sum() >= MIN_RUNS:
             ratios[(a, b)] = log_ratio
-            medians[(a, b)] = float(np.median(log_ratio[known]))
+            medians[(a, b)] = _local_medians(log_ratio, log_n)
     out: dict[Any, str] = {}
     for i in runs.index:
-        bad = [pair for pair, r in ratios.items() if abs(r[i] - medians[pair]) > limit]
+        bad = [pair for pair, r in ratios.items() if abs(r[i] - medians[pair][i]) > limit]
         if bad:
             out[i] = _reason(said, bad, len(ratios), ratios, medians, i)
     return out
 
 
 def _reason(said: dict[str, tuple[str, pd.Series]], bad: list[tuple[str, str]], n_pairs: int,
-            ratios: dict[tuple[str, str], pd.Series], medians: dict[tuple[str, str], float],
-            i: Any) -> str:
+            ratios: dict[tuple[str, str], pd.Series],
+            medians: dict[tuple[str, str], pd.Series], i: Any) -> str:
     """'its D disagrees with its C and budget (...): f(N)·D = 4.64e+14 (...) is 0.001 x its C
-    = 4.64e+17 (...) and 0.001 x its budget = ... (the table's median run: 1 x, 1 x)'."""
+    = 4.64e+17 (...) and 0.001 x its budget = ..., runs of its size: 1 x, 1 x'."""
     common = set(bad[0]).intersection(*bad)
     odd = next(iter(common)) if len(common) == 1 and len(bad) < n_pairs else None
     first = odd or bad[0][0]
@@ -98,7 +121,7 @@ def _reason(said: dict[str, tuple[str, pd.Series]], bad: list[tuple[str, str]], 
         other = pair[1] if sign > 0 else pair[0]
         shown.append(f"{10 ** (sign * ratios[pair][i]):.3g} x its {names[other]} = "
                      f"{said[other][1][i]:.3g} ({said[other][0]})")
-        median.append(f"{10 ** (sign * medians[pair]):.3g} x")
+        median.append(f"{10 ** (sign * medians[pair][i]):.3g} x")
     return (f"{head} by more than a factor {MAX_DISAGREEMENT:g} (C = f(N)·D, and a run spends "
             f"its budget): its {names[first]} = {said[first][1][i]:.3g} ({said[first][0]}) is "
-            f"{' and '.join(shown)}, the table's median run {', '.join(median)}")
+            f"{' and '.join(shown)}; runs of its size: {', '.join(median)}")

@@ -168,7 +168,7 @@ def _warn_contradictions(runs: pd.DataFrame, why: dict) -> None:
     if len(named) > MAX_NAMED:
         shown += f"; and {len(named) - MAX_NAMED} more"
     log.warning(
-        "%s: %d of %d runs left out, their D, C and budget contradict each other: %s",
+        "%s: %d of %d runs left out, their D contradicts their compute: %s",
         runs.attrs.get("source", "the runs table"), len(named), len(runs), shown,
     )
 
