@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, model_validator
 
 from flops_fit.parameters.base import Fraction, Number, PositiveInt, PositiveNumber, Section
+
+#: the validation runs at one budget, as role -> N / N_opt: the optimum, and with
+#: `neighbours` also half and double it
+VALIDATION_ROLES: dict[str, float] = {"optimum": 1.0, "half": 0.5, "double": 2.0}
 
 
 class ValidationParams(Section):
@@ -26,6 +30,11 @@ class ValidationParams(Section):
     budget: PositiveNumber | Literal["leftover"] | None = None
     min_factor: Number = Field(2.0, ge=1)
     neighbours: StrictBool = False  # also train N_opt/2 and 2 N_opt at the same budget (3 runs)
+
+    @property
+    def roles(self) -> dict[str, float]:
+        """The runs it trains (`VALIDATION_ROLES`, or the optimum alone)."""
+        return dict(VALIDATION_ROLES) if self.neighbours else {"optimum": 1.0}
 
 
 class StudyConfig(Section):
@@ -41,3 +50,19 @@ class StudyConfig(Section):
     # stop when the best next round is expected to cut N_opt(C*)'s variance by less than this
     min_expected_gain: Fraction = 0.1
     validation: ValidationParams = ValidationParams()
+
+    @model_validator(mode="after")
+    def _validation_fits_the_study(self) -> StudyConfig:
+        # max_compute caps what the rounds train; a validation that alone costs more is out of
+        # scale with the study it checks (most likely a typo), and is said before any work
+        budget, runs = self.validation.budget, len(self.validation.roles)
+        if self.validation.enabled and isinstance(budget, float | int) and (
+                budget * runs > self.max_compute):
+            each = f" x {runs} runs with study.validation.neighbours" if runs > 1 else ""
+            raise ValueError(
+                f"study.validation.budget ({budget:.3g} FLOPs{each}) costs more than "
+                f"study.max_compute ({self.max_compute:.3g} FLOPs), the training the whole "
+                "study may spend: set a smaller study.validation.budget, null "
+                "(study.validation.min_factor x the largest fitted budget) or leftover (what "
+                "study.max_compute leaves after the rounds)")
+        return self

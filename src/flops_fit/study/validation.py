@@ -40,7 +40,6 @@ from flops_fit.study.target import Answer, answer_at, law_error_of
 
 log = logging.getLogger(__name__)
 
-ROLES: dict[str, float] = {"optimum": 1.0, "half": 0.5, "double": 2.0}  # role -> N / N_opt
 #: what in scaling_laws' meta names the runs a fit saw and how its intervals were drawn
 FIT_META_KEYS = ("n_runs", "n_runs_used", "budgets", "bootstrap", "confidence_level")
 
@@ -74,9 +73,9 @@ def checks_fit(validation: Mapping[str, Any], doc: Mapping[str, Any] | None) -> 
 
 def check_validation_budget(cfg: StudyConfig, largest: float) -> None:
     """A budget the user names must lie beyond the fitted ones: inside them a run tests an
-    interpolation, and "validation passed" would claim more than it showed. It must fit
-    study.max_compute, and above C* it is said to test more than the study's answer
-    (`_explicit_budget_note`)."""
+    interpolation, and "validation passed" would claim more than it showed (one that costs
+    more than study.max_compute fails the parameter check; one above C* is said to test more
+    than the study's answer when it is chosen, `_explicit_budget_note`)."""
     cfg = StudyConfig.from_params(cfg)
     budget = cfg.validation.budget
     if not isinstance(budget, float | int):
@@ -87,23 +86,11 @@ def check_validation_budget(cfg: StudyConfig, largest: float) -> None:
             f"budget ({largest:.3g} FLOPs): a validation run must test the law beyond the "
             "budgets it was fitted to; set it above that, or null (study.validation.min_factor "
             "x the largest fitted budget)")
-    _explicit_budget_note(cfg, float(budget))
 
 
 def _explicit_budget_note(cfg: StudyConfig, budget: float) -> str | None:
     """What `budget_from` adds for a study.validation.budget above C* (also a warning), None
-    below it. A validation that alone costs more than study.max_compute is an error: max_compute
-    caps what the rounds train, and a validation bigger than the whole study is out of scale
-    with the study it checks."""
-    runs = len(ROLES) if cfg.validation.neighbours else 1
-    if budget * runs > cfg.max_compute:
-        each = f", x {runs} runs with study.validation.neighbours" if runs > 1 else ""
-        raise StudyConfigError(
-            f"study.validation.budget ({budget:.3g} FLOPs{each}) costs more than "
-            f"study.max_compute ({cfg.max_compute:.3g} FLOPs), the training the whole study "
-            "may spend: the validation alone would not fit it. Set a smaller "
-            "study.validation.budget, null (study.validation.min_factor x the largest fitted "
-            "budget) or leftover (what study.max_compute leaves after the rounds)")
+    at or below it (a budget beyond study.max_compute fails the parameter check)."""
     if budget <= cfg.target_budget:
         return None
     note = (f"above study.target_budget ({cfg.target_budget:.3g} FLOPs): it checks an "
@@ -133,7 +120,7 @@ def validation_budget(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]]) -> tu
                "above the budgets the rounds trained")
         log.warning("Validation at %.3g FLOPs: %s", floor, why)
         return floor, why
-    runs = 3 if v.neighbours else 1
+    runs = len(v.roles)
     budget = min((cfg.max_compute - spent_flops(plan)) / runs, cfg.target_budget)
     if budget < floor:
         return floor, floor_why + " (study.max_compute leaves less)"
@@ -155,7 +142,7 @@ def plan_validation(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]],
         about["not_planned"] = ("no approach has a fitted N_opt law, so there is no optimum to "
                                 "validate (see scaling_laws.json's warnings)")
         return [], about
-    roles = ROLES if cfg.validation.neighbours else {"optimum": 1.0}
+    roles = cfg.validation.roles
     records = []
     for role, factor in roles.items():
         planned = planner(budget, [answer.n_opt * factor])
