@@ -144,9 +144,10 @@ class ParameterValidationHooks:
         except ParameterValidationError as kedro_error:
             validator.removeFilter(held)
             check_parameters(raw, conf_root, **self._where(context, loader, project_path))
-            for record in held.records:
-                validator.handle(record)
+            held.release(validator)
             raise kedro_error  # a typed input outside flops_fit.parameters.SECTIONS
+        else:
+            held.release(validator)  # what it said of parameters that passed
         finally:
             validator.removeFilter(held)
         check_parameters(raw, conf_root, **self._where(context, loader, project_path))
@@ -228,6 +229,13 @@ class _Held(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         self.records.append(record)
         return False
+
+    def release(self, logger: logging.Logger) -> None:
+        """Stop holding `logger`'s records, and let those held through."""
+        logger.removeFilter(self)
+        for record in self.records:
+            logger.handle(record)
+        self.records.clear()
 
 
 #: the loggers of Kedro's runners (`logging.getLogger(runner.__module__)`)

@@ -70,8 +70,8 @@ def test_malformed_values_do_not_crash(study):
     optima = study["optimal_points"].assign(used_in_fit=["True", "false", "1"] * 7)
     summary = summarise_study(study["analysis_runs"], laws, optima, study["predictions"], None)
     assert not summary["laws"][0]["fitted"]
-    assert {"experiment_id": "ghost", "reason": "no reason given", "compute_budget": None,
-            "model_size": None, "final_loss": None} in summary["inventory"]["excluded_runs"]
+    # a run the runs table does not hold is in no count, so in no table
+    assert "ghost" not in [r["experiment_id"] for r in summary["inventory"]["excluded_runs"]]
     render_html(summary)
     render_markdown(summary)
     assert isinstance(figures.isoflop_curves(study["analysis_runs"], optima, laws), Figure)

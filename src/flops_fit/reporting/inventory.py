@@ -36,6 +36,7 @@ def inventory(runs: pd.DataFrame, laws, have_runs: bool) -> dict[str, Any]:
     is_excluded = runs["completed"] & runs["experiment_id"].isin(reasons)
     used = runs[runs["completed"] & ~is_excluded]
     failed_ids = set(failed["experiment_id"])
+    excluded_ids = set(runs.loc[is_excluded, "experiment_id"])
     out: dict[str, Any] = {
         "have_runs": have_runs,
         "total": int(len(runs)),
@@ -49,9 +50,10 @@ def inventory(runs: pd.DataFrame, laws, have_runs: bool) -> dict[str, Any]:
              "error": _failure(r, reasons.get(r.experiment_id))}
             for r in failed.itertuples(index=False)
         ],
-        # a failed run is in the failed table only, though analysis lists it as left out too
+        # a failed run is in the failed table only, though analysis lists it as left out too;
+        # an id the runs table does not hold is in neither count nor table
         "excluded_runs": [_excluded_row(runs, eid, why) for eid, why in reasons.items()
-                          if eid not in failed_ids],
+                          if eid not in failed_ids and eid in excluded_ids],
         "per_budget": [],
     }
     # runs analysis could not place in a budget are a row of their own, so the rows add up
