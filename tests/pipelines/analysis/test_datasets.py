@@ -40,6 +40,14 @@ def test_a_csv_separated_by_tabs_or_semicolons_reads_as_its_header_says(tmp_path
     assert df["loss"].tolist() == [3.0]
 
 
+def test_a_semicolon_csv_with_decimal_commas_reads_its_numbers(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("Model Size;Training FLOP;loss\n1e6;1e15;3,21\n2e6;1e15;3,05\n")
+    df = RunsFileDataset(filepath=str(path)).load()
+    assert df["loss"].tolist() == [3.21, 3.05]
+    assert df["Model Size"].tolist() == [1e6, 2e6]
+
+
 @pytest.mark.parametrize("given", ["", "folder"])
 def test_no_runs_path_says_how_to_give_one(tmp_path, given):
     """Kedro makes an empty `filepath` the project folder: both read as 'no runs file given'."""

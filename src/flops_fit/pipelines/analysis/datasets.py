@@ -46,6 +46,15 @@ def _other_separator(df: pd.DataFrame) -> str | None:
     return next((sep for sep in ("\t", ";") if sep in header), None)
 
 
+def _decimal_commas(df: pd.DataFrame) -> bool:
+    """Does a text column hold numbers written with a decimal comma (3,21), and none other?"""
+    for column in df.select_dtypes(exclude="number").columns:
+        cells = df[column].dropna().astype(str).str.strip()
+        if len(cells) and cells.str.fullmatch(r"[-+]?\d+,\d*(?:[eE][-+]?\d+)?").all():
+            return True
+    return False
+
+
 class RunsFileError(DatasetError):
     """A runs file that is missing, empty or cannot be read: the user's file, whose message is
     the whole story (the command line prints it as one line)."""
@@ -68,9 +77,9 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "load_args": self._load_args}
 
-    def _read_csv(self, path: Path, sep: str) -> pd.DataFrame:
+    def _read_csv(self, path: Path, sep: str, **kwargs: Any) -> pd.DataFrame:
         try:
-            return pd.read_csv(path, **{"sep": sep, **self._load_args})
+            return pd.read_csv(path, **{"sep": sep, **kwargs, **self._load_args})
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise RunsFileError(f"{path}: cannot be read as a table: {exc}") from exc
 
@@ -130,6 +139,10 @@ class RunsFileDataset(AbstractDataset[None, pd.DataFrame]):
                 log.info("%s: its header is separated by %r, not %r: read with %r", path,
                          other, sep, other)
                 df = self._read_csv(path, other)
+                if other == ";" and _decimal_commas(df):
+                    # the same exports write 3,21 for 3.21
+                    log.info("%s: numbers written with decimal commas: read as such", path)
+                    df = self._read_csv(path, other, decimal=",")
             # a table we wrote (results.csv) quotes formula-like text: read it as it was
             df = restore_text(df)
         df.attrs["source"] = str(path)
