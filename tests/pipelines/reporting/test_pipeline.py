@@ -124,6 +124,6 @@ def test_session_run_writes_figures_and_reports(study, tmp_path):
         assert (out / spec["file"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4
-    assert "At 1e24 FLOPs, train N ≈" in (out / "report.md").read_text()
+    assert "At 1e23 FLOPs, train N ≈" in (out / "report.md").read_text()
     summary = json.loads((out / "report_summary.json").read_text())
     assert summary["headline"]["available"]
