@@ -284,8 +284,8 @@ def normalise_runs(
         if found[key] is None:
             raise RunsTableError(
                 f"{source}: no column for {key} (looked for {mapping[key]}); the table has "
-                f"columns {list(df.columns)}. Map it with --params "
-                f"analysis.columns.{key}=<column name>"
+                f"columns {list(df.columns)}. Map it with analysis.columns.{key} (on the "
+                f"command line: --params analysis.columns.{key}=<column name>)"
             )
     notes: list[str] = []
     if found["num_tokens"] is None and found["compute"] is None and found["compute_budget"]:
