@@ -51,12 +51,16 @@ def tune_cpu_allocator() -> bool:
     return _allocator_tuned
 
 
+class DeviceUnavailableError(RuntimeError):
+    """params:torch_backend.device names a device this machine does not have."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise DeviceUnavailableError(
             f"params:torch_backend.device is {name!r} but no CUDA device is available"
         )
     return device

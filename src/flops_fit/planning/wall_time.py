@@ -53,8 +53,19 @@ def probe_seconds(study: Any, plan: list[Mapping[str, Any]], probe_steps: int,
     MAX_PROBED_MODELS planned models; each trains `probe_steps + 1` steps."""
     import torch
 
+    from flops_fit.nn.runtime import DeviceUnavailableError, resolve_device
     from flops_fit.nn.train import train_run
+    from flops_fit.planning.sweep import PlanningError
     from flops_fit.plugins.study import model_kwargs
+
+    try:
+        resolve_device(torch_config.device)
+    except DeviceUnavailableError as exc:
+        raise PlanningError(
+            f"{exc} here, where planning's timing probe (planning.timing_probe_steps = "
+            f"{probe_steps}) would train: plan here with planning.timing_probe_steps=0 (the wall "
+            "time is then estimated from planning.throughput_flops_per_second), or plan on a "
+            "machine with the device") from None
 
     by_size = {int(r["model_size"]): r for r in sorted(plan, key=lambda r: r["model_size"])}
     sizes = sorted(by_size)

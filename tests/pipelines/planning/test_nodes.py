@@ -85,6 +85,27 @@ def test_timing_probe_measures_the_planned_models(corpus_split):
         sum(estimate["run_seconds"].values()))
 
 
+def test_a_probe_on_a_device_this_machine_lacks_says_how_to_plan_here(corpus_split,
+                                                                      monkeypatch):
+    """The gpu environment planned on a machine without CUDA: one PlanningError that names the
+    device and the way to plan without the probe, before any model is built on it."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    params = {**base_params(), "compute_budgets": {"values": [3e10]},
+              "model_sizes": {"num": 3, "centre": "fixed_range",
+                              "fixed_range": {"min": 2e3, "max": 2e4}}}
+    text = bytes(corpus_split.train[:400_000]) + bytes(corpus_split.heldout[:200_000])
+    training = {"executor": "sequential"}
+    torch_params = {"eval": {"heldout_tokens": 1024}, "device": "cuda"}
+    records, _ = plan_isoflop_sweep(choose_compute_budgets(params), {"train_units": None},
+                                    text, params, training, {}, torch_params)
+    with pytest.raises(PlanningError, match=r"^params:torch_backend.device is 'cuda' but no "
+                       r"CUDA device is available here, where planning's timing probe .* plan "
+                       r"here with planning.timing_probe_steps=0"):
+        estimate_training_time(records, text, params, training, {}, torch_params)
+
+
 def test_small_corpus_drops_long_runs():
     params = {**base_params(), "max_epochs": 1}
     records, _ = plan(params, {"train_units": 10**12})
