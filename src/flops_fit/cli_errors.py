@@ -32,6 +32,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from flops_fit.fitting.api import AnalysisInputError
     from flops_fit.fitting.runs.table import RunsTableError
     from flops_fit.fitting.surface.compute_model import ComputeModelError
+    from flops_fit.nn.runtime import DeviceUnavailableError
     from flops_fit.parameters.base import ParameterError
     from flops_fit.pipelines.analysis.datasets import RunsFileError
     from flops_fit.planning.sweep import PlanningError
@@ -42,7 +43,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (ParameterError, RunsTableError, AnalysisInputError, ComputeModelError,
             MissingStageOutput, ImportedRunsError, StudyConfigError, StudyStateError,
             PlanningError, TrunkPlanError, SettingsChangedError, StorageError,
-            StudyLockedError, CorpusError, RunsFileError)
+            StudyLockedError, CorpusError, RunsFileError, DeviceUnavailableError)
 
 
 def user_error(error: BaseException | None) -> BaseException | None:

@@ -189,3 +189,28 @@ def test_training_refuses_a_plan_made_for_another_factory():
                                             rf"but params:training\.model\.factory trains "
                                             rf"{HERE}fixed_size \("):
         prepare_training(plan, {}, training_params(model="fixed_size"))
+
+
+@pytest.mark.parametrize(("executor", "fails"), [({"executor": "sequential"}, True),
+                                                 ({"executor": "dask"}, True),
+                                                 ({"executor": "dask", "dask": {
+                                                     "cluster": "slurm"}}, False)])
+def test_training_here_on_a_device_this_machine_lacks_fails_before_any_run(
+        monkeypatch, executor, fails):
+    """Runs that train here (sequentially, or on a LocalCluster) on a missing device fail
+    before any run; Slurm jobs train elsewhere, where the device may be."""
+    import torch
+
+    from flops_fit.execution import prepare_training
+    from flops_fit.nn.runtime import DeviceUnavailableError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    plan, _ = _plan(training_params(), flops_formula="6nd")
+    training = {**training_params(), **executor}
+    sections = {"torch": {"device": "cuda"}}
+    if fails:
+        with pytest.raises(DeviceUnavailableError, match=r"'cuda' but no CUDA device is "
+                           r"available on this machine, where the runs train \(training\."):
+            prepare_training(plan, {}, training, backend_sections=sections)
+    else:
+        prepare_training(plan, {}, training, backend_sections=sections)

@@ -28,6 +28,21 @@ from flops_fit.parameters.training import TrainingConfig  # noqa: E402
 TRUNK_SETTINGS = ("training.data", "data.", "training.loss")
 
 
+def _check_device(device: str, training: TrainingConfig) -> None:
+    """DeviceUnavailableError before any run when the runs train here, on a device this
+    machine does not have (each run would fail on it, then be retried)."""
+    from flops_fit.nn.runtime import DeviceUnavailableError, resolve_device
+
+    try:
+        resolve_device(device)
+    except DeviceUnavailableError as exc:
+        where = ("training.executor is sequential" if training.executor == "sequential"
+                 else "training.dask.cluster is local")
+        raise DeviceUnavailableError(
+            f"{exc} on this machine, where the runs train ({where}): set "
+            "torch_backend.device to auto or cpu, or train where the device is") from None
+
+
 class TorchBackend:
     """Train the planned model on exactly the planned units of D; report the held-out loss."""
 
@@ -50,6 +65,8 @@ class TorchBackend:
             context_length=plan_context_length(plan), heldout_tokens=params.eval.heldout_tokens)
         check_plan(study, plan)
         check_branches(plan, params.schedule)
+        if training.runs_here:  # else the workers' machines have the device, or say so
+            _check_device(params.device, training)
         return study.data, study.model, study.loss_path
 
     def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:

@@ -185,6 +185,12 @@ class TrainingConfig(Section):
     data: DataPluginParams = DataPluginParams()  # null factory: the training_data catalog entry
     loss: ImportPath = None  # `(outputs, batch) -> scalar tensor`; null: the data's default
 
+    @property
+    def runs_here(self) -> bool:
+        """Whether the runs train on this machine: sequentially, or on a LocalCluster's
+        workers (a scheduler elsewhere or Slurm jobs train them on other machines)."""
+        return self.executor == "sequential" or self.dask.cluster == "local"
+
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, name: str) -> str:
