@@ -48,6 +48,7 @@ from flops_fit.fitting.isoflop.estimators import (
     fit_power_law,
     fit_power_law_draws,
 )
+from flops_fit.fitting.isoflop.lean import lean_warning
 from flops_fit.fitting.threads import limit_blas_threads
 from flops_fit.parameters.analysis import AnalysisConfig
 from flops_fit.schema import ISOFLOP_APPROACHES, LAW_COLUMNS
@@ -234,6 +235,11 @@ def fit_isoflop_approach(
         approach=approach, points=points, laws=laws, bootstrap=report, interval_note=note
     )
     fit.warnings.extend(isoflop_warnings(fit))
+    if approach == "approach_2":
+        vertices = [p.model_size if p.valid else None for p in points]
+        leaning = lean_warning(groups, vertices, cfg.outliers.min_scale)
+        if leaning is not None:
+            fit.warnings.append(leaning)
     return fit
 
 
