@@ -102,6 +102,7 @@ def test_kill_9_in_round_two_and_the_same_command_resumes_it(tmp_path):
     assert len(table) == 4  # header, the pilot, rounds 1 and 2 (max_rounds)
     assert "study.max_rounds (2)" in table[-1]
     assert "Study done after the pilot and 2 round(s)" in done.stdout  # the validation is tested in process
+    assert f"Report: {data / '08_reporting' / 'report.html'}" in done.stdout
     report = (data / "08_reporting" / "report.md").read_text()
     assert "## Study rounds" in report and "study.max_rounds (2)" in report
 

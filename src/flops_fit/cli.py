@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -146,7 +147,7 @@ def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> N
             break
     else:
         raise click.ClickException("the study planned more rounds than study.max_rounds allows; "
-                                   "see data/02_intermediate/study")
+                                   "see its round files, 02_intermediate/study in the data root")
     if cfg.validation.enabled:
         steps.run("validation")
     steps.run("reporting")
@@ -158,4 +159,7 @@ def study(env: str | None, conf_source: str | None, params: dict[str, Any]) -> N
     if cfg.validation.enabled:
         (validation,) = steps.load("validation")
         click.echo(f"Validation: {validation['verdict']}")
-    click.echo("Report: data/08_reporting/report.html (under --params data_root when given)")
+    from flops_fit.hooks import data_root
+
+    root = data_root(params, Path.cwd())
+    click.echo(f"Report: {root / '08_reporting' / 'report.html'}")

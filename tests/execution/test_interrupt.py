@@ -246,3 +246,19 @@ def test_a_second_signal_stops_at_once_without_a_failed_record(tmp_path, monkeyp
     with pytest.raises(interrupt.SweepInterrupted) as err:
         run_task(task, "synthetic", {})
     assert err.value.exit_code == 130
+
+
+def test_a_signal_while_no_run_trains_says_what_was_saved_stays():
+    """SIGTERM between runs (planning, analysis, next_round): nothing was training, and
+    nothing already saved is lost: the message says to go on, not to start again."""
+    import signal
+
+    from flops_fit.execution import interrupt
+
+    try:
+        with pytest.raises(interrupt.SweepInterrupted, match=r"^interrupted by SIGTERM while no "
+                           r"run was training; every run already saved stays saved: run the "
+                           r"same command to go on$"):
+            interrupt._handler(signal.SIGTERM, None)
+    finally:
+        interrupt.clear()

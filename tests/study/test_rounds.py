@@ -70,7 +70,9 @@ def test_rounds_that_answered_another_target_are_refused():
     rounds.check_target(docs, 1e23)
     rounds.check_target([{"round": 1}], 3e23)  # a round file from before the assessment
     with pytest.raises(rounds.StudyStateError, match=r"round file\(s\) 1, 2 answered N_opt at "
-                       r"1e\+23 FLOPs, but study.target_budget is now 3e\+23: restore it"):
+                       r"1e\+23 FLOPs, but study.target_budget is now 3e\+23: restore it.*"
+                       r"deleting the round files \(02_intermediate/study in the data root: "
+                       r"data/, or --params data_root\)"):
         rounds.check_target(docs, 3e23)
 
 

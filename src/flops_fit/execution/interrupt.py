@@ -97,8 +97,8 @@ def _handler(signum: int, frame: Any) -> None:
         request(signum)
         return
     request(signum)
-    raise SweepInterrupted(f"interrupted by {name} before any run was training; nothing to "
-                           "save: run the same command to start again", signum)
+    raise SweepInterrupted(f"interrupted by {name} while no run was training; every run "
+                           "already saved stays saved: run the same command to go on", signum)
 
 
 def install() -> dict[int, Any]:

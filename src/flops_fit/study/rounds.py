@@ -78,6 +78,10 @@ def pilot_fingerprint(pilot: Sequence[Mapping[str, Any]]) -> str:
     return hashlib.sha1(ids.encode()).hexdigest()[:12]
 
 
+#: where a study's round files are, for messages that say to delete them
+ROUND_FILES = "02_intermediate/study in the data root: data/, or --params data_root"
+
+
 def check_pilot(docs: Sequence[Mapping[str, Any]], fingerprint: str,
                 pilot: str = "sweep_plan's (its runs changed since)") -> None:
     """Every round file must have been planned from the pilot the study has now (`pilot`
@@ -87,7 +91,7 @@ def check_pilot(docs: Sequence[Mapping[str, Any]], fingerprint: str,
         raise StudyStateError(
             f"round(s) {', '.join(map(str, stale))} were planned from another pilot than "
             f"{pilot}: restore the planning parameters, or start the study anew by deleting "
-            "the round files (data/02_intermediate/study)")
+            f"the round files ({ROUND_FILES})")
 
 
 def check_target(docs: Sequence[Mapping[str, Any]], target_budget: float) -> None:
@@ -101,7 +105,7 @@ def check_target(docs: Sequence[Mapping[str, Any]], target_budget: float) -> Non
         raise StudyStateError(
             f"round file(s) {', '.join(str(k) for k, _ in other)} answered N_opt at {was} "
             f"FLOPs, but study.target_budget is now {target_budget:.3g}: restore it, or start "
-            "the study anew by deleting the round files (data/02_intermediate/study)")
+            f"the study anew by deleting the round files ({ROUND_FILES})")
 
 
 def current_round(plan: Sequence[Mapping[str, Any]]) -> int:
