@@ -84,14 +84,26 @@ def test_a_validation_budget_beyond_the_study_fails_or_is_said(caplog):
     assert not caplog.records
 
 
-def _validate(analysis, results, neighbours=False):
+def _validate(analysis, results, neighbours=False, enabled=True):
     cfg = StudyConfig.from_params({"target_budget": 1e22,
-                                   "validation": {"neighbours": neighbours}})
+                                   "validation": {"neighbours": neighbours, "enabled": enabled}})
     plan = [{**r, "planned_flops": r["compute_budget"]} for r in
             analysis.runs.to_dict("records")]
     records, about = plan_validation(cfg, plan, analysis.scaling_laws, analysis.draws,
                                      six_nd_planner(0))
     return records, about
+
+
+def test_a_validation_turned_off_plans_no_run_and_says_why(pilot_analysis):
+    """`kedro run` runs the validation pipeline too: study.validation.enabled false trains
+    nothing there, and validation.json says the law was not scored, and why."""
+    _, analysis = pilot_analysis
+    records, about = _validate(analysis, None, enabled=False)
+    assert records == [] and about["not_planned"] == "study.validation.enabled is false"
+    scored = score_validation(records, pd.DataFrame(), analysis.scaling_laws, analysis.draws,
+                              about)
+    assert scored["passed"] is None and scored["verdict"] == (
+        "no validation run: study.validation.enabled is false; the law is not scored")
 
 
 def test_a_law_that_holds_is_scored_inside_its_interval(pilot_analysis):

@@ -138,6 +138,9 @@ def plan_validation(cfg: StudyConfig, plan: Sequence[Mapping[str, Any]],
     answer = answer_at(doc, draws, budget)
     about = {"compute_budget": budget, "budget_from": why, "prediction": answer.to_dict(),
              "not_planned": None}
+    if not cfg.validation.enabled:  # a plain `kedro run` runs the validation pipeline too
+        about["not_planned"] = "study.validation.enabled is false"
+        return [], about
     if answer.n_opt is None:
         about["not_planned"] = ("no approach has a fitted N_opt law, so there is no optimum to "
                                 "validate (see scaling_laws.json's warnings)")

@@ -42,7 +42,8 @@ def plan_validation_runs(
                             as_branches=False)
     records, about = plan_validation(study_params, plan, scaling_laws, bootstrap_draws, planner)
     if not records:
-        log.warning("No validation run: %s", about["not_planned"])
+        asked = StudyConfig.from_params(study_params).validation.enabled
+        (log.warning if asked else log.info)("No validation run: %s", about["not_planned"])
         return records, about
     prediction = about["prediction"]
     log.info("Validation at %.3g FLOPs (%s): %s predicts N_opt = %.3g, loss %.4g; training %s",
