@@ -168,5 +168,6 @@ def test_an_isoflop_approachs_loss_beyond_the_fit_is_said_to_be_optimistic(study
     note = summary_of(study, headline_approach="approach_2")["headline"]["extrapolation_note"]
     assert note.endswith("Approach 2's loss is a power law in C with no irreducible term: beyond "
                          "the fit it falls as if the loss could reach 0, so it is optimistic "
-                         "there (Approach 3's surface keeps its floor).")
+                         "there, by more than its interval says (Approach 3's surface keeps its "
+                         "floor).")
     assert "irreducible" not in summary_of(study)["headline"]["extrapolation_note"]

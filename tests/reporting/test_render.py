@@ -162,3 +162,15 @@ def test_a_and_b_are_said_to_be_the_6nd_exponents_under_another_compute_model(st
         "model_size": [1e6, 1e9], "ratio_to_6n": [1.6, 1.1]}
     md = render_markdown(summary_of(study))
     assert said in md and "under this study's compute, C = f(N)·D with f = 1.1–1.6 × 6N" in md
+
+
+def test_approaches_1_and_2_losses_beyond_the_fit_are_said_to_be_optimistic(study):
+    """The predictions table reaches past the fitted budgets: under it, both reports say that
+    Approaches 1-2's loss has no floor there (Approach 3's does)."""
+    summary = summary_of(study)
+    said = ("The losses of Approach 1 and Approach 2 are power laws in C with no irreducible "
+            "term: beyond the fit it falls as if the loss could reach 0")
+    assert summary["predictions_note"].startswith(said)
+    assert said in render_markdown(summary) and said in render_html(summary)
+    study["predictions"] = study["predictions"][study["predictions"]["approach"] == "approach_3"]
+    assert summary_of(study)["predictions_note"] is None

@@ -110,10 +110,8 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
     head["extrapolation_note"] = _extrapolation_note(budget, smallest, largest,
                                                      head.get("model_size_interval"))
     if approach != "approach_3" and largest and budget > largest:
-        head["extrapolation_note"] += (
-            f" {inp.APPROACH_NAMES[approach]}'s loss is a power law in C with no irreducible "
-            "term: beyond the fit it falls as if the loss could reach 0, so it is "
-            "optimistic there (Approach 3's surface keeps its floor).")
+        head["extrapolation_note"] += " " + no_floor_note([inp.APPROACH_NAMES[approach]]) + "."
+
     head["text"] = _headline_text(head, confidence, unit or inp.data_unit(laws), compute)
     return head
 
@@ -231,3 +229,12 @@ def _headline_text(head: dict[str, Any], confidence: float, unit: DataUnit,
     else:
         text += " (no interval available)"
     return f"{text}; {head['approach_name']}, compute counted as {compute.short()}."
+
+
+def no_floor_note(names: list[str]) -> str:
+    """Why Approaches 1-2's loss beyond their fitted budgets is optimistic (`names`: whose)."""
+    subject = (f"{names[0]}'s loss is a power law" if len(names) == 1
+               else f"the losses of {' and '.join(names)} are power laws")
+    return (f"{subject} in C with no irreducible term: beyond the fit it falls as if the loss "
+            "could reach 0, so it is optimistic there, by more than its interval says "
+            "(Approach 3's surface keeps its floor)")

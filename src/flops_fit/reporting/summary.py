@@ -23,7 +23,7 @@ from flops_fit.parameters.reporting import MAX_EXTRAPOLATION
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures import figure_specs
 from flops_fit.reporting.formatting import DataUnit, as_float
-from flops_fit.reporting.headline import headline
+from flops_fit.reporting.headline import headline, no_floor_note
 from flops_fit.reporting.inventory import inventory
 from flops_fit.reporting.study_summary import (
     earlier_validation,
@@ -93,6 +93,7 @@ def summarise_study(
         "laws": [_law_summary(laws, a) for a in APPROACHES],
         "agreement": _agreement(laws),
         "predictions": _predictions(preds),
+        "predictions_note": _predictions_note(preds, optima),
         "extrapolation_check": _extrapolation_check(laws),
         "inventory": inventory(runs, laws, raw_runs is not None),
         "meta": _meta(meta, laws),
@@ -274,6 +275,22 @@ def _predictions(preds: pd.DataFrame) -> list[dict[str, Any]]:
                                               "loss")))
         rows.append(entry)
     return rows
+
+
+def _predictions_note(preds: pd.DataFrame, optima: pd.DataFrame) -> str | None:
+    """Under the predictions table, where Approaches 1-2 predict a loss beyond their fit."""
+    beyond = []
+    for approach in ("approach_1", "approach_2"):
+        fitted = optima.loc[optima["used_in_fit"] & (optima["approach"] == approach),
+                            "compute_budget"].dropna() if len(optima) else pd.Series(dtype=float)
+        rows = preds[(preds["approach"] == approach)] if len(preds) else preds
+        if len(fitted) and len(rows) and (rows["compute_budget"] > fitted.max()).any() and (
+                rows["loss"].notna().any()):
+            beyond.append(inp.APPROACH_NAMES[approach])
+    if not beyond:
+        return None
+    note = no_floor_note(beyond)
+    return note[0].upper() + note[1:] + "."
 
 
 def _extrapolation_check(laws) -> dict[str, Any]:
