@@ -21,6 +21,10 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocat
 from flops_fit.reporting.formatting import DataUnit, format_count, format_flops, format_sig
 from flops_fit.reporting.styles import styled_figure
 
+#: an optimum the fit left out, more than this factor outside the used ones' range, is not
+#: drawn (a parabola with no minimum leaves an infinite N, which would set the scale)
+OFF_CHART = 10.0
+
 
 def figure_specs(unit: DataUnit | None = None) -> dict[str, dict[str, str]]:
     """Figure name -> (title, caption, file name under 08_reporting), worded for the unit of D.

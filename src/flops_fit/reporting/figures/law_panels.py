@@ -16,6 +16,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures.common import (
     FIGURES,
+    OFF_CHART,
     count_axis,
     decade_locator,
     finite,
@@ -101,8 +102,6 @@ def scaling_laws(
     return fig
 
 
-#: an unused optimum more than this factor outside the used ones' range is not drawn
-OFF_CHART = 10.0
 #: a loss axis spanning more decades than this is labelled by decades
 LOSS_DECADES = 1.5
 

@@ -14,6 +14,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator
 from flops_fit.reporting import inputs as inp
 from flops_fit.reporting.figures.common import (
     GREY,
+    OFF_CHART,
     decade_locator,
     figure_specs,
     finite,
@@ -70,6 +71,9 @@ def tokens_per_param(
                                       markersize=5 * k,
                                       label=f"{inp.APPROACH_NAMES[approach]} "
                                             f"({inp.APPROACH_METHODS[approach]})"))
+        if (~optima["used_in_fit"]).any():
+            handles.append(Line2D([], [], marker="x", ls="none", color=GREY,
+                                  label="optimum not used in the fit"))
         if not preds.dropna(subset=["tokens_per_param"]).empty:
             handles.append(Line2D([], [], marker="o", ls="none", mfc="white", mec=GREY,
                                   label="prediction at a target budget (95% interval)"))
@@ -101,9 +105,21 @@ def _draw_approach(ax, approach: str, curves: pd.DataFrame, optima: pd.DataFrame
         ax.plot(c["compute_budget"], c["num_tokens"] / c["model_size"], color=colour, lw=1.5)
         drawn = True
     p = optima[optima["approach"] == approach]
-    if not p.empty:
-        ax.scatter(p["compute_budget"], p["tokens_per_param"], color=colour, s=28 * k2,
+    used = p[p["used_in_fit"]]
+    if not used.empty:
+        ax.scatter(used["compute_budget"], used["tokens_per_param"], color=colour, s=28 * k2,
                    zorder=4, edgecolors="white", linewidths=0.5)
+        drawn = True
+    # an optimum the fit left out is a cross (a hollow circle is a prediction here), and only
+    # near the used ones, as in the scaling-laws figure
+    unused = p[~p["used_in_fit"]]
+    if not used.empty:
+        lo = used["tokens_per_param"].min() / OFF_CHART
+        hi = used["tokens_per_param"].max() * OFF_CHART
+        unused = unused[unused["tokens_per_param"].between(lo, hi)]
+    if not unused.empty:
+        ax.scatter(unused["compute_budget"], unused["tokens_per_param"], color=colour,
+                   marker="x", s=24 * k2, linewidths=1.0, zorder=4)
         drawn = True
     q = preds[(preds["approach"] == approach)
               & finite(preds["compute_budget"], preds["tokens_per_param"])]
