@@ -123,3 +123,20 @@ def test_runs_reused_under_other_settings_are_said_at_the_top(study):
         summary = summarise_report(*args, settings_check=quiet)
         assert summary["settings_reused"] is None
         assert "reused under other settings" not in render_markdown_report(summary)
+
+
+def test_the_html_report_embeds_a_steered_studys_rounds(study):
+    """The HTML report is one self-contained file: a steered study's rounds figure is in it
+    (the Markdown report links study_rounds.png, which next_round writes)."""
+    from tests.reporting.test_summary import _study_rounds
+
+    rounds = _study_rounds(assessed_last=True)
+    args = (study["analysis_runs"], study["scaling_laws"], study["optimal_points"],
+            study["predictions"], study["scaling_law_curves"], PARAMS)
+    fig = plot_parametric_fit(None, None, PARAMS)[0]
+    summary = summarise_report(*args, study_rounds=rounds)
+    html = render_html_report(summary, fig, fig, fig, fig, PARAMS, None, rounds,
+                              {"target_budget": 1e23})
+    assert html.count("data:image/png;base64,") == 5 and 'alt="study rounds"' in html
+    plain = render_html_report(summarise_report(*args), fig, fig, fig, fig, PARAMS, None, None)
+    assert plain.count("data:image/png;base64,") == 4 and "study rounds" not in plain

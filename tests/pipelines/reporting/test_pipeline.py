@@ -24,6 +24,7 @@ PARAMS = {"style": "notebook", "headline_budget": 1e24, "headline_approach": "ap
 def _memory_catalog(inputs: dict) -> DataCatalog:
     datasets = {name: MemoryDataset(value) for name, value in inputs.items()}
     datasets["params:reporting"] = MemoryDataset(PARAMS)
+    datasets["params:study"] = MemoryDataset({})
     # absent: they load as None
     for name in ("validation", "study_rounds", "settings_check", "loss_curves"):
         datasets.setdefault(name, MemoryDataset(None))
@@ -32,8 +33,8 @@ def _memory_catalog(inputs: dict) -> DataCatalog:
 
 def test_pipeline_runs_on_memory_catalog(study):
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {*INPUTS, "params:reporting", "validation", "study_rounds",
-                                 "settings_check", "loss_curves"}
+    assert pipeline.inputs() == {*INPUTS, "params:reporting", "params:study", "validation",
+                                 "study_rounds", "settings_check", "loss_curves"}
     outputs = SequentialRunner().run(pipeline, _memory_catalog({k: study[k] for k in INPUTS}))
     assert set(outputs) == {f"{name}_plot" for name in FIGURES} | {"report_html",
                                                                   "report_markdown"}

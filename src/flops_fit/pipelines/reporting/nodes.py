@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from flops_fit.parameters.reporting import ReportingConfig
+from flops_fit.parameters.study import StudyConfig
 from flops_fit.reporting import figures, inputs
 from flops_fit.reporting.render import render_html, render_markdown
 from flops_fit.reporting.summary import summarise_study
@@ -98,17 +99,33 @@ def summarise_report(analysis_runs: pd.DataFrame, scaling_laws: dict[str, Any],
     return summary
 
 
+#: the study parameters a report of a study that was not steered is drawn with (never read)
+_NOT_STEERED = StudyConfig()
+
+
 def render_html_report(report_summary: dict[str, Any], isoflops_curves_figure: Figure,
                        scaling_laws_figure: Figure, tokens_per_param_figure: Figure,
                        parametric_fit_figure: Figure, reporting: ReportingConfig,
-                       loss_curves_figure: Figure | None = None) -> str:
+                       loss_curves_figure: Figure | None = None,
+                       study_rounds: pd.DataFrame | None = None,
+                       study: StudyConfig = _NOT_STEERED) -> str:
+    """The self-contained HTML report, every figure embedded: a steered study's rounds are
+    drawn here from `study_rounds` (None or empty: not a steered study)."""
     cfg = ReportingConfig.from_params(reporting)
+    rounds_figure = None
+    if study_rounds is not None and len(study_rounds) and report_summary.get("study"):
+        from flops_fit.reporting.figures.study_rounds import study_rounds_figure
+
+        steered = StudyConfig.from_params(study)
+        rounds_figure = study_rounds_figure(study_rounds, steered.target_budget,
+                                            steered.precision, cfg.style)
     return render_html(report_summary, {
         "isoflops_curves": isoflops_curves_figure,
         "scaling_laws": scaling_laws_figure,
         "tokens_per_param": tokens_per_param_figure,
         "parametric_fit": parametric_fit_figure,
         "loss_curves": loss_curves_figure,
+        "study_rounds": rounds_figure,
     }, embed_dpi=cfg.embed_dpi)
 
 

@@ -42,10 +42,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                   "settings_check", "loss_curves"],
                  "report_summary",
                  name="summarise_report"),
+            # a steered study's rounds are drawn again there for the HTML report, which embeds
+            # every figure (next_round writes study_rounds.png for the Markdown report)
             Node(render_html_report,
                  ["report_summary", "isoflops_curves_figure", "scaling_laws_figure",
                   "tokens_per_param_figure", "parametric_fit_figure", "params:reporting",
-                  "loss_curves_figure"],
+                  "loss_curves_figure", "study_rounds", "params:study"],
                  "report_html",
                  name="render_html_report"),
             Node(render_markdown_report, "report_summary", "report_markdown",
