@@ -65,9 +65,11 @@ class TorchBackend:
             context_length=plan_context_length(plan), heldout_tokens=params.eval.heldout_tokens)
         check_plan(study, plan)
         check_branches(plan, params.schedule)
-        if training.runs_here:  # else the workers' machines have the device, or say so
-            _check_device(params.device, training)
         return study.data, study.model, study.loss_path
+
+    def check_machine(self, params: TorchConfig, training: TrainingConfig) -> None:
+        """Before a sweep whose runs train on this machine: its device is here."""
+        _check_device(TorchConfig.from_params(params).device, training)
 
     def train(self, record: dict[str, Any], params: Any, ctx: RunContext) -> dict:
         from flops_fit.nn.train import train_run

@@ -95,6 +95,11 @@ def prepare_training(
         # result was trained on.
         data, model, loss = prepare(records, config, backend_params, training_data,
                                     corpus_params)
+    check_machine = getattr(backend, "check_machine", None)
+    if config.runs_here and callable(check_machine):
+        # runs trained here fail alike on what this machine lacks (a device): say it once, now;
+        # workers elsewhere (Slurm, a remote scheduler) are left to their own machines
+        check_machine(backend_params, config)
     settings = training_settings(config, backend_params, data, loss)
 
     tasks = expand_plan(records, config.seeds, config.seed)
