@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from flops_fit.reporting.figures.common import no_data_figure
+from flops_fit.reporting.figures.common import (
+    count_tick,
+    flops_tick,
+    no_data_figure,
+    sig_tick,
+)
 from flops_fit.reporting.formatting import format_count, format_flops
 from flops_fit.reporting.styles import styled_figure
 
@@ -49,6 +55,15 @@ def study_rounds_figure(rounds: pd.DataFrame, target: float, precision: float,
                       label=f"study.precision ({precision:g})")
         right.set(xscale="log", yscale="log", xlabel="training FLOPs so far",
                   ylabel="interval hi / lo", title="Interval ratio of N_opt(C*)")
+        # these axes often span less than a decade, where matplotlib labels the minor ticks
+        # 1.5x10^0: every tick reads as the report's numbers do
+        for ax, axis, tick in ((right, "y", sig_tick), (left, "y", count_tick),
+                               (left, "x", flops_tick), (right, "x", flops_tick)):
+            lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+            ticks = ax.yaxis if axis == "y" else ax.xaxis
+            ticks.set_major_formatter(FuncFormatter(tick))
+            # minor ticks are labelled only within a decade, where they are the only ones
+            ticks.set_minor_formatter(FuncFormatter(tick) if hi < 10 * lo else NullFormatter())
         right.legend(loc="best")
         last = table.iloc[-1]
         fig.suptitle(f"{TITLE}: {len(table)} fitted, N_opt(C*) = {format_count(last['n_opt'])}")
