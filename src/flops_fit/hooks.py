@@ -142,7 +142,6 @@ class ParameterValidationHooks:
         try:
             context.params  # noqa: B018 - Kedro's own validation of every typed params: input
         except ParameterValidationError as kedro_error:
-            validator.removeFilter(held)
             check_parameters(raw, conf_root, **self._where(context, loader, project_path))
             held.release(validator)
             raise kedro_error  # a typed input outside flops_fit.parameters.SECTIONS

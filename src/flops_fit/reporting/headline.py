@@ -71,8 +71,7 @@ def headline(laws: Mapping[str, Any], preds: pd.DataFrame, curves: pd.DataFrame,
                                  f"{inp.APPROACH_NAMES[approach]} instead.")
     head.update(approach=approach, approach_name=inp.APPROACH_NAMES[approach],
                 approach_method=inp.APPROACH_METHODS[approach], available=True)
-    fitted = optima.loc[optima["used_in_fit"] & (optima["approach"] == approach),
-                        "compute_budget"].dropna()
+    fitted = inp.fitted_budgets(optima, approach)
     largest = float(fitted.max()) if not fitted.empty else None
     smallest = float(fitted.min()) if not fitted.empty else None
     not_a_loss = inp.not_a_loss_warning(laws)

@@ -116,6 +116,14 @@ def optimal_frame(optimal_points: Any) -> pd.DataFrame:
     return df
 
 
+def fitted_budgets(optima: pd.DataFrame, approach: str) -> pd.Series:
+    """The budgets whose optima `approach`'s power laws were fitted to (`optimal_frame`)."""
+    if not len(optima):
+        return pd.Series(dtype=float)
+    return optima.loc[optima["used_in_fit"] & (optima["approach"] == approach),
+                      "compute_budget"].dropna()
+
+
 def curves_frame(curves: Any) -> pd.DataFrame:
     df = _frame(curves, CURVE_COLUMNS)
     df["approach"] = _text(df["approach"])

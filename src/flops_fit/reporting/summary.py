@@ -281,11 +281,10 @@ def _predictions_note(preds: pd.DataFrame, optima: pd.DataFrame) -> str | None:
     """Under the predictions table, where Approaches 1-2 predict a loss beyond their fit."""
     beyond = []
     for approach in ("approach_1", "approach_2"):
-        fitted = optima.loc[optima["used_in_fit"] & (optima["approach"] == approach),
-                            "compute_budget"].dropna() if len(optima) else pd.Series(dtype=float)
+        fitted = inp.fitted_budgets(optima, approach)
         rows = preds[(preds["approach"] == approach)] if len(preds) else preds
-        if len(fitted) and len(rows) and (rows["compute_budget"] > fitted.max()).any() and (
-                rows["loss"].notna().any()):
+        if len(fitted) and len(rows) and rows.loc[rows["compute_budget"] > fitted.max(),
+                                                  "loss"].notna().any():
             beyond.append(inp.APPROACH_NAMES[approach])
     if not beyond:
         return None

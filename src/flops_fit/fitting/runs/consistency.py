@@ -45,12 +45,15 @@ def _local_medians(log_ratio: pd.Series, log_n: pd.Series) -> pd.Series:
     index = log_ratio.index[known]
     order = np.argsort(log_n.to_numpy()[known], kind="stable")
     values = log_ratio.to_numpy()[known][order]
-    n, half = len(values), NEIGHBOURS // 2
-    out = np.empty(n)
-    for p in range(n):
-        lo = min(max(0, p - half), max(0, n - 1 - NEIGHBOURS))
-        window = [q for q in range(lo, min(n, lo + NEIGHBOURS + 1)) if q != p][:NEIGHBOURS]
-        out[p] = np.median(values[window])
+    n = len(values)
+    k = min(NEIGHBOURS, n - 1)
+    if k < 1:
+        return pd.Series(np.nan, index=log_ratio.index)
+    at = np.arange(n)
+    start = np.minimum(np.maximum(0, at - NEIGHBOURS // 2), n - 1 - k)
+    window = start[:, None] + np.arange(k + 1)  # (n, k + 1): holds the run itself once
+    others = values[window][window != at[:, None]].reshape(n, k)
+    out = np.median(others, axis=1)
     medians = pd.Series(np.nan, index=log_ratio.index)
     medians[index[order]] = out
     return medians
